@@ -1,0 +1,80 @@
+# One entry point for people and CI. `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+
+PIPELINE ?= stock_health
+DATE ?= 2024-12-04
+DATA ?= $(CURDIR)/data
+
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW_CONFIG := $(CURDIR)/airflow.cfg
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AUTOPO_DATA_DIR := $(abspath $(DATA))
+export AUTOPO_PG_DIR ?= $(CURDIR)/.pg
+export AUTOPO_CONFIG_DIR := $(CURDIR)/dags/configs
+
+.PHONY: help setup demo run test db-start db-stop db-url sample clean
+
+help:
+	@echo "make demo                      set up, run stock_health on a generated sample day, print what it did"
+	@echo "make test                      run the whole test suite"
+	@echo "make run PIPELINE=.. DATE=.. DATA=..   run one date through the DAG on a data root"
+	@echo "make db-url                    the warehouse's connection URI"
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.txt
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+$(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	touch $@
+
+setup: $(AIRFLOW_HOME)/.migrated db-start
+
+db-start: $(VENV)/.installed
+	@$(BIN)/python -m autopo_pipelines.embedded_pg start
+	@$(BIN)/python -m autopo_pipelines.migrations --url "$$($(BIN)/python -m autopo_pipelines.embedded_pg url)" --dir migrations
+
+db-stop: $(VENV)/.installed
+	@$(BIN)/python -m autopo_pipelines.embedded_pg stop
+
+db-url: $(VENV)/.installed
+	@if [ -n "$${AIRFLOW_CONN_AUTOPO_DB:-}" ]; then echo "$$AIRFLOW_CONN_AUTOPO_DB"; \
+	else $(BIN)/python -m autopo_pipelines.embedded_pg url; fi
+
+sample: $(VENV)/.installed
+	@$(BIN)/python -m autopo_pipelines.sample_day --date $(DATE)
+
+# Runs one date through the real DAG (`airflow dags test`), then prints the day's summary.
+# Exit status is non-zero when the day did not complete.
+run: setup
+	@export AIRFLOW_CONN_AUTOPO_DB="$${AIRFLOW_CONN_AUTOPO_DB:-$$($(BIN)/python -m autopo_pipelines.embedded_pg url)}"; \
+	mkdir -p $(AIRFLOW_HOME)/runs; log=$(AIRFLOW_HOME)/runs/$(PIPELINE)_$(DATE).log; \
+	echo "running $(PIPELINE) for $(DATE) on $(AUTOPO_DATA_DIR) (Airflow log: $$log)"; \
+	start=$$(date +%s); \
+	$(BIN)/airflow dags test $(PIPELINE) -c '{"date": "$(DATE)"}' > $$log 2>&1 || true; \
+	echo "took $$(( $$(date +%s) - start ))s"; \
+	$(BIN)/python -m autopo_pipelines.summary --pipeline $(PIPELINE) --date $(DATE)
+
+demo: setup
+	@if ! ls "$(AUTOPO_DATA_DIR)/inbox/stock_health/"*"$$(echo $(DATE) | tr -d -)"* >/dev/null 2>&1; then \
+		$(BIN)/python -m autopo_pipelines.sample_day --date $(DATE); fi
+	@$(MAKE) --no-print-directory run PIPELINE=stock_health DATE=$(DATE)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	-$(BIN)/python -m autopo_pipelines.embedded_pg stop
+	rm -rf $(AIRFLOW_HOME) .pg data

@@ -1,0 +1,226 @@
+"""Per-file intermediate outputs, and the day's CSV outputs built from them.
+
+Each transformed file leaves a *part*: a directory holding its rows and
+rejects as Parquet and a ``part.json`` written last, renamed into place in
+one step, so a part either exists whole or not at all (a transform killed
+half-way leaves only a temporary directory that nothing reads).
+
+The day's outputs are streamed from the parts in bounded batches (files per
+batch, bytes per batch) so memory follows the batch, not the number of stores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from autopo_pipelines.config import AggregationConfig
+from autopo_pipelines.layout import date_stamp
+from autopo_pipelines.pipeline import FileOutcome, TransformDefinition
+from autopo_pipelines.tabular import REJECT_COLUMNS
+
+PART_META = "part.json"
+ROWS_FILE = "rows.parquet"
+REJECTS_FILE = "rejects.parquet"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def part_directory(intermediate: Path, file_name: str, checksum: str) -> Path:
+    """One directory per (file name, content): a changed file gets a new part."""
+    digest = checksum.split(":", 1)[-1][:16]
+    return intermediate / "parts" / f"{_UNSAFE.sub('_', file_name)}.{digest}"
+
+
+def write_part(directory: Path, outcome: FileOutcome, meta: dict[str, Any]) -> dict[str, Any]:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        outcome.rows.to_parquet(staging / ROWS_FILE, index=False)
+        outcome.rejects.to_parquet(staging / REJECTS_FILE, index=False)
+        full_meta = {
+            **meta,
+            "sheet": outcome.sheet,
+            "rows_in": outcome.rows_in,
+            "rows_out": len(outcome.rows),
+            "rows_rejected": outcome.rows_rejected,
+            "rows_skipped": outcome.skipped.as_dict(),
+            "part_bytes": sum(p.stat().st_size for p in staging.iterdir()),
+        }
+        (staging / PART_META).write_text(json.dumps(full_meta, indent=2, default=str), encoding="utf-8")
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return full_meta
+
+
+def read_part_meta(directory: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((directory / PART_META).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+# --- CSV writing --------------------------------------------------------------
+
+
+def _to_arrow(frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
+    arrays = []
+    for name in columns:
+        series = frame[name] if name in frame.columns else pd.Series([None] * len(frame), dtype=object)
+        if pd.api.types.is_bool_dtype(series):
+            array = pa.array(series.to_numpy(dtype=bool))
+        elif pd.api.types.is_float_dtype(series):
+            # +0.0 turns -0.0 into 0.0, which would otherwise print as "-0".
+            array = pc.add(pc.round(pa.array(series.to_numpy(dtype="float64"), from_pandas=True), 4), 0.0)
+        elif pd.api.types.is_integer_dtype(series):
+            array = pa.array(series.to_numpy(dtype="int64"))
+        else:
+            array = pa.array(series.astype(object).to_numpy(), from_pandas=True)
+            if pa.types.is_null(array.type) or pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+                array = array.cast(pa.string())
+                # Blank text is written as an empty field, the same as a missing value.
+                array = pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+class CsvSink:
+    """A CSV written under a temporary name and renamed when complete."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.path = path
+        self.columns = list(columns)
+        self.rows = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        self._temporary = Path(temporary)
+        self._handle = os.fdopen(handle, "wb")
+        # The header is written by hand: Arrow quotes header names, readers expect them bare.
+        self._handle.write((",".join(self.columns) + "\n").encode("utf-8"))
+        self._options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        pacsv.write_csv(_to_arrow(frame, self.columns), self._handle, self._options)
+        self.rows += len(frame)
+
+    def commit(self) -> Path:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.replace(self._temporary, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+        self._temporary.unlink(missing_ok=True)
+
+
+# --- the day's outputs -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    directory: Path
+    meta: dict[str, Any]
+
+    @property
+    def partition(self) -> str:
+        return str(self.meta.get("partition") or "")
+
+
+def batches(parts: Sequence[Part], aggregation: AggregationConfig) -> Iterator[list[Part]]:
+    """Group parts into bounded batches; a partition (store) is never split across two."""
+    ordered = sorted(parts, key=lambda p: (p.partition, str(p.meta.get("file_name", ""))))
+    groups: list[list[Part]] = []
+    for part in ordered:
+        if groups and groups[-1][0].partition == part.partition and part.partition:
+            groups[-1].append(part)
+        else:
+            groups.append([part])
+    batch: list[Part] = []
+    size = 0
+    for group in groups:
+        group_size = sum(int(p.meta.get("part_bytes", 0)) for p in group)
+        if batch and (len(batch) + len(group) > aggregation.files_per_batch or size + group_size > aggregation.bytes_per_batch):
+            yield batch
+            batch, size = [], 0
+        batch.extend(group)
+        size += group_size
+    if batch:
+        yield batch
+
+
+@dataclass
+class DayOutputs:
+    files: dict[str, str] = field(default_factory=dict)
+    rows_out: int = 0
+    rows_rejected: int = 0
+    batches: int = 0
+    status_counts: dict[str, int] = field(default_factory=dict)
+
+
+def write_day_outputs(
+    parts: Sequence[Part],
+    *,
+    seeds_dir: Path,
+    date: dt.date,
+    definition: TransformDefinition,
+    settings: Any,
+    aggregation: AggregationConfig,
+) -> DayOutputs:
+    stamp = date_stamp(date)
+    snapshot = CsvSink(seeds_dir / f"{stamp}.csv", definition.output_columns)
+    rejects = CsvSink(seeds_dir / f"{stamp}_rejects.csv", REJECT_COLUMNS)
+    derived = list(definition.derived_outputs(settings))
+    sinks = [snapshot, rejects]
+    result = DayOutputs()
+    try:
+        for batch in batches(parts, aggregation):
+            result.batches += 1
+            rows = pd.concat([pd.read_parquet(p.directory / ROWS_FILE) for p in batch], ignore_index=True)
+            rows = rows.sort_values(list(definition.sort_columns), kind="stable")
+            snapshot.write(rows)
+            if "status" in rows.columns:
+                for status, count in rows["status"].value_counts().items():
+                    result.status_counts[str(status)] = result.status_counts.get(str(status), 0) + int(count)
+            for output in derived:
+                output.update(rows)
+            for part in batch:
+                rejects.write(pd.read_parquet(part.directory / REJECTS_FILE))
+            del rows
+        derived_sinks = []
+        for output in derived:
+            frame = output.result()
+            sink = CsvSink(seeds_dir / f"{stamp}{output.suffix}.csv", list(frame.columns))
+            sinks.append(sink)
+            sink.write(frame)
+            derived_sinks.append(sink)
+        # The rejects file is renamed last: its presence says the day finished.
+        for sink in [snapshot, *derived_sinks, rejects]:
+            result.files[sink.path.name] = str(sink.commit())
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
+    result.rows_out = snapshot.rows
+    result.rows_rejected = rejects.rows
+    return result

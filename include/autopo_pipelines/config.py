@@ -1,0 +1,243 @@
+"""Typed pipeline configuration, one YAML file per pipeline.
+
+Every setting a pipeline has lives here or in its transform module's own
+settings model (the ``settings:`` block), so a new store export format or a
+new threshold is a config change, not a code change. Loading validates
+everything up front and names the file and the key of any error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pendulum
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+CONFIG_DIR_ENV = "AUTOPO_CONFIG_DIR"
+
+
+def default_config_dir() -> Path:
+    """``$AUTOPO_CONFIG_DIR``, else the checkout's dags/configs."""
+    configured = os.environ.get(CONFIG_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return Path(__file__).resolve().parents[2] / "dags" / "configs"
+
+
+class ConfigError(ValueError):
+    """A pipeline config that cannot be used; the message names file and key."""
+
+    def __init__(self, path: Path | str, key: str, message: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.message = message
+        where = f"{self.path}: {key}" if key else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class StrictModel(BaseModel):
+    # Unknown keys are typos more often than not; refusing them is the only
+    # way a misspelt setting does not silently fall back to its default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(StrictModel):
+    required: bool = False
+    aliases: list[str] = Field(min_length=1)
+
+
+class NumberFormat(StrictModel):
+    decimal: Literal[".", ","] = "."
+    thousands: Literal[",", ".", " ", "'", ""] = ","
+
+    @model_validator(mode="after")
+    def _separators_differ(self) -> NumberFormat:
+        if self.decimal == self.thousands:
+            raise ValueError("decimal and thousands separators must differ")
+        return self
+
+
+class LocalSource(StrictModel):
+    kind: Literal["local"] = "local"
+    # Relative paths are taken from the data root; unset means <root>/inbox/<pipeline>.
+    path: str | None = None
+
+
+SourceConfig = Annotated[LocalSource, Field(discriminator="kind")]
+
+
+class AggregationConfig(StrictModel):
+    files_per_batch: int = Field(default=5, ge=1)
+    bytes_per_batch: int = Field(default=10_000_000, ge=1)
+
+
+class SensorConfig(StrictModel):
+    mode: Literal["reschedule", "poke"] = "reschedule"
+    poke_interval_seconds: int = Field(default=60, ge=1)
+    timeout_seconds: int = Field(default=6 * 3600, ge=1)
+
+
+class AirflowSettings(StrictModel):
+    owner: str = "autopo"
+    tags: list[str] = Field(default_factory=list)
+    schedule: str | None = None
+    start_date: dt.date = dt.date(2024, 1, 1)
+    catchup: bool = False
+    max_active_runs: int = Field(default=1, ge=1)
+    pool: str | None = None
+    pool_slots: int = Field(default=4, ge=1)
+    retries: int = Field(default=2, ge=0)
+    retry_delay_seconds: int = Field(default=300, ge=0)
+    retry_exponential_backoff: bool = True
+    max_retry_delay_seconds: int = Field(default=3600, ge=0)
+
+
+class PipelineConfig(StrictModel):
+    name: str
+    description: str = ""
+    transform: str
+    timezone: str = "UTC"
+    # 0: the business date is the run's logical date; 1: the day before it
+    # (a 07:00 run that reports on yesterday's closing stock).
+    business_date_offset_days: int = Field(default=0, ge=0, le=31)
+    source: SourceConfig = Field(default_factory=LocalSource)
+    file_pattern: str
+    sheet: str | None = None
+    header_search_rows: int = Field(default=20, ge=1, le=1000)
+    columns: dict[str, ColumnSpec]
+    numbers: NumberFormat = Field(default_factory=NumberFormat)
+    max_reject_ratio: float = Field(default=0.05, ge=0, le=1)
+    duplicate_store_files: Literal["newest", "fail"] = "newest"
+    aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
+    sensor: SensorConfig = Field(default_factory=SensorConfig)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, value: str) -> str:
+        if not PIPELINE_NAME.match(value):
+            raise ValueError("must be lower-case letters, digits and '_', starting with a letter")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            pendulum.timezone(value)
+        except Exception as exc:  # pendulum raises several types for unknown zones
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("file_pattern")
+    @classmethod
+    def _pattern_has_date_group(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        if "date" not in compiled.groupindex:
+            raise ValueError("needs a named group 'date' (?P<date>...)")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _columns_have_a_required_one(cls, value: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
+        if not any(spec.required for spec in value.values()):
+            raise ValueError("at least one column must be required, or no header row can be found")
+        return value
+
+    @property
+    def compiled_pattern(self) -> re.Pattern[str]:
+        return re.compile(self.file_pattern, re.IGNORECASE)
+
+    @property
+    def pool(self) -> str:
+        return self.airflow.pool or self.name
+
+    def business_date(self, moment: dt.datetime) -> dt.date:
+        local = pendulum.instance(moment).in_timezone(self.timezone)
+        return local.date() - dt.timedelta(days=self.business_date_offset_days)
+
+
+@dataclass(frozen=True)
+class LoadedConfigs:
+    configs: dict[str, PipelineConfig]
+    errors: list[ConfigError]
+
+
+def _key_of(location: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in location) or "(top level)"
+
+
+def parse_config(path: Path, raw: Mapping[str, Any]) -> PipelineConfig:
+    """Validate one config mapping, and its transform settings, naming file and key on error."""
+    try:
+        config = PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(path, _key_of(first["loc"]), first["msg"] + more) from exc
+    try:
+        definition = load_transform(config.transform)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(path, "transform", f"cannot import {config.transform!r}: {exc}") from exc
+    try:
+        definition.settings_model.model_validate(config.settings)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(path, _key_of(("settings", *first["loc"])), first["msg"]) from exc
+    missing = [col for col in definition.required_columns if col not in config.columns]
+    if missing:
+        raise ConfigError(path, "columns", f"the transform needs columns {missing} declared")
+    return config
+
+
+def load_config_file(path: Path) -> PipelineConfig:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(path, where, f"not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read: {exc.strerror}") from exc
+    if not isinstance(raw, Mapping):
+        raise ConfigError(path, "", "must be a mapping of settings")
+    config = parse_config(path, raw)
+    if config.name != path.stem:
+        raise ConfigError(path, "name", f"must match the file name ({path.stem!r}), got {config.name!r}")
+    return config
+
+
+def load_configs(directory: Path) -> LoadedConfigs:
+    """Load every ``*.yaml`` in a directory; a broken file is reported, not fatal to the rest."""
+    configs: dict[str, PipelineConfig] = {}
+    errors: list[ConfigError] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            config = load_config_file(path)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        configs[config.name] = config
+    return LoadedConfigs(configs=configs, errors=errors)
+
+
+def load_transform(module_path: str) -> Any:
+    """The ``TRANSFORM`` object a pipeline's transform module exposes."""
+    module = importlib.import_module(module_path)
+    return module.TRANSFORM
+
+
+def transform_settings(config: PipelineConfig) -> Any:
+    return load_transform(config.transform).settings_model.model_validate(config.settings)

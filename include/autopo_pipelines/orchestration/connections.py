@@ -1,0 +1,35 @@
+"""Connection ids and how a task turns them into a database address."""
+
+from __future__ import annotations
+
+import logging
+
+from psycopg.conninfo import make_conninfo
+
+from autopo_pipelines.embedded_pg import EmbeddedPostgres, default_data_dir
+
+WAREHOUSE_CONN_ID = "autopo_db"
+
+log = logging.getLogger(__name__)
+
+
+def warehouse_conninfo(conn_id: str = WAREHOUSE_CONN_ID) -> str:
+    """The warehouse's libpq address: the Airflow connection, else the embedded cluster."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(conn_id)
+    except AirflowNotFoundException:
+        cluster = EmbeddedPostgres(default_data_dir())
+        log.info("connection %r is not defined; using the embedded PostgreSQL in %s", conn_id, cluster.data_dir)
+        cluster.start()
+        return cluster.url
+    params = {
+        "host": conn.host or None,
+        "port": conn.port or None,
+        "user": conn.login or None,
+        "password": conn.password or None,
+        "dbname": conn.schema or None,
+    }
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})

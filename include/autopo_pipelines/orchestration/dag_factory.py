@@ -1,0 +1,150 @@
+"""Build one Airflow DAG per pipeline config.
+
+sensor -> list_files -> transform_file (mapped, one per file) ->
+aggregate_and_flush -> load_snapshot -> check_day
+
+Task bodies are a few lines: they resolve the business date and the
+warehouse from Airflow's context and call ``autopo_pipelines.day_run``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Param, PokeReturnValue, TriggerRule, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from autopo_pipelines import day_run
+from autopo_pipelines.config import PipelineConfig, default_config_dir, load_configs
+from autopo_pipelines.errors import InputFileError, ReferenceDataError
+from autopo_pipelines.layout import DataLayout
+from autopo_pipelines.orchestration.connections import warehouse_conninfo
+
+log = logging.getLogger(__name__)
+
+def business_date(config: PipelineConfig, context: Any) -> dt.date:
+    """Run conf ``{"date": "YYYY-MM-DD"}`` wins; else the logical date in the pipeline's timezone."""
+    dag_run = context["dag_run"]
+    requested = (dag_run.conf or {}).get("date") or context["params"].get("date")
+    if requested:
+        try:
+            return dt.date.fromisoformat(str(requested))
+        except ValueError as exc:
+            raise AirflowFailException(f"run conf date {requested!r} is not YYYY-MM-DD") from exc
+    moment = context.get("logical_date") or dag_run.run_after
+    return config.business_date(moment)
+
+
+def _day(config: PipelineConfig) -> tuple[DataLayout, dt.date]:
+    return DataLayout.from_env(), business_date(config, get_current_context())
+
+
+def build_dag(config: PipelineConfig) -> DAG:
+    airflow = config.airflow
+    default_args = {
+        "owner": airflow.owner,
+        "retries": airflow.retries,
+        "retry_delay": dt.timedelta(seconds=airflow.retry_delay_seconds),
+        "retry_exponential_backoff": airflow.retry_exponential_backoff,
+        "max_retry_delay": dt.timedelta(seconds=airflow.max_retry_delay_seconds),
+    }
+    with DAG(
+        dag_id=config.name,
+        description=config.description or None,
+        schedule=airflow.schedule,
+        start_date=pendulum.datetime(
+            airflow.start_date.year, airflow.start_date.month, airflow.start_date.day, tz=config.timezone
+        ),
+        catchup=airflow.catchup,
+        max_active_runs=airflow.max_active_runs,
+        default_args=default_args,
+        tags=sorted({"autopo", *airflow.tags}),
+        params={
+            "date": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="Business date to process (YYYY-MM-DD); empty: the run's logical date",
+            )
+        },
+        doc_md=f"{config.description}\n\nGenerated from `dags/configs/{config.name}.yaml`.",
+    ) as dag:
+
+        @task.sensor(
+            task_id="wait_for_files",
+            mode=config.sensor.mode,
+            poke_interval=config.sensor.poke_interval_seconds,
+            timeout=config.sensor.timeout_seconds,
+        )
+        def wait_for_files() -> PokeReturnValue:
+            layout, date = _day(config)
+            names = day_run.files_present(config, layout, date)
+            log.info("%d file(s) for %s present: %s", len(names), date, names)
+            return PokeReturnValue(is_done=bool(names), xcom_value=names)
+
+        @task(task_id="list_files")
+        def list_files() -> list[dict[str, Any]]:
+            layout, date = _day(config)
+            try:
+                tasks = day_run.list_day_files(config, layout, date, warehouse_conninfo())
+            except ReferenceDataError as exc:
+                raise AirflowFailException(str(exc)) from exc
+            return [vars(t) for t in tasks]
+
+        @task(task_id="transform_file", pool=config.pool, map_index_template="{{ file_name }}")
+        def transform_file(file: dict[str, Any]) -> dict[str, Any]:
+            context = get_current_context()
+            context["file_name"] = file["name"]  # type: ignore[typeddict-unknown-key]
+            layout, date = _day(config)
+            try:
+                return day_run.run_file(config, layout, date, day_run.FileTask(**file), warehouse_conninfo())
+            except InputFileError as exc:
+                # Bad content does not get better by retrying: fail this file now.
+                raise AirflowFailException(str(exc)) from exc
+
+        @task(task_id="aggregate_and_flush", trigger_rule=TriggerRule.ALL_DONE)
+        def aggregate_and_flush() -> dict[str, Any]:
+            layout, date = _day(config)
+            if day_run.read_json(layout.intermediate(config.name, date) / day_run.LISTING) is None:
+                raise AirflowSkipException("the day's files were not listed")
+            result = day_run.aggregate_day(config, layout, date)
+            if result is None:
+                raise AirflowSkipException("no file of the day was transformed successfully")
+            return result
+
+        @task(task_id="load_snapshot")
+        def load_snapshot() -> int:
+            layout, date = _day(config)
+            return day_run.load_day(config, layout, date, warehouse_conninfo())
+
+        @task(task_id="check_day", trigger_rule=TriggerRule.ALL_DONE)
+        def check_day() -> dict[str, Any]:
+            layout, date = _day(config)
+            problems = day_run.day_problems(config, layout, date)
+            if problems:
+                raise AirflowFailException("; ".join(problems))
+            return {"date": date.isoformat(), "status": "completed"}
+
+        files = list_files()
+        transformed = transform_file.expand(file=files)
+        aggregated = aggregate_and_flush()
+        loaded = load_snapshot()
+        wait_for_files() >> files
+        transformed >> aggregated >> loaded >> check_day()
+    return dag
+
+
+def build_dags(config_dir: Path | None = None) -> dict[str, DAG]:
+    """Every valid config's DAG; a broken config is reported and the others still load."""
+    loaded = load_configs(config_dir or default_config_dir())
+    for error in loaded.errors:
+        log.error("pipeline config not loaded: %s", error)
+        # Airflow records parse-time warnings against the DAG file, where the UI and
+        # `airflow dags list-import-errors` users look for them.
+        warnings.warn(f"pipeline config not loaded: {error}", UserWarning, stacklevel=2)
+    return {name: build_dag(config) for name, config in loaded.configs.items()}

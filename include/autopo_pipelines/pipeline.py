@@ -1,0 +1,174 @@
+"""What a pipeline's transform module provides, and the shared per-file flow.
+
+A pipeline is one config file plus one transform module that exposes a
+``TRANSFORM`` (a :class:`TransformDefinition`). Reading, header detection,
+cleaning, rejects, aggregation and loading are shared; the module only says
+what its rows mean and what it computes from them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+from pydantic import BaseModel
+
+from autopo_pipelines.config import NumberFormat, PipelineConfig
+from autopo_pipelines.errors import InputFileError
+from autopo_pipelines.tabular import (
+    REJECT_COLUMNS,
+    RejectCollector,
+    SkippedRows,
+    header_matcher,
+    select_columns,
+    skip_rows,
+)
+from autopo_pipelines.xlsx_reader import read_sheet_table
+
+
+@dataclass(frozen=True)
+class DayContext:
+    """Everything about the day a transform may depend on besides the file itself."""
+
+    pipeline: str
+    date: dt.date
+    data_root: Path
+    warehouse_conninfo: str | None = None
+
+
+@dataclass(frozen=True)
+class FileContext:
+    file_name: str
+    sheet: str
+    store_id: str | None
+    headers: dict[str, str]
+    date: dt.date
+    number_format: NumberFormat
+
+
+@dataclass
+class CleanRows:
+    """A file's rows after skipping, with a collector for rows the transform rejects."""
+
+    frame: pd.DataFrame
+    row_numbers: Any
+    rejects: RejectCollector
+    rows_in: int
+    skipped: SkippedRows
+
+
+class DerivedOutput(Protocol):
+    """An extra output of the day built from the snapshot in bounded batches."""
+
+    suffix: str  # e.g. "_m2" -> D_m2.csv
+
+    def update(self, batch: pd.DataFrame) -> None: ...
+
+    def result(self) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class TransformDefinition:
+    settings_model: type[BaseModel]
+    required_columns: tuple[str, ...]
+    key_column: str
+    label_columns: tuple[str, ...]
+    table: str
+    date_column: str
+    output_columns: tuple[str, ...]
+    sort_columns: tuple[str, ...]
+    # Files of one partition value never overlap another's rows, so the day can
+    # be written partition by partition in bounded memory and stay sorted.
+    partition_column: str | None
+    load_day_inputs: Callable[[DayContext, Any], Any]
+    transform: Callable[[CleanRows, FileContext, Any, Any], pd.DataFrame]
+    derived_outputs: Callable[[Any], Sequence[DerivedOutput]] = field(default=lambda settings: ())
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    rows: pd.DataFrame
+    rejects: pd.DataFrame
+    sheet: str
+    rows_in: int
+    skipped: SkippedRows
+
+    @property
+    def rows_rejected(self) -> int:
+        return len(self.rejects)
+
+
+def empty_rejects() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype="int64" if name == "row_number" else object) for name in REJECT_COLUMNS})
+
+
+def transform_file(
+    path: Path,
+    *,
+    config: PipelineConfig,
+    definition: TransformDefinition,
+    settings: Any,
+    day_inputs: Any,
+    date: dt.date,
+    store_id: str | None,
+    file_name: str | None = None,
+) -> FileOutcome:
+    """Read one source file and turn it into snapshot rows and rejects.
+
+    Raises InputFileError when the file cannot be used as a whole (structure,
+    reject ratio); nothing of such a file reaches the snapshot.
+    """
+    name = file_name or path.name
+    table = read_sheet_table(
+        path,
+        sheet=config.sheet,
+        header_search_rows=config.header_search_rows,
+        is_header=header_matcher(config.columns),
+    )
+    selected = select_columns(
+        table.header,
+        table.data,
+        table.row_numbers,
+        config.columns,
+        file=name,
+        sheet=table.sheet,
+        header_row=table.header_row,
+    )
+    rows_in = len(selected.frame)
+    kept, skipped = skip_rows(
+        selected, key=definition.key_column, label_columns=definition.label_columns, all_cells=table.data
+    )
+    clean = CleanRows(
+        frame=kept.frame,
+        row_numbers=kept.row_numbers,
+        rejects=RejectCollector(
+            file=name, sheet=table.sheet, frame=kept.frame, row_numbers=kept.row_numbers, headers=kept.headers
+        ),
+        rows_in=rows_in,
+        skipped=skipped,
+    )
+    context = FileContext(
+        file_name=name,
+        sheet=table.sheet,
+        store_id=store_id,
+        headers=kept.headers,
+        date=date,
+        number_format=config.numbers,
+    )
+    rows = definition.transform(clean, context, settings, day_inputs)
+    rejects = clean.rejects.to_frame() if clean.rejects.reasons else empty_rejects()
+    data_rows = len(kept.frame)
+    if data_rows and len(rejects) / data_rows > config.max_reject_ratio:
+        first = rejects.iloc[0]
+        raise InputFileError(
+            name,
+            f"{len(rejects)} of {data_rows} data rows rejected, more than the allowed "
+            f"{config.max_reject_ratio:.0%}; first: row {first['row_number']}: {first['reason']}",
+            sheet=table.sheet,
+        )
+    return FileOutcome(rows=rows, rejects=rejects, sheet=table.sheet, rows_in=rows_in, skipped=skipped)
+

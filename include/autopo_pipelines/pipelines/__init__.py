@@ -1,0 +1,1 @@
+"""One transform module per pipeline; each exposes ``TRANSFORM``."""

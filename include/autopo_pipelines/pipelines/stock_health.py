@@ -1,0 +1,390 @@
+"""Stock health: a store's stock report to per-SKU cover, reorder and status.
+
+The contract is ../shared/spec/stock_health.md (and docs/stock_health.md for
+what that spec leaves open).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from autopo_pipelines.config import ColumnSpec, NumberFormat, StrictModel
+from autopo_pipelines.errors import InputFileError, ReferenceDataError
+from autopo_pipelines.pipeline import CleanRows, DayContext, FileContext, TransformDefinition
+from autopo_pipelines.tabular import header_matcher, parse_numbers, text_column
+from autopo_pipelines.xlsx_reader import WorkbookError, read_sheet_table
+
+STATUSES = ("out_of_stock", "inactive", "no_sales", "critical", "low", "overstock", "healthy")
+EMERGENCY_STATUSES = ("out_of_stock", "critical")
+
+OUTPUT_COLUMNS = (
+    "snapshot_date",
+    "store_id",
+    "sku",
+    "product_name",
+    "category",
+    "supplier_id",
+    "supplier_name",
+    "stock_on_hand",
+    "sales_qty",
+    "avg_daily_sales",
+    "days_of_cover",
+    "lead_time_days",
+    "reorder_point",
+    "target_stock",
+    "on_order_qty",
+    "suggested_order_qty",
+    "status",
+    "emergency",
+    "unit_cost",
+    "stock_value",
+    "source_file",
+)
+
+M2_COLUMNS = (
+    "snapshot_date",
+    "sku",
+    "product_name",
+    "supplier_id",
+    "supplier_name",
+    "stores_count",
+    "total_stock",
+    "total_sales_qty",
+    "avg_daily_sales",
+    "days_of_cover",
+    "stores_out_of_stock",
+    "stores_critical",
+    "total_on_order_qty",
+    "total_suggested_order_qty",
+    "total_stock_value",
+)
+
+SUPPLIER_COLUMNS = ("sku", "supplier_id", "supplier_name", "lead_time_days", "moq", "pack_size")
+
+
+class StockHealthSettings(StrictModel):
+    sales_window_days: float = Field(default=30, gt=0)
+    safety_days: float = Field(default=7, ge=0)
+    review_days: float = Field(default=7, ge=0)
+    overstock_days: float = Field(default=90, gt=0)
+    default_lead_time_days: float = Field(default=14, ge=0)
+    # Relative to the data root; CSV or XLSX.
+    supplier_master: str = "reference/suppliers.csv"
+
+
+# --- supplier master -------------------------------------------------------
+
+
+def _supplier_path(root: Path, configured: str) -> Path:
+    path = Path(configured)
+    path = path if path.is_absolute() else root / path
+    if path.suffix.lower() == ".csv" and not path.exists():
+        alternative = path.with_suffix(".xlsx")
+        if alternative.exists():
+            return alternative
+    return path
+
+
+def read_supplier_master(path: Path) -> pd.DataFrame:
+    """The validated supplier master, one row per sku; malformed -> ReferenceDataError."""
+    if not path.exists():
+        raise ReferenceDataError(f"supplier master not found: {path} (expected CSV or XLSX)")
+    columns = {name: ColumnSpec(required=True, aliases=[name]) for name in SUPPLIER_COLUMNS}
+    if path.suffix.lower() == ".xlsx":
+        try:
+            table = read_sheet_table(path, is_header=header_matcher(columns))
+        except WorkbookError as exc:
+            raise ReferenceDataError(f"supplier master {path.name}: {exc}") from exc
+        raw = pd.DataFrame(table.data.to_numpy(dtype=object), columns=[str(h).strip().lower() for h in table.header])
+        first_row = table.header_row + 1
+    else:
+        try:
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise ReferenceDataError(f"supplier master {path.name}: not a readable CSV: {exc}") from exc
+        raw.columns = [str(c).strip().lower() for c in raw.columns]
+        first_row = 2
+    missing = [c for c in SUPPLIER_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ReferenceDataError(f"supplier master {path.name}: missing columns {missing}")
+    suppliers = pd.DataFrame({"sku": text_column(raw["sku"])})
+    suppliers["supplier_id"] = text_column(raw["supplier_id"])
+    suppliers["supplier_name"] = text_column(raw["supplier_name"])
+    fmt = NumberFormat()
+    for column, minimum in (("lead_time_days", 0.0), ("moq", 0.0), ("pack_size", 0.0)):
+        parsed = parse_numbers(raw[column], fmt)
+        invalid = parsed.bad | (parsed.values < minimum) | ((column == "pack_size") & (parsed.values == 0))
+        if invalid.any():
+            position = int(np.flatnonzero(invalid.to_numpy())[0])
+            raise ReferenceDataError(
+                f"supplier master {path.name}: row {first_row + position}: {column} "
+                f"{raw[column].iat[position]!r} is not a valid number"
+            )
+        suppliers[column] = parsed.values
+    suppliers = suppliers[suppliers["sku"].notna()]
+    duplicated = suppliers["sku"].duplicated(keep=False)
+    if duplicated.any():
+        skus = sorted(suppliers.loc[duplicated, "sku"].unique())[:5]
+        raise ReferenceDataError(f"supplier master {path.name}: sku listed more than once: {skus}")
+    return suppliers.reset_index(drop=True)
+
+
+# --- open purchase orders --------------------------------------------------
+
+
+def open_po_quantities(context: DayContext) -> pd.DataFrame:
+    """Open PO quantity per (store_id, sku) for the day, from the po_snapshots table.
+
+    The PO pipeline does not exist yet, so nothing is on order; this is the one
+    place that will read it.
+    """
+    return pd.DataFrame({"store_id": pd.Series(dtype=object), "sku": pd.Series(dtype=object), "on_order_qty": pd.Series(dtype="float64")})
+
+
+class StockDayInputs:
+    def __init__(self, suppliers: pd.DataFrame, on_order: pd.DataFrame) -> None:
+        self.suppliers = suppliers
+        self.on_order = on_order
+
+
+def load_day_inputs(context: DayContext, settings: StockHealthSettings) -> StockDayInputs:
+    suppliers = read_supplier_master(_supplier_path(context.data_root, settings.supplier_master))
+    return StockDayInputs(suppliers=suppliers, on_order=open_po_quantities(context))
+
+
+# --- the per-file transform ------------------------------------------------
+
+
+def _check_store_column(clean: CleanRows, context: FileContext) -> str:
+    if context.store_id is None:
+        raise InputFileError(context.file_name, "the file name carries no store; rename it as the pattern expects")
+    store = context.store_id.strip().upper()
+    if "store_id" in clean.frame.columns:
+        stated = text_column(clean.frame["store_id"]).str.upper()
+        disagree = stated.notna() & (stated != store)
+        if disagree.any():
+            position = int(np.flatnonzero(disagree.to_numpy())[0])
+            raise InputFileError(
+                context.file_name,
+                f"store {stated.iat[position]!r} in the file disagrees with store {store!r} in the file name",
+                sheet=context.sheet,
+                row=int(clean.row_numbers[position]),
+                column=context.headers["store_id"],
+            )
+    return store
+
+
+def _parse_quantities(clean: CleanRows, fmt: NumberFormat) -> pd.DataFrame:
+    frame, rejects = clean.frame, clean.rejects
+    sku = text_column(frame["sku"])
+    stock = parse_numbers(frame["stock_on_hand"], fmt)
+    rejects.reject(stock.bad, rejects.column_reason("stock_on_hand", "not a number"))
+    rejects.reject(stock.blank, rejects.column_reason("stock_on_hand", "is blank"))
+    sales = parse_numbers(frame["sales_qty"], fmt)
+    rejects.reject(sales.bad, rejects.column_reason("sales_qty", "not a number"))
+    sales_values = sales.values.fillna(0.0)
+    rejects.reject(sales_values < 0, rejects.column_reason("sales_qty", "is negative"))
+    parsed = pd.DataFrame(
+        {
+            "sku": sku,
+            "product_name": text_column(frame["product_name"]) if "product_name" in frame else None,
+            "category": text_column(frame["category"]) if "category" in frame else None,
+            "stock_on_hand": stock.values,
+            "sales_qty": sales_values,
+        }
+    )
+    if "unit_cost" in frame:
+        cost = parse_numbers(frame["unit_cost"], fmt)
+        rejects.reject(cost.bad, rejects.column_reason("unit_cost", "not a number"))
+        parsed["unit_cost"] = cost.values
+    else:
+        parsed["unit_cost"] = np.nan
+    return parsed.loc[~rejects.mask]
+
+
+def _merge_duplicate_skus(parsed: pd.DataFrame) -> pd.DataFrame:
+    grouped = parsed.groupby("sku", sort=True)
+    # groupby.first skips missing values: the first non-blank name/category/cost.
+    merged = grouped[["product_name", "category", "unit_cost"]].first()
+    merged[["stock_on_hand", "sales_qty"]] = grouped[["stock_on_hand", "sales_qty"]].sum()
+    return merged.reset_index()
+
+
+def compute_metrics(rows: pd.DataFrame, settings: StockHealthSettings) -> pd.DataFrame:
+    """Add the spec's metrics to rows that carry stock, sales, supplier terms and on-order."""
+    out = rows.copy()
+    stock = out["stock_on_hand"].to_numpy(dtype=float)
+    avg = out["sales_qty"].to_numpy(dtype=float) / settings.sales_window_days
+    lead = out["lead_time_days"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cover = np.where(avg > 0, stock / avg, np.nan)
+    reorder_point = avg * (lead + settings.safety_days)
+    target = avg * (lead + settings.safety_days + settings.review_days)
+    on_order = out["on_order_qty"].to_numpy(dtype=float)
+    need = target - np.maximum(stock, 0) - on_order
+    pack = out["pack_size"].to_numpy(dtype=float)
+    moq = out["moq"].to_numpy(dtype=float)
+    # Rounding before ceil keeps float noise (14.000000000002 packs) from adding a pack.
+    packs = np.ceil(np.round(np.where(need > 0, need, 0) / pack, 9))
+    quantity = packs * pack
+    moq_quantity = np.ceil(np.round(moq / pack, 9)) * pack
+    suggested = np.where(need <= 0, 0.0, np.where(quantity < moq, moq_quantity, quantity))
+    conditions = [
+        (stock <= 0) & (avg > 0),
+        (stock <= 0) & (avg == 0),
+        avg == 0,
+        cover < lead,
+        stock < reorder_point,
+        cover > settings.overstock_days,
+    ]
+    status = np.select(conditions, list(STATUSES[:-1]), default=STATUSES[-1])
+    out["avg_daily_sales"] = avg
+    out["days_of_cover"] = cover
+    out["reorder_point"] = reorder_point
+    out["target_stock"] = target
+    out["suggested_order_qty"] = suggested
+    out["status"] = status
+    out["emergency"] = np.isin(status, EMERGENCY_STATUSES)
+    out["stock_value"] = out["stock_on_hand"] * out["unit_cost"]
+    return out
+
+
+def join_reference(rows: pd.DataFrame, store: str, day: StockDayInputs, settings: StockHealthSettings) -> pd.DataFrame:
+    joined = rows.merge(day.suppliers, on="sku", how="left", validate="one_to_one")
+    joined["lead_time_days"] = joined["lead_time_days"].fillna(settings.default_lead_time_days)
+    joined["moq"] = joined["moq"].fillna(0.0)
+    joined["pack_size"] = joined["pack_size"].fillna(1.0)
+    on_order = day.on_order.loc[day.on_order["store_id"] == store, ["sku", "on_order_qty"]]
+    joined = joined.merge(on_order, on="sku", how="left", validate="one_to_one")
+    joined["on_order_qty"] = joined["on_order_qty"].fillna(0.0)
+    return joined
+
+
+def transform(clean: CleanRows, context: FileContext, settings: StockHealthSettings, day: StockDayInputs) -> pd.DataFrame:
+    store = _check_store_column(clean, context)
+    parsed = _parse_quantities(clean, context.number_format)
+    merged = _merge_duplicate_skus(parsed)
+    rows = compute_metrics(join_reference(merged, store, day, settings), settings)
+    rows["snapshot_date"] = context.date
+    rows["store_id"] = store
+    rows["source_file"] = context.file_name
+    return rows.loc[:, list(OUTPUT_COLUMNS)].sort_values("sku", kind="stable").reset_index(drop=True)
+
+
+# --- day outputs beyond the snapshot ----------------------------------------
+
+
+class PurchasingSummary:
+    """D_m2.csv: one row per sku across stores, built batch by batch in O(#sku) memory."""
+
+    suffix = "_m2"
+
+    def __init__(self) -> None:
+        self._partial: pd.DataFrame | None = None
+        self._date: dt.date | None = None
+
+    @staticmethod
+    def _summarise(rows: pd.DataFrame) -> pd.DataFrame:
+        grouped = rows.groupby("sku", sort=False)
+        summary = grouped[["product_name", "supplier_id", "supplier_name"]].first()
+        summary["stores_count"] = grouped["store_id"].count()
+        sums = {
+            "total_stock": "stock_on_hand",
+            "total_sales_qty": "sales_qty",
+            "avg_daily_sales": "avg_daily_sales",
+            "stores_out_of_stock": "is_out_of_stock",
+            "stores_critical": "is_critical",
+            "total_on_order_qty": "on_order_qty",
+            "total_suggested_order_qty": "suggested_order_qty",
+        }
+        for target, source in sums.items():
+            summary[target] = grouped[source].sum()
+        summary["total_stock_value"] = grouped["stock_value"].sum(min_count=1)
+        return summary
+
+    def update(self, batch: pd.DataFrame) -> None:
+        if batch.empty:
+            return
+        self._date = batch["snapshot_date"].iat[0]
+        rows = batch.assign(
+            is_out_of_stock=(batch["status"] == "out_of_stock").astype("int64"),
+            is_critical=(batch["status"] == "critical").astype("int64"),
+        )
+        part = self._summarise(rows)
+        if self._partial is None:
+            self._partial = part
+            return
+        both = pd.concat([self._partial, part])
+        grouped = both.groupby(level=0, sort=False)
+        combined = grouped[["product_name", "supplier_id", "supplier_name"]].first()
+        for column in part.columns.difference(combined.columns):
+            combined[column] = grouped[column].sum(min_count=1 if column == "total_stock_value" else 0)
+        self._partial = combined[part.columns]
+
+    def result(self) -> pd.DataFrame:
+        if self._partial is None:
+            return pd.DataFrame(columns=list(M2_COLUMNS))
+        summary = self._partial.sort_index().reset_index()
+        summary = summary.sort_values("sku", kind="stable")
+        avg = summary["avg_daily_sales"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            summary["days_of_cover"] = np.where(avg > 0, summary["total_stock"].to_numpy(dtype=float) / avg, np.nan)
+        summary["snapshot_date"] = self._date
+        for column in ("stores_count", "stores_out_of_stock", "stores_critical"):
+            summary[column] = summary[column].astype("int64")
+        return summary.loc[:, list(M2_COLUMNS)].reset_index(drop=True)
+
+
+class EmergencyList:
+    """D_emergency.csv: the emergency rows, most urgent first."""
+
+    suffix = "_emergency"
+
+    def __init__(self) -> None:
+        self._parts: list[pd.DataFrame] = []
+
+    def update(self, batch: pd.DataFrame) -> None:
+        urgent = batch.loc[batch["emergency"].astype(bool)]
+        if not urgent.empty:
+            self._parts.append(urgent)
+
+    def result(self) -> pd.DataFrame:
+        if not self._parts:
+            return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+        rows = pd.concat(self._parts, ignore_index=True)
+        rows["_status_rank"] = rows["status"].map({s: i for i, s in enumerate(EMERGENCY_STATUSES)})
+        # Blank cover first: an out-of-stock item with sales has no cover at all.
+        rows["_cover_known"] = rows["days_of_cover"].notna()
+        rows = rows.sort_values(
+            ["_status_rank", "_cover_known", "days_of_cover", "avg_daily_sales", "store_id", "sku"],
+            ascending=[True, True, True, False, True, True],
+            kind="stable",
+            na_position="first",
+        )
+        return rows.loc[:, list(OUTPUT_COLUMNS)].reset_index(drop=True)
+
+
+def derived_outputs(settings: Any) -> list[Any]:
+    return [PurchasingSummary(), EmergencyList()]
+
+
+TRANSFORM = TransformDefinition(
+    settings_model=StockHealthSettings,
+    required_columns=("sku", "stock_on_hand", "sales_qty"),
+    key_column="sku",
+    label_columns=("product_name",),
+    table="stock_health_snapshots",
+    date_column="snapshot_date",
+    output_columns=OUTPUT_COLUMNS,
+    sort_columns=("store_id", "sku"),
+    partition_column="store_id",
+    load_day_inputs=load_day_inputs,
+    transform=transform,
+    derived_outputs=derived_outputs,
+)

@@ -1,0 +1,94 @@
+"""Which of a source's files belong to a pipeline's business date, and for which store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Literal
+
+from autopo_pipelines.sources import SourceFile
+
+
+@dataclass(frozen=True)
+class RoutedFile:
+    file: SourceFile
+    store_id: str | None
+    file_date: dt.date
+    # Set when the file cannot be transformed because of its neighbours
+    # (two files for one store and date under the "fail" policy).
+    conflict: str | None = None
+
+
+@dataclass(frozen=True)
+class UnroutedFile:
+    file: SourceFile
+    reason: str
+
+
+@dataclass
+class Routing:
+    routed: list[RoutedFile] = field(default_factory=list)
+    unrouted: list[UnroutedFile] = field(default_factory=list)
+    superseded: list[UnroutedFile] = field(default_factory=list)
+    other_dates: int = 0
+
+
+def parse_file_date(text: str) -> dt.date:
+    digits = text.replace("-", "").replace("_", "")
+    if not re.fullmatch(r"\d{8}", digits):
+        raise ValueError(f"{text!r} is not YYYYMMDD or YYYY-MM-DD")
+    return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+
+
+def normalise_store(text: str) -> str:
+    return text.strip().upper()
+
+
+def route_files(
+    files: list[SourceFile],
+    pattern: re.Pattern[str],
+    date: dt.date,
+    *,
+    duplicates: Literal["newest", "fail"] = "newest",
+) -> Routing:
+    """Route by file name: files of the date go on, others are counted, never failed."""
+    routing = Routing()
+    by_store: dict[str | None, list[RoutedFile]] = defaultdict(list)
+    for file in files:
+        match = pattern.fullmatch(file.name)
+        if match is None:
+            routing.unrouted.append(UnroutedFile(file, "file name does not match the pipeline's pattern"))
+            continue
+        try:
+            file_date = parse_file_date(match.group("date"))
+        except ValueError as exc:
+            routing.unrouted.append(UnroutedFile(file, f"date in the file name: {exc}"))
+            continue
+        if file_date != date:
+            routing.other_dates += 1
+            continue
+        store = match.groupdict().get("store")
+        store_id = normalise_store(store) if store else None
+        by_store[store_id].append(RoutedFile(file=file, store_id=store_id, file_date=file_date))
+    for store_id, candidates in sorted(by_store.items(), key=lambda item: item[0] or ""):
+        if store_id is None or len(candidates) == 1:
+            routing.routed.extend(sorted(candidates, key=lambda r: r.file.name))
+            continue
+        names = ", ".join(sorted(c.file.name for c in candidates))
+        if duplicates == "fail":
+            message = f"{len(candidates)} files for store {store_id} on {date.isoformat()} ({names}); keep one and rerun"
+            routing.routed.extend(
+                RoutedFile(c.file, c.store_id, c.file_date, conflict=message)
+                for c in sorted(candidates, key=lambda r: r.file.name)
+            )
+            continue
+        newest = max(candidates, key=lambda r: (r.file.modified, r.file.name))
+        routing.routed.append(newest)
+        for candidate in candidates:
+            if candidate is not newest:
+                routing.superseded.append(
+                    UnroutedFile(candidate.file, f"superseded by the newer {newest.file.name} for store {store_id}")
+                )
+    return routing

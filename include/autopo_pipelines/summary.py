@@ -1,0 +1,97 @@
+"""What a day's run did, from its state files and the warehouse: for people and for make."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from autopo_pipelines import day_run
+from autopo_pipelines.config import default_config_dir, load_config_file, load_transform
+from autopo_pipelines.layout import DataLayout
+from autopo_pipelines.warehouse import count_rows
+
+def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str | None) -> dict[str, Any]:
+    config = load_config_file(default_config_dir() / f"{pipeline}.yaml")
+    intermediate = layout.intermediate(pipeline, date)
+    listing = day_run.read_json(intermediate / day_run.LISTING) or {}
+    aggregate = day_run.read_json(intermediate / day_run.AGGREGATE) or {}
+    load = day_run.read_json(intermediate / day_run.LOAD)
+    parts = aggregate.get("files") or []
+    outputs = aggregate.get("outputs") or {}
+    rows_in = sum(int(p["rows_in"]) for p in parts)
+    skipped: dict[str, int] = {}
+    for part in parts:
+        for kind, count in part["rows_skipped"].items():
+            skipped[kind] = skipped.get(kind, 0) + int(count)
+    table_rows = None
+    if conninfo:
+        definition = load_transform(config.transform)
+        table_rows = count_rows(conninfo, definition.table, definition.date_column, date)
+    return {
+        "pipeline": pipeline,
+        "date": date.isoformat(),
+        "files_seen": listing.get("files_seen", 0),
+        "files_routed": len(listing.get("routed", [])),
+        "files_processed": len(parts),
+        "files_failed": len(aggregate.get("failed") or []),
+        "files_unrouted": len(listing.get("unrouted", [])),
+        "files_superseded": len(listing.get("superseded", [])),
+        "files_other_dates": listing.get("other_dates", 0),
+        "rows_in": rows_in,
+        "rows_out": outputs.get("rows_out", 0),
+        "rows_rejected": outputs.get("rows_rejected", 0),
+        "rows_skipped": skipped,
+        "status_counts": dict(sorted((outputs.get("status_counts") or {}).items())),
+        "outputs": outputs.get("files", {}),
+        "table_rows": table_rows,
+        "loaded": load is not None,
+        "failures": aggregate.get("failed") or [],
+        "unrouted": listing.get("unrouted", []),
+        "problems": day_run.day_problems(config, layout, date),
+    }
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    lines = [
+        f"== {summary['pipeline']} {summary['date']} ==",
+        f"files: {summary['files_seen']} seen, {summary['files_routed']} for the date, "
+        f"{summary['files_processed']} processed, {summary['files_failed']} failed, "
+        f"{summary['files_unrouted']} unrouted, {summary['files_superseded']} superseded, "
+        f"{summary['files_other_dates']} for other dates",
+        f"rows: {summary['rows_in']} in, {summary['rows_out']} out, {summary['rows_rejected']} rejected, "
+        f"skipped {summary['rows_skipped'] or {}} (duplicate SKUs merged: "
+        f"{summary['rows_in'] - summary['rows_out'] - summary['rows_rejected'] - sum(summary['rows_skipped'].values())})",
+    ]
+    if summary["status_counts"]:
+        lines.append("status: " + ", ".join(f"{k} {v}" for k, v in summary["status_counts"].items()))
+    for name, path in summary["outputs"].items():
+        lines.append(f"output: {path}")
+    if summary["table_rows"] is not None:
+        lines.append(f"table rows for {summary['date']}: {summary['table_rows']}")
+    for failure in summary["failures"]:
+        lines.append(f"FAILED {failure['error']}")
+    for unrouted in summary["unrouted"]:
+        lines.append(f"unrouted {unrouted['name']}: {unrouted['reason']}")
+    lines.append("result: " + ("OK" if not summary["problems"] else "FAILED: " + "; ".join(summary["problems"])))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Print what a pipeline day's run did.")
+    parser.add_argument("--pipeline", required=True)
+    parser.add_argument("--date", required=True, type=dt.date.fromisoformat)
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--db-url", default=os.environ.get("AIRFLOW_CONN_AUTOPO_DB"))
+    args = parser.parse_args(argv)
+    layout = DataLayout(args.data.resolve()) if args.data else DataLayout.from_env()
+    summary = day_summary(args.pipeline, args.date, layout, args.db_url)
+    print(render_summary(summary))
+    return 1 if summary["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

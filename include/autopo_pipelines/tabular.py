@@ -1,0 +1,281 @@
+"""Shared cleaning of a store/PO sheet: header normalisation and aliases,
+column selection, skipped rows, text and number parsing, and rejects.
+
+Every pipeline uses these pieces; only what a pipeline computes from the
+clean rows lives in its own transform module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from autopo_pipelines.config import ColumnSpec, NumberFormat
+from autopo_pipelines.errors import InputFileError
+
+REJECT_COLUMNS = ["source_file", "sheet", "row_number", "reason", "raw_values"]
+TOTAL_ROW = re.compile(r"^(grand\s*)?total\b", re.IGNORECASE)
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def normalise_header(value: object) -> str:
+    """lower-case, trim, runs of non-alphanumerics become '_', no leading/trailing '_'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return _NON_ALNUM.sub("_", str(value).strip().lower()).strip("_")
+
+
+def _aliases(columns: Mapping[str, ColumnSpec]) -> dict[str, set[str]]:
+    return {name: {normalise_header(a) for a in spec.aliases} for name, spec in columns.items()}
+
+
+def header_matcher(columns: Mapping[str, ColumnSpec]) -> Callable[[Sequence[str]], bool]:
+    """True for a row whose cells cover every required column."""
+    required = [aliases for name, aliases in _aliases(columns).items() if columns[name].required]
+
+    def is_header(cells: Sequence[str]) -> bool:
+        present = {normalise_header(cell) for cell in cells}
+        return all(present & aliases for aliases in required)
+
+    return is_header
+
+
+def column_letter(index: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA: how a store manager finds the column in Excel."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+@dataclass(frozen=True)
+class SelectedColumns:
+    frame: pd.DataFrame  # canonical column names, raw cell values
+    headers: dict[str, str]  # canonical -> header text as the store wrote it
+    row_numbers: np.ndarray
+
+
+def select_columns(
+    header: Sequence[str],
+    data: pd.DataFrame,
+    row_numbers: np.ndarray,
+    columns: Mapping[str, ColumnSpec],
+    *,
+    file: str,
+    sheet: str,
+    header_row: int,
+) -> SelectedColumns:
+    """Map the sheet's header cells to canonical columns (first match wins)."""
+    normalised = [normalise_header(cell) for cell in header]
+    positions: dict[str, int] = {}
+    for name, aliases in _aliases(columns).items():
+        for index, cell in enumerate(normalised):
+            if cell in aliases:
+                positions[name] = index
+                break
+    missing = [name for name, spec in columns.items() if spec.required and name not in positions]
+    if missing:
+        expected = "; ".join(f"{name} (one of: {', '.join(columns[name].aliases)})" for name in missing)
+        raise InputFileError(
+            file,
+            f"required column missing: {expected}",
+            sheet=sheet,
+            row=header_row,
+        )
+    frame = pd.DataFrame({name: data.iloc[:, pos].to_numpy(dtype=object) for name, pos in positions.items()})
+    headers = {name: str(header[pos]) for name, pos in positions.items()}
+    return SelectedColumns(frame=frame, headers=headers, row_numbers=np.asarray(row_numbers, dtype=np.int64))
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    as_obj = values.astype(object)
+    is_na = as_obj.isna()
+    is_empty_text = as_obj.map(lambda v: isinstance(v, str) and not v.strip())
+    return is_na | is_empty_text.astype(bool)
+
+
+def text_value(value: object) -> str | None:
+    """A cell as trimmed text: a whole float (12345.0) becomes '12345'; blank is None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        stripped = value.strip()
+        return stripped or None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return str(int(value))
+        return repr(float(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value).strip() or None
+
+
+def text_column(values: pd.Series) -> pd.Series:
+    return values.astype(object).map(text_value, na_action=None).astype(object)
+
+
+def _number_pattern(fmt: NumberFormat) -> re.Pattern[str]:
+    decimal = re.escape(fmt.decimal)
+    if fmt.thousands:
+        thousands = re.escape(fmt.thousands)
+        integer = rf"(?:\d{{1,3}}(?:{thousands}\d{{3}})+|\d+)"
+    else:
+        integer = r"\d+"
+    return re.compile(rf"^[+-]?(?:{integer}(?:{decimal}\d*)?|{decimal}\d+)$")
+
+
+@dataclass(frozen=True)
+class ParsedNumbers:
+    values: pd.Series  # float64, NaN where blank or bad
+    blank: pd.Series  # bool
+    bad: pd.Series  # bool: present but not a number
+
+
+def parse_numbers(values: pd.Series, fmt: NumberFormat) -> ParsedNumbers:
+    """Numeric cells as they are; text numbers with the config's separators."""
+    index = values.index
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.astype("float64")
+        return ParsedNumbers(numbers, numbers.isna(), pd.Series(False, index=index))
+    cells = values.astype(object)
+    is_number = cells.map(
+        lambda v: isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+    ).astype(bool)
+    is_text = cells.map(lambda v: isinstance(v, str)).astype(bool)
+    numbers = pd.Series(np.nan, index=index, dtype="float64")
+    numbers[is_number] = cells[is_number].astype("float64")
+    text = cells[is_text].astype(str).str.strip()
+    text_blank = text == ""
+    text = text[~text_blank]
+    pattern = _number_pattern(fmt)
+    well_formed = text.str.match(pattern)
+    parsed = text[well_formed]
+    if fmt.thousands:
+        parsed = parsed.str.replace(fmt.thousands, "", regex=False)
+    if fmt.decimal != ".":
+        parsed = parsed.str.replace(fmt.decimal, ".", regex=False)
+    numbers[parsed.index] = pd.to_numeric(parsed).astype("float64")
+    blank = cells.isna().astype(bool) | (is_number & numbers.isna())
+    blank[text_blank[text_blank].index] = True
+    bad = ~(is_number | is_text | blank)
+    bad[well_formed[~well_formed].index] = True
+    return ParsedNumbers(numbers, blank, bad)
+
+
+def display_value(value: object) -> str:
+    text = text_value(value)
+    return "" if text is None else text
+
+
+@dataclass
+class RejectCollector:
+    """Rows taken out of a file with their sheet row number and reason."""
+
+    file: str
+    sheet: str
+    frame: pd.DataFrame
+    row_numbers: np.ndarray
+    headers: Mapping[str, str]
+    reasons: dict[int, str] = field(default_factory=dict)
+
+    def reject(self, mask: pd.Series, reason: Callable[[int], str] | str) -> None:
+        """First reason wins: a row is reported once, for its leftmost problem."""
+        for position in np.flatnonzero(mask.to_numpy(dtype=bool)):
+            if position not in self.reasons:
+                self.reasons[int(position)] = reason(int(position)) if callable(reason) else reason
+
+    def column_reason(self, column: str, problem: str) -> Callable[[int], str]:
+        header = self.headers.get(column, column)
+
+        def describe(position: int) -> str:
+            raw = display_value(self.frame[column].iat[position])
+            return f"column '{header}' ({column}): {problem}" + (f" (got {raw!r})" if raw else "")
+
+        return describe
+
+    @property
+    def mask(self) -> np.ndarray:
+        mask = np.zeros(len(self.frame), dtype=bool)
+        mask[list(self.reasons)] = True
+        return mask
+
+    def to_frame(self) -> pd.DataFrame:
+        positions = sorted(self.reasons)
+        records = []
+        for position in positions:
+            raw = {
+                self.headers.get(col, col): display_value(self.frame[col].iat[position])
+                for col in self.frame.columns
+            }
+            records.append(
+                {
+                    "source_file": self.file,
+                    "sheet": self.sheet,
+                    "row_number": int(self.row_numbers[position]),
+                    "reason": self.reasons[position],
+                    "raw_values": json.dumps(raw, ensure_ascii=False),
+                }
+            )
+        return pd.DataFrame.from_records(records, columns=REJECT_COLUMNS).astype(
+            {"row_number": "int64"}
+        )
+
+
+@dataclass(frozen=True)
+class SkippedRows:
+    blank: int = 0
+    no_key: int = 0
+    total: int = 0
+
+    @property
+    def count(self) -> int:
+        return self.blank + self.no_key + self.total
+
+    def as_dict(self) -> dict[str, int]:
+        return {"blank": self.blank, "no_key": self.no_key, "total": self.total}
+
+
+def skip_rows(
+    selected: SelectedColumns, *, key: str, label_columns: Iterable[str], all_cells: pd.DataFrame
+) -> tuple[SelectedColumns, SkippedRows]:
+    """Drop fully empty rows, rows without a key, and total rows; count each kind."""
+    blank_cells = all_cells.apply(_blank) if len(all_cells.columns) else pd.DataFrame(index=all_cells.index)
+    fully_blank = blank_cells.all(axis=1).to_numpy(dtype=bool) if len(all_cells.columns) else np.ones(len(all_cells), bool)
+    frame = selected.frame
+    total = np.zeros(len(frame), dtype=bool)
+    for column in [key, *label_columns]:
+        if column in frame.columns:
+            labels = text_column(frame[column]).fillna("")
+            total |= labels.str.match(TOTAL_ROW).to_numpy(dtype=bool)
+    # A total line usually has no SKU; it is still a total line, not a row missing its key.
+    total &= ~fully_blank
+    no_key = text_column(frame[key]).isna().to_numpy(dtype=bool) & ~fully_blank & ~total
+    keep = ~(fully_blank | no_key | total)
+    kept = SelectedColumns(
+        frame=frame.loc[keep].reset_index(drop=True),
+        headers=selected.headers,
+        row_numbers=selected.row_numbers[keep],
+    )
+    return kept, SkippedRows(blank=int(fully_blank.sum()), no_key=int(no_key.sum()), total=int(total.sum()))
+
+
+def first_non_blank(series: pd.Series) -> object:
+    present = series.dropna()
+    return present.iat[0] if len(present) else None
