@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from autopo_pipelines.config import AggregationConfig
 from autopo_pipelines.layout import date_stamp
@@ -86,8 +86,9 @@ def _to_arrow(frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
         if pd.api.types.is_bool_dtype(series):
             array = pa.array(series.to_numpy(dtype=bool))
         elif pd.api.types.is_float_dtype(series):
-            # +0.0 turns -0.0 into 0.0, which would otherwise print as "-0".
-            array = pc.add(pc.round(pa.array(series.to_numpy(dtype="float64"), from_pandas=True), 4), 0.0)
+            # numpy's rounding lands on the double nearest the 4-decimal value (15.4, where
+            # Arrow's round gives 15.399999999999999); +0.0 turns -0.0 into 0.0 ("-0").
+            array = pa.array(np.round(series.to_numpy(dtype="float64"), 4) + 0.0, from_pandas=True)
         elif pd.api.types.is_integer_dtype(series):
             array = pa.array(series.to_numpy(dtype="int64"))
         else:
@@ -98,6 +99,30 @@ def _to_arrow(frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
                 array = pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
         arrays.append(array)
     return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+_NEEDS_QUOTES = r'[",\r\n]'
+
+
+def csv_bytes(table: pa.Table) -> bytes:
+    """CSV lines for a table, quoting only fields that need it (RFC 4180), vectorised in Arrow.
+
+    Arrow's own writer quotes every text field; people open these files in
+    spreadsheets and diff them, so they get the plain form.
+    """
+    if table.num_rows == 0:
+        return b""
+    fields = []
+    for column in table.columns:
+        text = pc.fill_null(pc.cast(column, pa.string()), "")
+        quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+        fields.append(pc.if_else(pc.match_substring_regex(text, _NEEDS_QUOTES), quoted, text))
+    joined = pc.binary_join_element_wise(*fields, ",") if len(fields) > 1 else fields[0]
+    lines = pc.binary_join_element_wise(joined, "\n", "")
+    array = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
+    # The lines lie back to back in the array's data buffer: take them without a Python loop.
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + len(array) + 1]
+    return array.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
 
 class CsvSink:
@@ -111,14 +136,12 @@ class CsvSink:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         self._temporary = Path(temporary)
         self._handle = os.fdopen(handle, "wb")
-        # The header is written by hand: Arrow quotes header names, readers expect them bare.
         self._handle.write((",".join(self.columns) + "\n").encode("utf-8"))
-        self._options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 
     def write(self, frame: pd.DataFrame) -> None:
         if frame.empty:
             return
-        pacsv.write_csv(_to_arrow(frame, self.columns), self._handle, self._options)
+        self._handle.write(csv_bytes(_to_arrow(frame, self.columns)))
         self.rows += len(frame)
 
     def commit(self) -> Path:

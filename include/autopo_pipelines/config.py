@@ -199,6 +199,9 @@ def parse_config(path: Path, raw: Mapping[str, Any]) -> PipelineConfig:
     missing = [col for col in definition.required_columns if col not in config.columns]
     if missing:
         raise ConfigError(path, "columns", f"the transform needs columns {missing} declared")
+    optional = [col for col in definition.required_columns if not config.columns[col].required]
+    if optional:
+        raise ConfigError(path, f"columns.{optional[0]}.required", "the transform cannot work without this column: must be true")
     return config
 
 

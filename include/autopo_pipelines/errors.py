@@ -23,6 +23,10 @@ class InputFileError(Exception):
         self.message = message
         super().__init__(self.describe())
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuilt from its fields: Airflow may pickle the exception between processes.
+        return (_rebuild_input_file_error, (type(self), self.file, self.message, self.sheet, self.row, self.column))
+
     def describe(self) -> str:
         parts = [self.file]
         if self.sheet is not None:
@@ -32,6 +36,14 @@ class InputFileError(Exception):
         if self.column is not None:
             parts.append(f"column '{self.column}'")
         return ": ".join([", ".join(parts), self.message])
+
+
+def _rebuild_input_file_error(
+    cls: type[InputFileError], file: str, message: str, sheet: str | None, row: int | None, column: str | None
+) -> InputFileError:
+    error = InputFileError.__new__(cls)
+    InputFileError.__init__(error, file, message, sheet=sheet, row=row, column=column)
+    return error
 
 
 class ReferenceDataError(Exception):

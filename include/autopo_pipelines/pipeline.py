@@ -24,10 +24,11 @@ from autopo_pipelines.tabular import (
     RejectCollector,
     SkippedRows,
     header_matcher,
+    partial_header_matcher,
     select_columns,
     skip_rows,
 )
-from autopo_pipelines.xlsx_reader import read_sheet_table
+from autopo_pipelines.xlsx_reader import HeaderNotFoundError, read_sheet_table
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,22 @@ def transform_file(
     reject ratio); nothing of such a file reaches the snapshot.
     """
     name = file_name or path.name
-    table = read_sheet_table(
-        path,
-        sheet=config.sheet,
-        header_search_rows=config.header_search_rows,
-        is_header=header_matcher(config.columns),
-    )
+    try:
+        table = read_sheet_table(
+            path,
+            sheet=config.sheet,
+            header_search_rows=config.header_search_rows,
+            is_header=header_matcher(config.columns),
+        )
+    except HeaderNotFoundError:
+        # A header that names most required columns is a header with one missing:
+        # read it anyway so the error says which column is missing, not "no header".
+        table = read_sheet_table(
+            path,
+            sheet=config.sheet,
+            header_search_rows=config.header_search_rows,
+            is_header=partial_header_matcher(config.columns),
+        )
     selected = select_columns(
         table.header,
         table.data,

@@ -36,10 +36,11 @@ class Routing:
 
 
 def parse_file_date(text: str) -> dt.date:
-    digits = text.replace("-", "").replace("_", "")
-    if not re.fullmatch(r"\d{8}", digits):
+    match = re.fullmatch(r"([0-9]{4})([0-9]{2})([0-9]{2})|([0-9]{4})-([0-9]{2})-([0-9]{2})", text)
+    if match is None:
         raise ValueError(f"{text!r} is not YYYYMMDD or YYYY-MM-DD")
-    return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    year, month, day = (int(g) for g in match.groups() if g is not None)
+    return dt.date(year, month, day)
 
 
 def normalise_store(text: str) -> str:

@@ -22,7 +22,8 @@ from autopo_pipelines.errors import InputFileError
 
 REJECT_COLUMNS = ["source_file", "sheet", "row_number", "reason", "raw_values"]
 TOTAL_ROW = re.compile(r"^(grand\s*)?total\b", re.IGNORECASE)
-_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+# Unicode-aware: "Catégorie" keeps its é; only runs of non-alphanumerics become "_".
+_NON_ALNUM = re.compile(r"[\W_]+")
 
 
 def normalise_header(value: object) -> str:
@@ -47,14 +48,16 @@ def header_matcher(columns: Mapping[str, ColumnSpec]) -> Callable[[Sequence[str]
     return is_header
 
 
-def column_letter(index: int) -> str:
-    """0 -> A, 25 -> Z, 26 -> AA: how a store manager finds the column in Excel."""
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
+def partial_header_matcher(columns: Mapping[str, ColumnSpec]) -> Callable[[Sequence[str]], bool]:
+    """True for a row covering at least half of the required columns (and at least one)."""
+    required = [aliases for name, aliases in _aliases(columns).items() if columns[name].required]
+    needed = max(1, (len(required) + 1) // 2)
+
+    def looks_like_header(cells: Sequence[str]) -> bool:
+        present = {normalise_header(cell) for cell in cells}
+        return sum(1 for aliases in required if present & aliases) >= needed
+
+    return looks_like_header
 
 
 @dataclass(frozen=True)
@@ -135,10 +138,11 @@ def _number_pattern(fmt: NumberFormat) -> re.Pattern[str]:
     decimal = re.escape(fmt.decimal)
     if fmt.thousands:
         thousands = re.escape(fmt.thousands)
-        integer = rf"(?:\d{{1,3}}(?:{thousands}\d{{3}})+|\d+)"
+        integer = rf"(?:[0-9]{{1,3}}(?:{thousands}[0-9]{{3}})+|[0-9]+)"
     else:
-        integer = r"\d+"
-    return re.compile(rf"^[+-]?(?:{integer}(?:{decimal}\d*)?|{decimal}\d+)$")
+        integer = r"[0-9]+"
+    # ASCII digits only: "１２" (full-width) is a bad number to reject, not a crash in to_numeric.
+    return re.compile(rf"^[+-]?(?:{integer}(?:{decimal}[0-9]*)?|{decimal}[0-9]+)$")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,627 @@
+"""A project-managed local PostgreSQL cluster for development and tests.
+
+The pipelines load their snapshots into PostgreSQL. A developer machine or a CI
+runner may have no database at all, so this module can initialise and run a
+private cluster in a directory of the project (default ``./.pg``), using the
+system's PostgreSQL binaries when present and otherwise the ones bundled by the
+``pgserver`` wheel.
+
+Layout of ``data_dir``::
+
+    data_dir/
+      pgdata/          the cluster (PGDATA)
+      pgdata/autopo.conf   settings this module owns (port, listen address, ...)
+      postgres.log     server log
+      .lock            serialises start/stop of this data dir across processes
+
+The server listens on 127.0.0.1 only, with no Unix socket, and trusts every
+local TCP connection for the superuser ``autopo``: it is a throwaway cluster for
+one machine, not a shared server.
+
+initdb and postgres refuse to run as root. When this module runs as root it runs
+them as an unprivileged service account (``$AUTOPO_PG_USER``, else a dedicated
+system user ``autopo-pg`` created on first use, else ``nobody``) and gives that
+account ownership of ``data_dir``.
+
+CLI::
+
+    python -m autopo_pipelines.embedded_pg start|stop|status|url [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import glob
+import grp
+import importlib.util
+import logging
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+SUPERUSER = "autopo"
+DATABASE = "autopo"
+DEFAULT_SERVICE_USER = "autopo-pg"
+_REQUIRED_BINARIES = ("initdb", "pg_ctl", "postgres")
+_PGDATA = "pgdata"
+_CONF = "autopo.conf"
+_LOG = "postgres.log"
+_LOCK = ".lock"
+_START_TIMEOUT_S = 60
+_STOP_TIMEOUT_S = 60
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The local cluster could not be found, initialised, started or stopped."""
+
+
+# --------------------------------------------------------------------------- binaries
+
+
+def _has_server_binaries(directory: Path) -> bool:
+    return all(os.access(directory / name, os.X_OK) for name in _REQUIRED_BINARIES)
+
+
+def bundled_pg_bin() -> Path | None:
+    """Binaries shipped in the ``pgserver`` wheel (``pgserver/pginstall/bin``), if installed."""
+    # find_spec locates the package without importing it: importing pgserver
+    # pulls in platformdirs/psutil and warns about XDG dirs, none of which we need.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "pginstall" / "bin"
+        if _has_server_binaries(candidate):
+            return candidate
+    return None
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    match = re.search(r"/postgresql/([\d.]+)/bin$", path)
+    return tuple(int(part) for part in match.group(1).split(".")) if match else ()
+
+
+def _system_pg_bin() -> Path | None:
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        # pg_config may come from libpq-dev alone, whose bindir lacks the server.
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+            if out and _has_server_binaries(Path(out)):
+                return Path(out)
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True):
+        if _has_server_binaries(Path(candidate)):
+            return Path(candidate)
+    pg_ctl = shutil.which("pg_ctl")
+    if pg_ctl:
+        # A PATH entry may hold only symlinks to pg_ctl/initdb; the real
+        # directory next to the resolved pg_ctl also has postgres.
+        for directory in (Path(pg_ctl).parent, Path(pg_ctl).resolve().parent):
+            if _has_server_binaries(directory):
+                return directory
+    return None
+
+
+def find_pg_bin() -> Path:
+    """Directory holding initdb, pg_ctl and postgres.
+
+    Order: ``$AUTOPO_PG_BIN`` (the value ``pgserver`` or ``bundled`` selects the
+    pgserver wheel's binaries), the system's PostgreSQL, the pgserver wheel.
+    """
+    override = os.environ.get("AUTOPO_PG_BIN", "").strip()
+    if override:
+        if override.lower() in ("pgserver", "bundled"):
+            bundled = bundled_pg_bin()
+            if bundled is None:
+                raise EmbeddedPostgresError(
+                    f"AUTOPO_PG_BIN={override} but the pgserver package (with its bundled "
+                    "PostgreSQL binaries) is not installed"
+                )
+            return bundled
+        path = Path(override).expanduser()
+        if not _has_server_binaries(path):
+            raise EmbeddedPostgresError(
+                f"AUTOPO_PG_BIN={override} does not contain executable "
+                + ", ".join(_REQUIRED_BINARIES)
+            )
+        return path
+    found = _system_pg_bin() or bundled_pg_bin()
+    if found is None:
+        raise EmbeddedPostgresError(
+            "no PostgreSQL server binaries found: install PostgreSQL, `pip install pgserver`, "
+            "or set AUTOPO_PG_BIN to a directory containing initdb, pg_ctl and postgres"
+        )
+    return found
+
+
+def pg_major_version(pg_bin: Path) -> str:
+    """Major version of the server binaries, e.g. ``"15"``, as written in PG_VERSION."""
+    out = subprocess.run(
+        [str(pg_bin / "postgres"), "--version"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    match = re.search(r"(\d+)(?:\.(\d+))?", out)
+    if match is None:
+        raise EmbeddedPostgresError(f"cannot parse postgres version from {out!r}")
+    major = int(match.group(1))
+    # Before PostgreSQL 10 the major version had two parts (9.6).
+    return f"{major}.{match.group(2)}" if major < 10 and match.group(2) else str(major)
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+@dataclass(frozen=True)
+class _Account:
+    """Who runs initdb/pg_ctl/postgres; ``uid=None`` means "the current user, as is"."""
+
+    name: str
+    uid: int | None
+    gid: int
+
+
+def _ensure_service_user(name: str) -> pwd.struct_passwd | None:
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam(name)
+    useradd = shutil.which("useradd") or next(
+        (p for p in ("/usr/sbin/useradd", "/sbin/useradd") if os.access(p, os.X_OK)), None
+    )
+    if useradd is None:
+        return None
+    result = subprocess.run(
+        [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+         "--shell", "/usr/sbin/nologin", "--comment", "autopo local PostgreSQL", name],
+        capture_output=True, text=True, timeout=60,
+    )
+    # Another process may have created it in the meantime: look again either way.
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam(name)
+    log.warning("could not create system user %s: %s", name, result.stderr.strip())
+    return None
+
+
+def _service_account() -> _Account:
+    if os.geteuid() != 0:
+        return _Account(pwd.getpwuid(os.geteuid()).pw_name, None, os.getegid())
+    wanted = os.environ.get("AUTOPO_PG_USER", "").strip()
+    if wanted:
+        try:
+            entry = pwd.getpwnam(wanted)
+        except KeyError:
+            raise EmbeddedPostgresError(f"AUTOPO_PG_USER={wanted}: no such user") from None
+    else:
+        entry = _ensure_service_user(DEFAULT_SERVICE_USER) or pwd.getpwnam("nobody")
+    if entry.pw_uid == 0:
+        raise EmbeddedPostgresError("PostgreSQL cannot run as root; choose another AUTOPO_PG_USER")
+    return _Account(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+def _search_denied(path: Path, account: _Account) -> Path | None:
+    """First ancestor of ``path`` that ``account`` cannot traverse, if any.
+
+    os.access only answers for the current user, so the mode bits are checked
+    by hand for the service account (ACLs are not considered).
+    """
+    if account.uid is None:
+        return None
+    groups = {account.gid} | {g.gr_gid for g in _groups_of(account.name)}
+    for directory in reversed(path.resolve().parents):
+        st = directory.stat()
+        if st.st_uid == account.uid:
+            ok = bool(st.st_mode & stat.S_IXUSR)
+        elif st.st_gid in groups:
+            ok = bool(st.st_mode & stat.S_IXGRP)
+        else:
+            ok = bool(st.st_mode & stat.S_IXOTH)
+        if not ok:
+            return directory
+    return None
+
+
+def _groups_of(user: str) -> list[grp.struct_group]:
+    return [g for g in grp.getgrall() if user in g.gr_mem]
+
+
+# --------------------------------------------------------------------------- server
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # postgres binds with SO_REUSEADDR, so sockets in TIME_WAIT do not
+        # block it; probe the same way to avoid false "busy" answers.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class EmbeddedPostgres:
+    """A private PostgreSQL cluster living in ``data_dir``.
+
+    ``port=None`` reuses the port remembered in ``data_dir`` or picks a free
+    one. ``durable=False`` turns off fsync and friends: right for throwaway
+    test clusters, wrong for data you want to survive an OS crash.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        pg_bin: Path | None = None,
+        durable: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.pgdata = self.data_dir / _PGDATA
+        self.log_file = self.data_dir / _LOG
+        self._requested_port = port
+        self._pg_bin = pg_bin
+        self.durable = durable
+        self._account: _Account | None = None
+
+    # -- public API -------------------------------------------------------------
+
+    @property
+    def pg_bin(self) -> Path:
+        if self._pg_bin is None:
+            self._pg_bin = find_pg_bin()
+        return self._pg_bin
+
+    @property
+    def port(self) -> int:
+        port = self._requested_port or self._remembered_port()
+        if port is None:
+            raise EmbeddedPostgresError(f"no port chosen yet for {self.data_dir}; call start() first")
+        return port
+
+    @property
+    def url(self) -> str:
+        """``postgresql://autopo@127.0.0.1:PORT/autopo`` (trust auth, no password)."""
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
+
+    def is_running(self) -> bool:
+        """Whether a postmaster is running on this data dir.
+
+        Same test as ``pg_ctl status`` (the pid in postmaster.pid is alive),
+        done in-process: no subprocess, and root can answer even when the
+        service account can no longer reach the data dir.
+        """
+        pid = self._postmaster_pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # alive, owned by another user
+        return True
+
+    def start(self) -> None:
+        """Initialise if needed, start and wait until ``autopo`` accepts connections."""
+        self._prepare_data_dir()
+        with self._locked():
+            if self.is_running():
+                # A server started by another process/CLI call: just make sure it answers.
+                running_port = self._remembered_port()
+                if self._requested_port is not None and running_port not in (None, self._requested_port):
+                    raise EmbeddedPostgresError(
+                        f"{self.pgdata} is already running on port {running_port}, "
+                        f"not {self._requested_port}; stop it first"
+                    )
+                self._wait_for_connections(self.port)
+                return
+            if not (self.pgdata / "PG_VERSION").exists():
+                self._initdb()
+            self._check_version()
+            self._start_server()
+
+    def stop(self) -> None:
+        """Fast shutdown (rolls back open transactions); a no-op when not running."""
+        if not self.is_running():
+            return
+        # No _prepare_data_dir here: stopping must work even when the data dir
+        # became unreachable for the service account (a parent was chmod'ed).
+        with self._locked():
+            if not self.is_running():
+                return
+            account = self.account
+            if account.uid is not None and _search_denied(self.pgdata, account) is not None:
+                self._stop_by_signal()
+                return
+            result = self._pg_ctl("stop", "-w", "-t", str(_STOP_TIMEOUT_S), "-m", "fast", check=False)
+            if result.returncode != 0 and self.is_running():
+                raise EmbeddedPostgresError(
+                    f"pg_ctl stop failed for {self.pgdata}: {result.stderr.strip() or result.stdout.strip()}"
+                )
+
+    # -- internals --------------------------------------------------------------
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            first_line = (self.pgdata / "postmaster.pid").read_text(encoding="ascii").split("\n", 1)[0]
+            return int(first_line)
+        except (OSError, ValueError):
+            return None
+
+    def _stop_by_signal(self) -> None:
+        # What `pg_ctl stop -m fast` does: SIGINT, then wait for the
+        # postmaster to remove its pid file on its way out.
+        pid = self._postmaster_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + _STOP_TIMEOUT_S
+        while (self.pgdata / "postmaster.pid").exists() and self.is_running():
+            if time.monotonic() > deadline:
+                raise EmbeddedPostgresError(f"PostgreSQL (pid {pid}) in {self.pgdata} did not stop")
+            time.sleep(0.05)
+
+    @property
+    def account(self) -> _Account:
+        if self._account is None:
+            self._account = _service_account()
+        return self._account
+
+    def _prepare_data_dir(self) -> None:
+        account = self.account
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if account.uid is None:
+            return
+        denied = _search_denied(self.data_dir, account)
+        if denied is not None:
+            raise EmbeddedPostgresError(
+                f"the PostgreSQL service user {account.name!r} cannot reach {self.data_dir}: "
+                f"{denied} is not searchable by it (e.g. `chmod o+x {denied}`, or use another "
+                "--data-dir / AUTOPO_PG_DIR)"
+            )
+        denied_bin = _search_denied(self.pg_bin / "postgres", account)
+        if denied_bin is not None:
+            raise EmbeddedPostgresError(
+                f"the PostgreSQL service user {account.name!r} cannot reach the binaries in "
+                f"{self.pg_bin}: {denied_bin} is not searchable by it"
+            )
+        # Only re-own when needed: a recursive chown of a large cluster on every start is slow.
+        if self.data_dir.stat().st_uid != account.uid or (
+            self.pgdata.exists() and self.pgdata.stat().st_uid != account.uid
+        ):
+            for path in [self.data_dir, *self.data_dir.rglob("*")]:
+                os.chown(path, account.uid, account.gid, follow_symlinks=False)
+        os.chmod(self.data_dir, 0o700)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Serialises start/stop of one data dir across processes (two CLI
+        # calls, parallel test workers); released automatically if we die.
+        with open(self.data_dir / _LOCK, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _run(
+        self, args: Sequence[str], *, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        # Keep messages in English/C so failures can be matched and read in logs.
+        env.update({"LC_ALL": "C", "LANG": "C"})
+        result = subprocess.run(
+            list(args),
+            capture_output=True,
+            text=True,
+            env=env,
+            # The service account may not be able to enter our cwd (e.g. /root).
+            cwd=self.data_dir,
+            timeout=timeout,
+            # Keep the postmaster out of our process group: a Ctrl-C meant
+            # for the caller must not shut the database down.
+            start_new_session=True,
+            # subprocess drops privileges itself (setgroups/setgid/setuid
+            # between fork and exec): fork-safe, unlike a Python preexec_fn,
+            # and no runuser/setpriv needed on the machine. None = unchanged.
+            user=self.account.uid,
+            group=self.account.gid if self.account.uid is not None else None,
+            extra_groups=[] if self.account.uid is not None else None,
+        )
+        if check and result.returncode != 0:
+            raise EmbeddedPostgresError(
+                f"{Path(args[0]).name} failed ({result.returncode}): "
+                f"{(result.stderr or result.stdout).strip()}"
+            )
+        return result
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._run([str(self.pg_bin / "pg_ctl"), "-D", str(self.pgdata), *args], check=check,
+                         timeout=max(_START_TIMEOUT_S, _STOP_TIMEOUT_S) + 30)
+
+    def _initdb(self) -> None:
+        if self.pgdata.exists() and any(self.pgdata.iterdir()):
+            raise EmbeddedPostgresError(
+                f"{self.pgdata} exists and is not empty but holds no cluster (no PG_VERSION)"
+            )
+        args = [
+            str(self.pg_bin / "initdb"), "-D", str(self.pgdata),
+            "-U", SUPERUSER, "--auth=trust",
+            # C collation: sorting by plain character code, as the outputs' contract demands.
+            "--encoding=UTF8", "--locale=C",
+        ]
+        if not self.durable:
+            args.append("--no-sync")
+        self._run(args)
+        with open(self.pgdata / "postgresql.conf", "a", encoding="utf-8") as conf:
+            conf.write(f"\n# Settings managed by autopo_pipelines.embedded_pg\ninclude_if_exists = '{_CONF}'\n")
+
+    def _check_version(self) -> None:
+        cluster = (self.pgdata / "PG_VERSION").read_text(encoding="ascii").strip()
+        binaries = pg_major_version(self.pg_bin)
+        if cluster != binaries:
+            raise EmbeddedPostgresError(
+                f"{self.pgdata} was created by PostgreSQL {cluster} but the binaries in "
+                f"{self.pg_bin} are {binaries}: set AUTOPO_PG_BIN to PostgreSQL {cluster} "
+                "binaries or delete the data dir"
+            )
+
+    def _remembered_port(self) -> int | None:
+        try:
+            text = (self.pgdata / _CONF).read_text(encoding="utf-8")
+        except OSError:
+            return None
+        match = re.search(r"^port\s*=\s*(\d+)", text, re.MULTILINE)
+        return int(match.group(1)) if match else None
+
+    def _write_conf(self, port: int) -> None:
+        lines = [
+            f"port = {port}",
+            "listen_addresses = '127.0.0.1'",
+            # No Unix socket: its default directory may not be writable by the
+            # service account, and a long data_dir path would exceed the socket path limit.
+            "unix_socket_directories = ''",
+        ]
+        if not self.durable:
+            lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
+        path = self.pgdata / _CONF
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        account = self.account
+        if account.uid is not None:
+            os.chown(path, account.uid, account.gid)
+
+    def _choose_port(self) -> tuple[int, bool]:
+        """The port to start on and whether another may be tried if it is taken."""
+        if self._requested_port is not None:
+            return self._requested_port, False
+        remembered = self._remembered_port()
+        if remembered is not None:
+            if _port_is_free(remembered):
+                return remembered, True
+            log.warning("remembered port %s of %s is taken; picking another", remembered, self.data_dir)
+        return _free_port(), True
+
+    def _start_server(self) -> None:
+        port, may_move = self._choose_port()
+        for attempt in range(3):
+            self._write_conf(port)
+            log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+            result = self._pg_ctl(
+                "start", "-w", "-t", str(_START_TIMEOUT_S), "-l", str(self.log_file), check=False
+            )
+            if result.returncode == 0:
+                self._wait_for_connections(port)
+                self._ensure_database(port)
+                return
+            server_log = self._read_log(log_offset)
+            # A free port can be grabbed by someone else between our probe and
+            # postgres binding it; only then is another port worth a try.
+            if may_move and attempt < 2 and "could not bind" in server_log.lower():
+                port = _free_port()
+                continue
+            raise EmbeddedPostgresError(
+                f"PostgreSQL did not start in {self.pgdata}: "
+                f"{(result.stderr or result.stdout).strip()}\n{server_log[-4000:]}"
+            )
+
+    def _read_log(self, offset: int) -> str:
+        try:
+            with open(self.log_file, "rb") as handle:
+                handle.seek(offset)
+                return handle.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def _wait_for_connections(self, port: int, timeout: float = _START_TIMEOUT_S) -> None:
+        # pg_ctl -w already waits for "ready", but an already-running server
+        # may still be recovering; poll a real connection to be sure.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres",
+                                     connect_timeout=5):
+                    return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise EmbeddedPostgresError(
+                        f"PostgreSQL on port {port} does not accept connections: {exc}"
+                    ) from exc
+                time.sleep(0.05)
+
+    def _ensure_database(self, port: int) -> None:
+        # Checked on every start, so a crash between initdb and CREATE DATABASE heals itself.
+        with psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres",
+                             autocommit=True, connect_timeout=5) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+            if exists is None:
+                conn.execute(f'CREATE DATABASE "{DATABASE}"')
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("AUTOPO_PG_DIR") or ".pg").absolute()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m autopo_pipelines.embedded_pg",
+        description="Manage the project's local PostgreSQL cluster.",
+    )
+    parser.add_argument("command", choices=("start", "stop", "status", "url"))
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="cluster directory (default: $AUTOPO_PG_DIR or ./.pg)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: remembered or free)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+    server = EmbeddedPostgres(args.data_dir or default_data_dir(), port=args.port)
+    try:
+        if args.command == "start":
+            started = time.monotonic()
+            server.start()
+            print(f"running: {server.url} ({time.monotonic() - started:.2f}s)", file=sys.stderr)
+        elif args.command == "stop":
+            server.stop()
+            print(f"stopped: {server.data_dir}", file=sys.stderr)
+        elif args.command == "status":
+            if server.is_running():
+                print(f"running: {server.url}")
+                return 0
+            print(f"stopped: {server.data_dir}")
+            return 3
+        else:
+            server.start()
+            # stdout carries the URI only, so `$(... url)` can be used in scripts.
+            print(server.url)
+    except EmbeddedPostgresError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

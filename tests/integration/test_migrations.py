@@ -1,0 +1,239 @@
+"""The SQL migrations and their runner, against a real database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from autopo_pipelines.migrations import MigrationError, apply_migrations, discover
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS_DIR = REPO_ROOT / "migrations"
+EXPECTED = ["0001_stock_health_snapshots", "0002_pipeline_tracking"]
+
+SNAPSHOT_COLUMNS = [
+    ("snapshot_date", "date"), ("store_id", "text"), ("sku", "text"), ("product_name", "text"),
+    ("category", "text"), ("supplier_id", "text"), ("supplier_name", "text"),
+    ("stock_on_hand", "numeric"), ("sales_qty", "numeric"), ("avg_daily_sales", "numeric"),
+    ("days_of_cover", "numeric"), ("lead_time_days", "numeric"), ("reorder_point", "numeric"),
+    ("target_stock", "numeric"), ("on_order_qty", "numeric"), ("suggested_order_qty", "numeric"),
+    ("status", "text"), ("emergency", "boolean"), ("unit_cost", "numeric"), ("stock_value", "numeric"),
+    ("source_file", "text"), ("loaded_at", "timestamp with time zone"),
+]
+RUN_COLUMNS = [
+    ("id", "bigint"), ("pipeline_name", "text"), ("date", "date"), ("status", "text"),
+    ("total_files", "integer"), ("processed_files", "integer"), ("failed_files", "integer"),
+    ("skipped_files", "integer"), ("total_rows", "integer"), ("rejected_rows", "integer"),
+    ("missing_stores", "ARRAY"), ("dag_run_id", "text"), ("attempt", "integer"),
+    ("started_at", "timestamp with time zone"), ("completed_at", "timestamp with time zone"),
+    ("error", "text"),
+]
+FILE_JOB_COLUMNS = [
+    ("id", "bigint"), ("pipeline_run_id", "bigint"), ("file_path", "text"), ("file_name", "text"),
+    ("store_id", "text"), ("checksum", "text"), ("size_bytes", "bigint"), ("status", "text"),
+    ("retry_count", "integer"), ("rows_in", "integer"), ("rows_out", "integer"),
+    ("rows_rejected", "integer"), ("error", "text"), ("intermediate_path", "text"),
+    ("map_index", "integer"), ("started_at", "timestamp with time zone"),
+    ("completed_at", "timestamp with time zone"),
+]
+
+
+def _columns(url: str, table: str) -> list[tuple[str, str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+    return [(str(a), str(b)) for a, b in rows]
+
+
+def _copy_migrations(tmp_path: Path) -> Path:
+    target = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, target)
+    return target
+
+
+def test_discover_orders_numerically(tmp_path: Path) -> None:
+    for name in ("0010_b.sql", "0002_a.sql", "0001_c.sql"):
+        (tmp_path / name).write_text("SELECT 1;")
+    assert [m.name for m in discover(tmp_path)] == ["0001_c", "0002_a", "0010_b"]
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [(["0001_a.sql", "1_b.sql"], "share migration version 1"), (["initial.sql"], "must be named")],
+)
+def test_discover_rejects_bad_names(tmp_path: Path, names: list[str], message: str) -> None:
+    for name in names:
+        (tmp_path / name).write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match=message):
+        discover(tmp_path)
+
+
+def test_apply_twice_applies_nothing_new(fresh_db_url: str) -> None:
+    assert apply_migrations(fresh_db_url, MIGRATIONS_DIR) == EXPECTED
+    assert apply_migrations(fresh_db_url, MIGRATIONS_DIR) == []
+    with psycopg.connect(fresh_db_url) as conn:
+        rows = conn.execute(
+            "SELECT version, name, length(checksum), applied_at IS NOT NULL FROM schema_migrations ORDER BY version"
+        ).fetchall()
+    assert rows == [(1, EXPECTED[0], 64, True), (2, EXPECTED[1], 64, True)]
+
+
+def test_tables_have_the_contract_columns(pg_url: str) -> None:
+    assert _columns(pg_url, "stock_health_snapshots") == SNAPSHOT_COLUMNS
+    assert _columns(pg_url, "pipeline_runs") == RUN_COLUMNS
+    assert _columns(pg_url, "pipeline_file_jobs") == FILE_JOB_COLUMNS
+
+
+def test_snapshot_constraints(clean_tables: str) -> None:
+    insert = (
+        "INSERT INTO stock_health_snapshots (snapshot_date, store_id, sku, stock_on_hand, sales_qty, "
+        "avg_daily_sales, lead_time_days, reorder_point, target_stock, on_order_qty, "
+        "suggested_order_qty, status, emergency) VALUES ('2024-12-04', %s, 'A', 1, 0, 0, 14, 0, 0, 0, 0, %s, %s)"
+    )
+    with psycopg.connect(clean_tables, autocommit=True) as conn:
+        for i, status in enumerate(["out_of_stock", "inactive", "no_sales", "critical", "low", "overstock", "healthy"]):
+            conn.execute(insert, (f"S{i}", status, status in ("out_of_stock", "critical")))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(insert, ("S9", "unknown", False))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(insert, ("S9", "healthy", True))  # emergency contradicts status
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(insert, ("S0", "healthy", False))
+        (pk,) = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'stock_health_snapshots_pkey'"
+        ).fetchone() or ("",)
+        assert pk == "PRIMARY KEY (snapshot_date, store_id, sku)"
+        (loaded_at,) = conn.execute("SELECT min(loaded_at) FROM stock_health_snapshots").fetchone() or (None,)
+        assert loaded_at is not None
+
+
+def test_tracking_constraints(clean_tables: str) -> None:
+    with psycopg.connect(clean_tables, autocommit=True) as conn:
+        run_id = conn.execute(
+            "INSERT INTO pipeline_runs (pipeline_name, date) VALUES ('stock_health', '2024-12-04') "
+            "RETURNING id"
+        ).fetchone()
+        assert run_id is not None
+        row = conn.execute(
+            "SELECT status, total_files, attempt, missing_stores FROM pipeline_runs WHERE id = %s", run_id
+        ).fetchone()
+        assert row == ("pending", 0, 0, None)
+        conn.execute("UPDATE pipeline_runs SET missing_stores = %s WHERE id = %s", (["STORE-7"], run_id[0]))
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("INSERT INTO pipeline_runs (pipeline_name, date) VALUES ('stock_health', '2024-12-04')")
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("UPDATE pipeline_runs SET status = 'done' WHERE id = %s", run_id)
+        for status in ("processing", "completed", "completed_with_errors", "failed", "pending"):
+            conn.execute("UPDATE pipeline_runs SET status = %s WHERE id = %s", (status, run_id[0]))
+
+        job = (
+            "INSERT INTO pipeline_file_jobs (pipeline_run_id, file_path, file_name, status) "
+            "VALUES (%s, %s, 'f.xlsx', %s)"
+        )
+        for i, status in enumerate(["queued", "processing", "completed", "failed", "skipped", "unrouted"]):
+            conn.execute(job, (run_id[0], f"/in/{i}.xlsx", status))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(job, (run_id[0], "/in/x.xlsx", "done"))
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(job, (run_id[0], "/in/0.xlsx", "queued"))
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute(job, (run_id[0] + 1000, "/in/0.xlsx", "queued"))
+        counters = conn.execute(
+            "SELECT retry_count, rows_in, rows_out, rows_rejected FROM pipeline_file_jobs LIMIT 1"
+        ).fetchone()
+        assert counters == (0, 0, 0, 0)
+
+        conn.execute("DELETE FROM pipeline_runs WHERE id = %s", run_id)
+        assert conn.execute("SELECT count(*) FROM pipeline_file_jobs").fetchone() == (0,)
+
+
+def test_changed_applied_file_is_an_error_naming_it(fresh_db_url: str, tmp_path: Path) -> None:
+    migrations = _copy_migrations(tmp_path)
+    apply_migrations(fresh_db_url, migrations)
+    edited = migrations / "0001_stock_health_snapshots.sql"
+    edited.write_text(edited.read_text() + "\n-- an innocent-looking edit\n")
+    (migrations / "0003_new.sql").write_text("CREATE TABLE should_not_exist (x int);")
+    with pytest.raises(MigrationError, match="0001_stock_health_snapshots.sql was changed"):
+        apply_migrations(fresh_db_url, migrations)
+    # Nothing after the bad history was applied.
+    with psycopg.connect(fresh_db_url) as conn:
+        assert conn.execute("SELECT to_regclass('should_not_exist')").fetchone() == (None,)
+
+
+def test_line_endings_are_not_a_change(fresh_db_url: str, tmp_path: Path) -> None:
+    migrations = _copy_migrations(tmp_path)
+    apply_migrations(fresh_db_url, migrations)
+    for path in migrations.glob("*.sql"):
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    assert apply_migrations(fresh_db_url, migrations) == []
+
+
+def test_failed_migration_is_rolled_back_and_not_recorded(fresh_db_url: str, tmp_path: Path) -> None:
+    migrations = _copy_migrations(tmp_path)
+    (migrations / "0003_broken.sql").write_text(
+        "CREATE TABLE half_done (x int);\nSELECT no_such_function();\n"
+    )
+    with pytest.raises(MigrationError, match="0003_broken.sql failed"):
+        apply_migrations(fresh_db_url, migrations)
+    with psycopg.connect(fresh_db_url) as conn:
+        assert conn.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+    # The earlier migrations, each in its own transaction, stay applied.
+    assert versions == [1, 2]
+    (migrations / "0003_broken.sql").write_text("CREATE TABLE half_done (x int);\n")
+    assert apply_migrations(fresh_db_url, migrations) == ["0003_broken"]
+
+
+def test_concurrent_runners_do_not_collide(fresh_db_url: str) -> None:
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            results.append(apply_migrations(fresh_db_url, MIGRATIONS_DIR))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(results, key=len) == [[], [], [], EXPECTED]
+
+
+def _cli_env() -> dict[str, str]:
+    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT / "include"), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": pythonpath}
+
+
+def test_cli(fresh_db_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "autopo_pipelines.migrations", "--url", fresh_db_url, "--dir", str(MIGRATIONS_DIR)],
+        capture_output=True, text=True, timeout=120,
+        env=_cli_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "applied 2 migration(s)" in result.stderr
+    again = subprocess.run(
+        [sys.executable, "-m", "autopo_pipelines.migrations", "--url", fresh_db_url],
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+        env=_cli_env(),
+    )
+    assert again.returncode == 0, again.stderr
+    assert "applied 0 migration(s)" in again.stderr

@@ -1,0 +1,415 @@
+"""Unit tests for autopo_pipelines.aggregate: atomic parts, bounded batches and the day's CSV text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autopo_pipelines.aggregate import (
+    PART_META,
+    REJECTS_FILE,
+    ROWS_FILE,
+    Part,
+    batches,
+    read_part_meta,
+    write_day_outputs,
+    write_part,
+)
+from autopo_pipelines.config import AggregationConfig
+from autopo_pipelines.pipeline import FileOutcome, empty_rejects
+from autopo_pipelines.pipelines import stock_health as sh
+from autopo_pipelines.tabular import REJECT_COLUMNS, SkippedRows
+
+DAY = dt.date(2024, 12, 4)
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def snap(store: str, sku: str, **values: Any) -> dict[str, Any]:
+    """A snapshot row in the output column order; every value given by the test."""
+    row = {
+        "snapshot_date": DAY,
+        "store_id": store,
+        "sku": sku,
+        "product_name": None,
+        "category": None,
+        "supplier_id": None,
+        "supplier_name": None,
+        "stock_on_hand": 0.0,
+        "sales_qty": 0.0,
+        "avg_daily_sales": 0.0,
+        "days_of_cover": np.nan,
+        "lead_time_days": 14.0,
+        "reorder_point": 0.0,
+        "target_stock": 0.0,
+        "on_order_qty": 0.0,
+        "suggested_order_qty": 0.0,
+        "status": "inactive",
+        "emergency": False,
+        "unit_cost": np.nan,
+        "stock_value": np.nan,
+        "source_file": f"{store}_stock_20241204.xlsx",
+    }
+    unknown = set(values) - set(row)
+    assert not unknown, unknown
+    row.update(values)
+    return row
+
+
+def outcome(rows: list[dict[str, Any]], rejects: pd.DataFrame | None = None) -> FileOutcome:
+    frame = pd.DataFrame(rows, columns=list(sh.OUTPUT_COLUMNS))
+    frame = frame.astype({"emergency": bool})
+    for column in ("stock_on_hand", "sales_qty", "avg_daily_sales", "days_of_cover", "lead_time_days", "reorder_point",
+                   "target_stock", "on_order_qty", "suggested_order_qty", "unit_cost", "stock_value"):
+        frame[column] = frame[column].astype("float64")
+    return FileOutcome(
+        rows=frame,
+        rejects=empty_rejects() if rejects is None else rejects,
+        sheet="Stock",
+        rows_in=len(rows),
+        skipped=SkippedRows(blank=1, no_key=0, total=2),
+    )
+
+
+def make_part(root: Path, store: str, result: FileOutcome) -> Part:
+    name = f"{store}_stock_20241204.xlsx"
+    directory = root / "parts" / f"{name}.0123456789abcdef"
+    meta = write_part(directory, result, {"file_name": name, "partition": store, "store_id": store})
+    return Part(directory=directory, meta=meta)
+
+
+def three_parts(root: Path) -> list[Part]:
+    """Three stores; values chosen so that rounding, blanks and character-code order show."""
+    s2 = outcome(
+        [
+            snap(
+                "S2", "a", product_name="cup, blue", category="Bev", supplier_id="SUP-01", supplier_name="PT Sumber",
+                stock_on_hand=10.0, sales_qty=10.0, avg_daily_sales=10 / 30, days_of_cover=30.0,
+                reorder_point=10 / 30 * 21, target_stock=10 / 30 * 28, status="healthy", unit_cost=2.5, stock_value=25.0,
+            ),
+            snap(
+                "S2", "B", stock_on_hand=0.0, sales_qty=3.0, avg_daily_sales=0.1, days_of_cover=0.0,
+                reorder_point=0.1 * 21, target_stock=0.1 * 28, suggested_order_qty=3.0, status="out_of_stock",
+                emergency=True,
+            ),
+        ]
+    )
+    s10 = outcome(
+        [
+            snap(
+                "S10", "é1", product_name="Kopi", stock_on_hand=-1.0, status="inactive",
+                unit_cost=0.00001, stock_value=-0.00001,
+            ),
+            snap(
+                "S10", "Z9", product_name='say "hi"', stock_on_hand=-5.0, sales_qty=20.0, avg_daily_sales=20 / 30,
+                days_of_cover=-7.5, lead_time_days=10.0, reorder_point=20 / 30 * 17, target_stock=20 / 30 * 24,
+                suggested_order_qty=16.0, status="out_of_stock", emergency=True, unit_cost=0.123456,
+                stock_value=-5 * 0.123456,
+            ),
+        ]
+    )
+    rejects = pd.DataFrame(
+        [
+            {
+                "source_file": "S1_stock_20241204.xlsx",
+                "sheet": "Stock",
+                "row_number": 7,
+                "reason": "column 'Stok' (stock_on_hand): not a number (got 'abc')",
+                "raw_values": json.dumps({"Kode Barang": "X1", "Stok": "abc"}),
+            }
+        ],
+        columns=REJECT_COLUMNS,
+    )
+    s1 = outcome(
+        [
+            snap(
+                "S1", "k", product_name="Beras 5kg", stock_on_hand=21.0, sales_qty=30.0, avg_daily_sales=1.0,
+                days_of_cover=21.0, reorder_point=21.0, target_stock=28.0, on_order_qty=2.0, suggested_order_qty=5.0,
+                status="healthy", unit_cost=65000.0, stock_value=1365000.0,
+            ),
+            snap(
+                "S1", "a", supplier_id="SUP-01", supplier_name="PT Sumber", stock_on_hand=5.0, status="no_sales",
+                unit_cost=2.5, stock_value=12.5,
+            ),
+        ],
+        rejects=rejects,
+    )
+    return [make_part(root, "S2", s2), make_part(root, "S10", s10), make_part(root, "S1", s1)]
+
+
+def run_day(parts: list[Part], seeds: Path, **aggregation: int) -> Any:
+    return write_day_outputs(
+        parts,
+        seeds_dir=seeds,
+        date=DAY,
+        definition=sh.TRANSFORM,
+        settings=sh.StockHealthSettings(),
+        aggregation=AggregationConfig(**aggregation),
+    )
+
+
+SNAPSHOT_HEADER = (
+    "snapshot_date,store_id,sku,product_name,category,supplier_id,supplier_name,stock_on_hand,sales_qty,"
+    "avg_daily_sales,days_of_cover,lead_time_days,reorder_point,target_stock,on_order_qty,suggested_order_qty,"
+    "status,emergency,unit_cost,stock_value,source_file\n"
+)
+ROW_S1_A = "2024-12-04,S1,a,,,SUP-01,PT Sumber,5,0,0,,14,0,0,0,0,no_sales,false,2.5,12.5,S1_stock_20241204.xlsx\n"
+ROW_S1_K = "2024-12-04,S1,k,Beras 5kg,,,,21,30,1,21,14,21,28,2,5,healthy,false,65000,1365000,S1_stock_20241204.xlsx\n"
+ROW_S10_Z9 = (
+    '2024-12-04,S10,Z9,"say ""hi""",,,,-5,20,0.6667,-7.5,10,11.3333,16,0,16,out_of_stock,true,0.1235,-0.6173,'
+    "S10_stock_20241204.xlsx\n"
+)
+ROW_S10_E1 = "2024-12-04,S10,é1,Kopi,,,,-1,0,0,,14,0,0,0,0,inactive,false,0,0,S10_stock_20241204.xlsx\n"
+ROW_S2_B = "2024-12-04,S2,B,,,,,0,3,0.1,0,14,2.1,2.8,0,3,out_of_stock,true,,,S2_stock_20241204.xlsx\n"
+ROW_S2_A = (
+    '2024-12-04,S2,a,"cup, blue",Bev,SUP-01,PT Sumber,10,10,0.3333,30,14,7,9.3333,0,0,healthy,false,'
+    "2.5,25,S2_stock_20241204.xlsx\n"
+)
+
+# By character code: "S1" < "S10" < "S2" (not numeric), "B" < "a", "Z9" < "é1".
+EXPECTED_SNAPSHOT = SNAPSHOT_HEADER + ROW_S1_A + ROW_S1_K + ROW_S10_Z9 + ROW_S10_E1 + ROW_S2_B + ROW_S2_A
+
+# Out of stock first, then days_of_cover ascending: -7.5 before 0.
+EXPECTED_EMERGENCY = SNAPSHOT_HEADER + ROW_S10_Z9 + ROW_S2_B
+
+EXPECTED_M2 = (
+    "snapshot_date,sku,product_name,supplier_id,supplier_name,stores_count,total_stock,total_sales_qty,"
+    "avg_daily_sales,days_of_cover,stores_out_of_stock,stores_critical,total_on_order_qty,"
+    "total_suggested_order_qty,total_stock_value\n"
+    "2024-12-04,B,,,,1,0,3,0.1,0,1,0,0,3,\n"
+    '2024-12-04,Z9,"say ""hi""",,,1,-5,20,0.6667,-7.5,1,0,0,16,-0.6173\n'
+    # a: S1 (5, no sales, value 12.5) + S2 (10, avg 1/3, value 25): cover 15 / (1/3) = 45
+    '2024-12-04,a,"cup, blue",SUP-01,PT Sumber,2,15,10,0.3333,45,0,0,0,0,37.5\n'
+    "2024-12-04,k,Beras 5kg,,,1,21,30,1,21,0,0,2,5,1365000\n"
+    "2024-12-04,é1,Kopi,,,1,-1,0,0,,0,0,0,0,0\n"
+)
+
+EXPECTED_REJECTS = (
+    "source_file,sheet,row_number,reason,raw_values\n"
+    "S1_stock_20241204.xlsx,Stock,7,column 'Stok' (stock_on_hand): not a number (got 'abc'),"
+    '"{""Kode Barang"": ""X1"", ""Stok"": ""abc""}"\n'
+)
+
+
+# --- write_part ------------------------------------------------------------------------
+
+
+def test_write_part_writes_a_complete_part(tmp_path: Path) -> None:
+    result = outcome([snap("S1", "a", stock_on_hand=1.0)])
+    directory = tmp_path / "parts" / "S1_stock_20241204.xlsx.abc"
+    meta = write_part(directory, result, {"file_name": "S1_stock_20241204.xlsx", "partition": "S1"})
+    assert sorted(p.name for p in directory.iterdir()) == sorted([ROWS_FILE, REJECTS_FILE, PART_META])
+    assert meta["file_name"] == "S1_stock_20241204.xlsx"
+    assert meta["partition"] == "S1"
+    assert meta["sheet"] == "Stock"
+    assert meta["rows_in"] == 1
+    assert meta["rows_out"] == 1
+    assert meta["rows_rejected"] == 0
+    assert meta["rows_skipped"] == {"blank": 1, "no_key": 0, "total": 2}
+    assert meta["part_bytes"] == (directory / ROWS_FILE).stat().st_size + (directory / REJECTS_FILE).stat().st_size
+    assert read_part_meta(directory) == meta
+    back = pd.read_parquet(directory / ROWS_FILE)
+    assert back["sku"].tolist() == ["a"]
+    # Nothing but the part itself is left in the parts folder.
+    assert [p.name for p in directory.parent.iterdir()] == [directory.name]
+
+
+def test_read_part_meta_of_a_missing_part_is_none(tmp_path: Path) -> None:
+    assert read_part_meta(tmp_path / "nope") is None
+
+
+def unwritable_rows() -> pd.DataFrame:
+    return pd.DataFrame({"sku": ["a", "b"], "stock_on_hand": [1.0, object()]})
+
+
+def test_write_part_failing_on_rows_leaves_no_part_and_no_temp_dir(tmp_path: Path) -> None:
+    bad = FileOutcome(rows=unwritable_rows(), rejects=empty_rejects(), sheet="S", rows_in=2, skipped=SkippedRows())
+    directory = tmp_path / "parts" / "S1.abc"
+    with pytest.raises(Exception):  # noqa: B017 - whatever pyarrow raises
+        write_part(directory, bad, {"file_name": "S1"})
+    assert not directory.exists()
+    assert list(directory.parent.iterdir()) == []
+
+
+def test_write_part_failing_in_the_middle_leaves_no_part_and_no_temp_dir(tmp_path: Path) -> None:
+    # The rows are written, then the rejects cannot be: the half-written staging dir must go.
+    bad_rejects = pd.DataFrame({"source_file": ["f"], "row_number": [object()]})
+    bad = outcome([snap("S1", "a")], rejects=bad_rejects)
+    directory = tmp_path / "parts" / "S1.abc"
+    with pytest.raises(Exception):  # noqa: B017
+        write_part(directory, bad, {"file_name": "S1"})
+    assert not directory.exists()
+    assert list(directory.parent.iterdir()) == []
+
+
+def test_write_part_failing_keeps_the_previous_part_whole(tmp_path: Path) -> None:
+    directory = tmp_path / "parts" / "S1.abc"
+    good_meta = write_part(directory, outcome([snap("S1", "a", stock_on_hand=3.0)]), {"file_name": "S1"})
+    bad = FileOutcome(rows=unwritable_rows(), rejects=empty_rejects(), sheet="S", rows_in=2, skipped=SkippedRows())
+    with pytest.raises(Exception):  # noqa: B017
+        write_part(directory, bad, {"file_name": "S1"})
+    assert read_part_meta(directory) == good_meta
+    assert pd.read_parquet(directory / ROWS_FILE)["stock_on_hand"].tolist() == [3.0]
+    assert [p.name for p in directory.parent.iterdir()] == [directory.name]
+
+
+def test_write_part_replaces_an_existing_part(tmp_path: Path) -> None:
+    directory = tmp_path / "parts" / "S1.abc"
+    write_part(directory, outcome([snap("S1", "a", stock_on_hand=3.0)]), {"file_name": "S1"})
+    meta = write_part(directory, outcome([snap("S1", "a"), snap("S1", "b")]), {"file_name": "S1"})
+    assert meta["rows_out"] == 2
+    assert pd.read_parquet(directory / ROWS_FILE)["sku"].tolist() == ["a", "b"]
+    assert [p.name for p in directory.parent.iterdir()] == [directory.name]
+
+
+# --- batches ----------------------------------------------------------------------------
+
+
+def fake_part(partition: str | None, file_name: str, part_bytes: int = 10) -> Part:
+    return Part(
+        directory=Path("/nonexistent") / file_name,
+        meta={"partition": partition, "file_name": file_name, "part_bytes": part_bytes},
+    )
+
+
+def batch_names(result: list[list[Part]]) -> list[list[str]]:
+    return [[p.meta["file_name"] for p in batch] for batch in result]
+
+
+def test_batches_respect_files_per_batch_and_never_split_a_partition() -> None:
+    parts = [
+        fake_part("D", "d1"),
+        fake_part("A", "a2"),
+        fake_part("B", "b1"),
+        fake_part("A", "a1"),
+        fake_part("C", "c1"),
+        fake_part("A", "a3"),
+    ]
+    result = list(batches(parts, AggregationConfig(files_per_batch=2, bytes_per_batch=10**9)))
+    # A has 3 files: more than a batch holds, but it stays together, alone.
+    assert batch_names(result) == [["a1", "a2", "a3"], ["b1", "c1"], ["d1"]]
+
+
+def test_batches_with_one_file_per_batch() -> None:
+    parts = [fake_part("B", "b1"), fake_part("A", "a1"), fake_part("B", "b2")]
+    result = list(batches(parts, AggregationConfig(files_per_batch=1, bytes_per_batch=10**9)))
+    assert batch_names(result) == [["a1"], ["b1", "b2"]]
+
+
+def test_batches_respect_bytes_per_batch() -> None:
+    parts = [
+        fake_part("A", "a1", 60),
+        fake_part("B", "b1", 50),
+        fake_part("C", "c1", 10),
+        fake_part("D", "d1", 150),  # larger than a batch on its own: alone
+        fake_part("E", "e1", 40),
+        fake_part("E", "e2", 40),
+        fake_part("F", "f1", 30),
+    ]
+    result = list(batches(parts, AggregationConfig(files_per_batch=100, bytes_per_batch=100)))
+    assert batch_names(result) == [["a1"], ["b1", "c1"], ["d1"], ["e1", "e2"], ["f1"]]
+    for batch in result:
+        assert len(batch) == 1 or sum(p.meta["part_bytes"] for p in batch) <= 100
+
+
+def test_batches_keep_every_part_once_in_partition_order() -> None:
+    parts = [fake_part(p, f"{p}{i}", part_bytes=7) for p in "QWERTY" for i in range(3)]
+    result = list(batches(parts, AggregationConfig(files_per_batch=4, bytes_per_batch=30)))
+    flat = [p.meta["file_name"] for batch in result for p in batch]
+    assert flat == sorted(p.meta["file_name"] for p in parts)
+    for batch in result:
+        partitions = [p.partition for p in batch]
+        # a partition's files are all in this batch or none are
+        for partition in set(partitions):
+            assert partitions.count(partition) == 3
+
+
+def test_batches_of_nothing() -> None:
+    assert list(batches([], AggregationConfig())) == []
+
+
+# --- write_day_outputs ----------------------------------------------------------------
+
+
+def test_day_outputs_exact_text(tmp_path: Path) -> None:
+    parts = three_parts(tmp_path / "intermediate")
+    seeds = tmp_path / "seeds"
+    result = run_day(parts, seeds)
+    assert (seeds / "20241204.csv").read_text(encoding="utf-8") == EXPECTED_SNAPSHOT
+    assert (seeds / "20241204_emergency.csv").read_text(encoding="utf-8") == EXPECTED_EMERGENCY
+    assert (seeds / "20241204_m2.csv").read_text(encoding="utf-8") == EXPECTED_M2
+    assert (seeds / "20241204_rejects.csv").read_text(encoding="utf-8") == EXPECTED_REJECTS
+    assert result.rows_out == 6
+    assert result.rows_rejected == 1
+    assert result.status_counts == {"no_sales": 1, "healthy": 2, "out_of_stock": 2, "inactive": 1}
+    assert set(result.files) == {"20241204.csv", "20241204_m2.csv", "20241204_emergency.csv", "20241204_rejects.csv"}
+    # No temporary file is left next to the outputs.
+    assert sorted(p.name for p in seeds.iterdir()) == sorted(result.files)
+
+
+def test_day_outputs_rejects_file_has_a_header_when_there_are_no_rejects(tmp_path: Path) -> None:
+    part = make_part(tmp_path / "intermediate", "S1", outcome([snap("S1", "a")]))
+    seeds = tmp_path / "seeds"
+    result = run_day([part], seeds)
+    assert (seeds / "20241204_rejects.csv").read_text(encoding="utf-8") == "source_file,sheet,row_number,reason,raw_values\n"
+    assert (seeds / "20241204_emergency.csv").read_text(encoding="utf-8") == SNAPSHOT_HEADER
+    assert result.rows_rejected == 0
+    assert sorted(p.name for p in seeds.iterdir()) == sorted(result.files)
+
+
+def test_day_outputs_of_no_parts_are_headers_only(tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    run_day([], seeds)
+    assert (seeds / "20241204.csv").read_text(encoding="utf-8") == SNAPSHOT_HEADER
+    assert (seeds / "20241204_rejects.csv").read_text(encoding="utf-8").startswith("source_file,")
+    assert sorted(p.name for p in seeds.iterdir()) == sorted(
+        ["20241204.csv", "20241204_m2.csv", "20241204_emergency.csv", "20241204_rejects.csv"]
+    )
+
+
+@pytest.mark.parametrize(
+    "aggregation",
+    [
+        {"files_per_batch": 1},
+        {"files_per_batch": 2},
+        {"files_per_batch": 100, "bytes_per_batch": 1},
+    ],
+)
+def test_day_outputs_do_not_depend_on_batching(tmp_path: Path, aggregation: dict[str, int]) -> None:
+    parts = three_parts(tmp_path / "intermediate")
+    run_day(parts, tmp_path / "all", files_per_batch=100, bytes_per_batch=10**9)
+    result = run_day(parts, tmp_path / "small", **aggregation)
+    assert result.batches > 1
+    for name in ("20241204.csv", "20241204_m2.csv", "20241204_emergency.csv", "20241204_rejects.csv"):
+        assert (tmp_path / "small" / name).read_bytes() == (tmp_path / "all" / name).read_bytes(), name
+
+
+def test_day_outputs_failing_leave_previous_outputs_and_no_temp_files(tmp_path: Path) -> None:
+    parts = three_parts(tmp_path / "intermediate")
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "20241204.csv").write_text("previous complete file\n", encoding="utf-8")
+    (parts[1].directory / ROWS_FILE).unlink()  # a part that cannot be read
+    with pytest.raises(Exception):  # noqa: B017
+        run_day(parts, seeds, files_per_batch=1)
+    assert [p.name for p in seeds.iterdir()] == ["20241204.csv"]
+    assert (seeds / "20241204.csv").read_text(encoding="utf-8") == "previous complete file\n"
+
+
+def test_day_outputs_are_parseable_back_to_the_values(tmp_path: Path) -> None:
+    parts = three_parts(tmp_path / "intermediate")
+    seeds = tmp_path / "seeds"
+    run_day(parts, seeds)
+    back = pd.read_csv(seeds / "20241204.csv", dtype=str, keep_default_na=False)
+    assert back["store_id"].tolist() == ["S1", "S1", "S10", "S10", "S2", "S2"]
+    assert back["sku"].tolist() == ["a", "k", "Z9", "é1", "B", "a"]
+    assert back.loc[2, "product_name"] == 'say "hi"'
+    assert all(math.isfinite(float(v)) for v in back["avg_daily_sales"])

@@ -1,0 +1,197 @@
+"""Unit tests for autopo_pipelines.config: the real config loads, and every error names file and key."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autopo_pipelines.config import ConfigError, PipelineConfig, load_config_file, load_configs
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REAL_CONFIG = REPO_ROOT / "dags" / "configs" / "stock_health.yaml"
+
+
+@pytest.fixture(scope="module")
+def real_text() -> str:
+    return REAL_CONFIG.read_text(encoding="utf-8")
+
+
+def write_variant(directory: Path, text: str, old: str, new: str, *, name: str = "stock_health") -> Path:
+    """The real config with one exact edit, saved as <name>.yaml."""
+    assert old in text, f"fixture edit does not apply: {old!r}"
+    path = directory / f"{name}.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def load_error(path: Path) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_config_file(path)
+    return info.value
+
+
+def test_real_stock_health_config_loads_with_spec_values() -> None:
+    config = load_config_file(REAL_CONFIG)
+    assert isinstance(config, PipelineConfig)
+    assert config.name == "stock_health"
+    assert config.timezone == "Asia/Jakarta"
+    assert config.max_reject_ratio == 0.05
+    assert config.header_search_rows == 20
+    assert config.numbers.decimal == "." and config.numbers.thousands == ","
+    required = {name for name, spec in config.columns.items() if spec.required}
+    assert required == {"sku", "stock_on_hand", "sales_qty"}
+    assert config.columns["sku"].aliases == ["sku", "item_code", "kode_barang", "plu", "article", "barcode"]
+    assert config.columns["sales_qty"].aliases == [
+        "sales_qty",
+        "sales_30d",
+        "sales_qty_30d",
+        "qty_sold",
+        "penjualan_30_hari",
+    ]
+    assert config.settings == {
+        "sales_window_days": 30,
+        "safety_days": 7,
+        "review_days": 7,
+        "overstock_days": 90,
+        "default_lead_time_days": 14,
+        "supplier_master": "reference/suppliers.csv",
+    }
+    assert "date" in config.compiled_pattern.groupindex
+    assert "store" in config.compiled_pattern.groupindex
+
+
+def test_business_date_is_taken_in_the_configured_timezone() -> None:
+    config = load_config_file(REAL_CONFIG)
+    # 18:00 UTC on Dec 3 is 01:00 on Dec 4 in Jakarta (UTC+7).
+    assert config.business_date(dt.datetime(2024, 12, 3, 18, 0, tzinfo=dt.UTC)) == dt.date(2024, 12, 4)
+    assert config.business_date(dt.datetime(2024, 12, 3, 16, 59, tzinfo=dt.UTC)) == dt.date(2024, 12, 3)
+
+
+def test_misspelt_key_is_an_error_naming_file_and_key(tmp_path: Path, real_text: str) -> None:
+    path = write_variant(tmp_path, real_text, "max_reject_ratio: 0.05", "max_reject_ratoi: 0.05")
+    error = load_error(path)
+    assert error.key == "max_reject_ratoi"
+    assert error.path == str(path)
+    assert str(path) in str(error)
+    assert "max_reject_ratoi" in str(error)
+
+
+def test_misspelt_nested_key_names_the_full_key(tmp_path: Path, real_text: str) -> None:
+    path = write_variant(tmp_path, real_text, "  files_per_batch: 5", "  files_per_btach: 5")
+    error = load_error(path)
+    assert error.key == "aggregation.files_per_btach"
+    assert str(path) in str(error)
+
+
+def test_unknown_timezone_names_key_timezone(tmp_path: Path, real_text: str) -> None:
+    path = write_variant(tmp_path, real_text, "timezone: Asia/Jakarta", "timezone: Asia/Jakartaa")
+    error = load_error(path)
+    assert error.key == "timezone"
+    assert str(path) in str(error)
+    assert "Asia/Jakartaa" in str(error)
+
+
+def test_file_pattern_without_date_group_names_key_file_pattern(tmp_path: Path, real_text: str) -> None:
+    path = write_variant(tmp_path, real_text, "(?P<date>", "(?P<day>")
+    error = load_error(path)
+    assert error.key == "file_pattern"
+    assert "date" in error.message
+    assert str(path) in str(error)
+
+
+def test_file_pattern_that_is_not_a_regex_names_key_file_pattern(tmp_path: Path, real_text: str) -> None:
+    path = write_variant(tmp_path, real_text, "file_pattern: '(?P<store>", "file_pattern: '((?P<store>")
+    error = load_error(path)
+    assert error.key == "file_pattern"
+
+
+def test_negative_transform_setting_names_settings_key(tmp_path: Path, real_text: str) -> None:
+    path = write_variant(tmp_path, real_text, "  safety_days: 7", "  safety_days: -1")
+    error = load_error(path)
+    assert error.key == "settings.safety_days"
+    assert str(path) in str(error)
+    assert "settings.safety_days" in str(error)
+
+
+def test_misspelt_transform_setting_is_refused(tmp_path: Path, real_text: str) -> None:
+    path = write_variant(tmp_path, real_text, "  overstock_days: 90", "  overstock_dayz: 90")
+    error = load_error(path)
+    assert error.key == "settings.overstock_dayz"
+
+
+def test_yaml_syntax_error_names_a_line(tmp_path: Path, real_text: str) -> None:
+    path = write_variant(tmp_path, real_text, "  files_per_batch: 5", "  files_per_batch: [5")
+    line_of_edit = real_text.splitlines().index("  files_per_batch: 5") + 1
+    error = load_error(path)
+    assert error.key.startswith("line ")
+    reported = int(error.key.split()[1])
+    # The parser notices the problem on the edited line or the one after it.
+    assert reported in (line_of_edit, line_of_edit + 1)
+    assert str(path) in str(error)
+    assert "YAML" in str(error)
+
+
+def test_same_separators_for_decimal_and_thousands_is_refused(tmp_path: Path, real_text: str) -> None:
+    path = write_variant(tmp_path, real_text, 'thousands: ","', 'thousands: "."')
+    error = load_error(path)
+    assert error.key == "numbers"
+
+
+def test_unimportable_transform_names_key_transform(tmp_path: Path, real_text: str) -> None:
+    path = write_variant(
+        tmp_path, real_text, "transform: autopo_pipelines.pipelines.stock_health", "transform: autopo_pipelines.pipelines.nope"
+    )
+    error = load_error(path)
+    assert error.key == "transform"
+
+
+def test_name_must_match_the_file_name(tmp_path: Path, real_text: str) -> None:
+    path = tmp_path / "stock_health_v2.yaml"
+    path.write_text(real_text, encoding="utf-8")
+    error = load_error(path)
+    assert error.key == "name"
+    assert "stock_health_v2" in str(error)
+    assert str(path) in str(error)
+
+
+def test_empty_file_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "stock_health.yaml"
+    path.write_text("", encoding="utf-8")
+    error = load_error(path)
+    assert error.path == str(path)
+
+
+def test_transform_required_column_declared_optional_is_a_config_error(tmp_path: Path, real_text: str) -> None:
+    path = write_variant(
+        tmp_path, real_text, "  stock_on_hand:\n    required: true", "  stock_on_hand:\n    required: false"
+    )
+    error = load_error(path)
+    assert error.key.startswith("columns")
+    assert "stock_on_hand" in str(error)
+
+
+def test_load_configs_reports_a_broken_file_without_hiding_the_good_one(tmp_path: Path, real_text: str) -> None:
+    shutil.copy(REAL_CONFIG, tmp_path / "stock_health.yaml")
+    broken = write_variant(
+        tmp_path,
+        real_text.replace("name: stock_health", "name: aaa_broken"),
+        "max_reject_ratio: 0.05",
+        "max_reject_ratoi: 0.05",
+        name="aaa_broken",  # sorts first: a broken file before the good one must not stop the loop
+    )
+    (tmp_path / "notes.txt").write_text("not a config", encoding="utf-8")
+    loaded = load_configs(tmp_path)
+    assert list(loaded.configs) == ["stock_health"]
+    assert loaded.configs["stock_health"].name == "stock_health"
+    assert len(loaded.errors) == 1
+    assert loaded.errors[0].path == str(broken)
+    assert loaded.errors[0].key == "max_reject_ratoi"
+
+
+def test_load_configs_of_an_empty_directory_is_empty(tmp_path: Path) -> None:
+    loaded = load_configs(tmp_path)
+    assert loaded.configs == {}
+    assert loaded.errors == []

@@ -1,0 +1,92 @@
+"""Unit tests for autopo_pipelines.sources.local.LocalFolderSource."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from autopo_pipelines.sources import is_candidate_name
+from autopo_pipelines.sources.local import LocalFolderSource, sha256_of
+
+
+def make_inbox(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "STORE-012_stock_20241204.xlsx").write_bytes(b"store 12 content")
+    (folder / "Toko 7 stock health 2024-12-04.xlsx").write_bytes(b"toko 7")
+    (folder / "~$STORE-012_stock_20241204.xlsx").write_bytes(b"excel lock file")
+    (folder / "~$lock.xlsx").write_bytes(b"lock")
+    (folder / ".hidden.xlsx").write_bytes(b"hidden")
+    (folder / ".DS_Store").write_bytes(b"mac")
+    (folder / "subfolder").mkdir()
+    (folder / "subfolder" / "nested_stock_20241204.xlsx").write_bytes(b"nested")
+
+
+def test_list_files_lists_uploads_only(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    make_inbox(inbox)
+    files = LocalFolderSource(inbox).list_files()
+    assert [f.name for f in files] == ["STORE-012_stock_20241204.xlsx", "Toko 7 stock health 2024-12-04.xlsx"]
+    first = files[0]
+    assert first.location == str(inbox / "STORE-012_stock_20241204.xlsx")
+    assert first.size_bytes == len(b"store 12 content")
+    assert first.modified == (inbox / first.name).stat().st_mtime
+    assert first.checksum == "sha256:" + hashlib.sha256(b"store 12 content").hexdigest()
+
+
+def test_names_matches_list_files(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    make_inbox(inbox)
+    source = LocalFolderSource(inbox)
+    assert source.names() == [f.name for f in source.list_files()]
+
+
+def test_checksum_is_stable_and_follows_content(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path = inbox / "S1_stock_20241204.xlsx"
+    path.write_bytes(b"version 1")
+    source = LocalFolderSource(inbox)
+    first = source.list_files()[0].checksum
+    assert source.list_files()[0].checksum == first
+    # Same content, new modification time: same checksum.
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    assert source.list_files()[0].checksum == first
+    path.write_bytes(b"version 2")
+    second = source.list_files()[0].checksum
+    assert second != first
+    assert second == "sha256:" + hashlib.sha256(b"version 2").hexdigest()
+
+
+def test_sha256_of_a_file_larger_than_one_read_chunk(tmp_path: Path) -> None:
+    content = os.urandom(3 * (1 << 20) + 17)
+    path = tmp_path / "big.xlsx"
+    path.write_bytes(content)
+    assert sha256_of(path) == "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def test_missing_folder_lists_nothing(tmp_path: Path) -> None:
+    source = LocalFolderSource(tmp_path / "does-not-exist")
+    assert source.list_files() == []
+    assert source.names() == []
+
+
+def test_a_file_instead_of_a_folder_lists_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "inbox"
+    path.write_text("not a folder", encoding="utf-8")
+    assert LocalFolderSource(path).list_files() == []
+
+
+def test_fetch_returns_the_file_itself(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    make_inbox(inbox)
+    source = LocalFolderSource(inbox)
+    file = source.list_files()[0]
+    assert source.fetch(file, tmp_path / "downloads") == inbox / file.name
+
+
+def test_is_candidate_name() -> None:
+    assert is_candidate_name("STORE-012_stock_20241204.xlsx")
+    assert is_candidate_name("Toko 7 stock health 2024-12-04.xlsx")
+    assert not is_candidate_name("~$lock.xlsx")
+    assert not is_candidate_name(".hidden.xlsx")

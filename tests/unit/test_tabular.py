@@ -1,0 +1,400 @@
+"""Unit tests for autopo_pipelines.tabular: header normalisation, column selection,
+skipped rows, number and text parsing, and rejects (spec: shared/spec/stock_health.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autopo_pipelines.config import ColumnSpec, NumberFormat, load_config_file
+from autopo_pipelines.errors import InputFileError
+from autopo_pipelines.tabular import (
+    REJECT_COLUMNS,
+    RejectCollector,
+    SelectedColumns,
+    header_matcher,
+    normalise_header,
+    parse_numbers,
+    select_columns,
+    skip_rows,
+    text_value,
+)
+
+REAL_CONFIG = Path(__file__).resolve().parents[2] / "dags" / "configs" / "stock_health.yaml"
+
+
+@pytest.fixture(scope="module")
+def columns() -> dict[str, ColumnSpec]:
+    """The real config's column aliases (the spec's table)."""
+    return dict(load_config_file(REAL_CONFIG).columns)
+
+
+def object_series(values: Sequence[object]) -> pd.Series:
+    return pd.Series(list(values), dtype=object)
+
+
+# --- normalise_header ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  Stock On-Hand (pcs) ", "stock_on_hand_pcs"),
+        ("SKU", "sku"),
+        ("Kode Barang", "kode_barang"),
+        ("Penjualan 30 Hari", "penjualan_30_hari"),
+        ("Qty.Sold", "qty_sold"),
+        ("__Item   Code__", "item_code"),
+        ("Sales Qty (30d)", "sales_qty_30d"),
+        ("HPP/Unit", "hpp_unit"),
+        ("", ""),
+        ("  ", ""),
+        (None, ""),
+        (float("nan"), ""),
+        (2024, "2024"),
+    ],
+)
+def test_normalise_header(raw: object, expected: str) -> None:
+    assert normalise_header(raw) == expected
+
+
+def test_normalise_header_keeps_non_ascii_letters() -> None:
+    assert normalise_header("Catégorie") == "catégorie"
+
+
+# --- header_matcher ------------------------------------------------------------
+
+
+def test_header_matcher_accepts_a_row_covering_every_required_column(columns: dict[str, ColumnSpec]) -> None:
+    is_header = header_matcher(columns)
+    assert is_header(["SKU", "Product Name", "Stock On Hand", "Sales Qty"])
+    assert is_header(["Kode Barang", "Nama Barang", "Stok", "Penjualan 30 Hari", "HPP"])
+    assert is_header(["", " PLU ", "Qty On Hand", "QTY SOLD", ""])
+
+
+def test_header_matcher_refuses_rows_missing_a_required_column(columns: dict[str, ColumnSpec]) -> None:
+    is_header = header_matcher(columns)
+    assert not is_header(["SKU", "Product Name", "Stock On Hand"])  # no sales
+    assert not is_header(["Product Name", "Stock", "Sales Qty"])  # no sku
+    assert not is_header(["Stock report for STORE-012", "", ""])  # a title row
+    assert not is_header([])
+
+
+def test_header_matcher_normalises_the_config_aliases_too() -> None:
+    cols = {
+        "sku": ColumnSpec(required=True, aliases=["Item Code"]),
+        "qty": ColumnSpec(required=True, aliases=["Qty-On-Hand"]),
+        "note": ColumnSpec(required=False, aliases=["note"]),
+    }
+    assert header_matcher(cols)(["ITEM  CODE", "qty on hand"])
+
+
+# --- select_columns ------------------------------------------------------------
+
+
+def test_select_columns_maps_aliases_to_canonical_names(columns: dict[str, ColumnSpec]) -> None:
+    header = ["Kode Barang", "Nama Barang", "Kategori", "Stok", "Penjualan 30 Hari", "HPP", "Kode Toko", "Extra"]
+    data = pd.DataFrame([["001", "Teh", "Bev", 5, 10, 2500, "S1", "x"]], dtype=object)
+    selected = select_columns(
+        header, data, np.array([7]), columns, file="f.xlsx", sheet="Stock", header_row=6
+    )
+    assert set(selected.frame.columns) == {
+        "sku",
+        "product_name",
+        "category",
+        "stock_on_hand",
+        "sales_qty",
+        "unit_cost",
+        "store_id",
+    }
+    assert selected.frame.loc[0, "sku"] == "001"
+    assert selected.frame.loc[0, "stock_on_hand"] == 5
+    assert selected.frame.loc[0, "unit_cost"] == 2500
+    assert selected.headers["stock_on_hand"] == "Stok"
+    assert selected.headers["store_id"] == "Kode Toko"
+    assert selected.row_numbers.tolist() == [7]
+
+
+def test_select_columns_first_matching_header_cell_wins(columns: dict[str, ColumnSpec]) -> None:
+    # Both "Stock" and "SOH" are stock_on_hand aliases: the leftmost header cell is used.
+    header = ["SKU", "Stock", "SOH", "Qty Sold"]
+    data = pd.DataFrame([["A", 1, 2, 3]], dtype=object)
+    selected = select_columns(header, data, np.array([2]), columns, file="f.xlsx", sheet="S", header_row=1)
+    assert selected.frame.loc[0, "stock_on_hand"] == 1
+    assert selected.headers["stock_on_hand"] == "Stock"
+
+
+def test_select_columns_leaves_out_optional_columns_that_are_absent(columns: dict[str, ColumnSpec]) -> None:
+    header = ["SKU", "Stock", "Qty Sold"]
+    data = pd.DataFrame([["A", 1, 3]], dtype=object)
+    selected = select_columns(header, data, np.array([2]), columns, file="f.xlsx", sheet="S", header_row=1)
+    assert list(selected.frame.columns) == ["sku", "stock_on_hand", "sales_qty"]
+
+
+def test_select_columns_missing_required_column_names_file_sheet_and_aliases(
+    columns: dict[str, ColumnSpec],
+) -> None:
+    header = ["SKU", "Product Name", "Stock On Hand"]
+    data = pd.DataFrame([["A", "x", 1]], dtype=object)
+    with pytest.raises(InputFileError) as info:
+        select_columns(
+            header, data, np.array([5]), columns, file="STORE-012_stock_20241204.xlsx", sheet="Stock", header_row=4
+        )
+    error = info.value
+    assert error.file == "STORE-012_stock_20241204.xlsx"
+    assert error.sheet == "Stock"
+    text = str(error)
+    assert "STORE-012_stock_20241204.xlsx" in text
+    assert "Stock" in text
+    assert "sales_qty" in text
+    for alias in ["sales_qty", "sales_30d", "sales_qty_30d", "qty_sold", "penjualan_30_hari"]:
+        assert alias in text
+    # Present columns are not reported as missing.
+    assert "kode_barang" not in text
+
+
+# --- parse_numbers -------------------------------------------------------------
+
+
+DEFAULT_FORMAT = NumberFormat()
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        (5, 5.0),
+        (2.5, 2.5),
+        (np.int64(7), 7.0),
+        (np.float64(-1.25), -1.25),
+        ("1,234", 1234.0),
+        ("1,234.50", 1234.5),
+        ("12,345,678", 12345678.0),
+        ("-3", -3.0),
+        (" 12 ", 12.0),
+        ("0.75", 0.75),
+        ("+4", 4.0),
+    ],
+)
+def test_parse_numbers_good_values(cell: object, expected: float) -> None:
+    # A neighbouring text cell keeps the column mixed, as a real sheet column is.
+    parsed = parse_numbers(object_series([cell, "x"]), DEFAULT_FORMAT)
+    assert parsed.values.iloc[0] == expected
+    assert not parsed.blank.iloc[0]
+    assert not parsed.bad.iloc[0]
+
+
+@pytest.mark.parametrize("cell", ["", "   ", None, float("nan")])
+def test_parse_numbers_blank_values(cell: object) -> None:
+    parsed = parse_numbers(object_series([cell, "1"]), DEFAULT_FORMAT)
+    assert math.isnan(parsed.values.iloc[0])
+    assert parsed.blank.iloc[0]
+    assert not parsed.bad.iloc[0]
+
+
+@pytest.mark.parametrize("cell", ["abc", "1,5", "1,2345", "12-3", "1.2.3", "Rp 100", True, False, np.bool_(True)])
+def test_parse_numbers_bad_values(cell: object) -> None:
+    parsed = parse_numbers(object_series([cell, "1"]), DEFAULT_FORMAT)
+    assert math.isnan(parsed.values.iloc[0])
+    assert parsed.bad.iloc[0]
+    assert not parsed.blank.iloc[0]
+    # The good neighbour is unaffected.
+    assert parsed.values.iloc[1] == 1.0
+    assert not parsed.bad.iloc[1]
+
+
+def test_parse_numbers_whole_column_of_booleans_is_bad() -> None:
+    parsed = parse_numbers(pd.Series([True, False]), DEFAULT_FORMAT)
+    assert parsed.bad.tolist() == [True, True]
+
+
+def test_parse_numbers_numeric_column_is_taken_as_is() -> None:
+    parsed = parse_numbers(pd.Series([1.5, np.nan, -2.0]), DEFAULT_FORMAT)
+    assert parsed.values.iloc[0] == 1.5
+    assert math.isnan(parsed.values.iloc[1])
+    assert parsed.values.iloc[2] == -2.0
+    assert parsed.blank.tolist() == [False, True, False]
+    assert parsed.bad.tolist() == [False, False, False]
+
+
+def test_parse_numbers_decimal_comma_format() -> None:
+    fmt = NumberFormat(decimal=",", thousands=".")
+    parsed = parse_numbers(object_series(["1.234,5", "1,5", "1.234", "1,234.5", 7]), fmt)
+    assert parsed.values.iloc[0] == 1234.5
+    assert parsed.values.iloc[1] == 1.5
+    assert parsed.values.iloc[2] == 1234.0
+    assert math.isnan(parsed.values.iloc[3])
+    assert parsed.bad.tolist() == [False, False, False, True, False]
+    assert parsed.values.iloc[4] == 7.0
+
+
+def test_parse_numbers_space_thousands_format() -> None:
+    fmt = NumberFormat(decimal=",", thousands=" ")
+    parsed = parse_numbers(object_series(["1 234 567,25", "12,5"]), fmt)
+    assert parsed.values.tolist() == [1234567.25, 12.5]
+    assert parsed.bad.tolist() == [False, False]
+
+
+def test_parse_numbers_non_ascii_digits_do_not_crash() -> None:
+    parsed = parse_numbers(object_series(["１２", "1"]), DEFAULT_FORMAT)
+    assert parsed.bad.iloc[0] or parsed.values.iloc[0] == 12.0
+    assert parsed.values.iloc[1] == 1.0
+
+
+# --- text_value ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        (12345.0, "12345"),
+        (np.float64(12345.0), "12345"),
+        (12345, "12345"),
+        (8992761111111.0, "8992761111111"),  # an EAN barcode stored as a number
+        ("00123", "00123"),
+        ("  00123  ", "00123"),
+        (123.5, "123.5"),
+        ("", None),
+        ("   ", None),
+        (None, None),
+        (float("nan"), None),
+        (np.nan, None),
+    ],
+)
+def test_text_value(cell: object, expected: str | None) -> None:
+    assert text_value(cell) == expected
+
+
+# --- skip_rows -------------------------------------------------------------------
+
+
+def make_selected(rows: list[list[object]], columns: list[str], first_row: int = 5) -> tuple[SelectedColumns, pd.DataFrame]:
+    all_cells = pd.DataFrame(rows, dtype=object)
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    selected = SelectedColumns(
+        frame=frame,
+        headers={c: c.upper() for c in columns},
+        row_numbers=np.arange(first_row, first_row + len(rows), dtype=np.int64),
+    )
+    return selected, all_cells
+
+
+def test_skip_rows_counts_each_kind() -> None:
+    rows: list[list[object]] = [
+        ["A1", "Apple", 5, 10],  # 5 kept
+        [None, None, None, None],  # 6 blank
+        ["  ", "", "  ", None],  # 7 blank (whitespace only)
+        [None, "orphan", 1, 1],  # 8 no sku
+        ["", "orphan 2", 1, 1],  # 9 no sku (empty text)
+        ["TOTAL", None, 100, 200],  # 10 total (sku)
+        [None, "Grand Total", 100, 200],  # 11 total (product_name, no sku)
+        ["x", "grand total:", 1, 1],  # 12 total (product_name)
+        ["GrandTotal", None, 1, 1],  # 13 total (\s* allows no space)
+        ["T1", "Totally Awesome", 1, 1],  # 14 kept: "Totally" is not "total\b"
+        ["T2", "Subtotal", 1, 1],  # 15 kept: must start with total
+        ["B2", "Banana", 0, 0],  # 16 kept
+    ]
+    selected, all_cells = make_selected(rows, ["sku", "product_name", "stock_on_hand", "sales_qty"])
+    kept, skipped = skip_rows(selected, key="sku", label_columns=("product_name",), all_cells=all_cells)
+    assert skipped.blank == 2
+    assert skipped.no_key == 2
+    assert skipped.total == 4
+    assert skipped.count == 8
+    assert skipped.as_dict() == {"blank": 2, "no_key": 2, "total": 4}
+    assert kept.frame["sku"].tolist() == ["A1", "T1", "T2", "B2"]
+    assert kept.row_numbers.tolist() == [5, 14, 15, 16]
+    assert list(kept.frame.index) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("label", ["TOTAL", "Total", "total", "Grand Total", "grand total:", "GRAND  TOTAL", "Total Toko"])
+def test_skip_rows_total_labels(label: str) -> None:
+    selected, all_cells = make_selected([["A", label, 1, 1]], ["sku", "product_name", "stock_on_hand", "sales_qty"])
+    kept, skipped = skip_rows(selected, key="sku", label_columns=("product_name",), all_cells=all_cells)
+    assert skipped.total == 1
+    assert len(kept.frame) == 0
+
+
+@pytest.mark.parametrize("label", ["Totally Awesome", "Totals", "Subtotal", "Grand Totality", "Not total"])
+def test_skip_rows_not_total_labels(label: str) -> None:
+    selected, all_cells = make_selected([["A", label, 1, 1]], ["sku", "product_name", "stock_on_hand", "sales_qty"])
+    kept, skipped = skip_rows(selected, key="sku", label_columns=("product_name",), all_cells=all_cells)
+    assert skipped.total == 0
+    assert kept.frame["product_name"].tolist() == [label]
+
+
+def test_skip_rows_blank_means_blank_across_the_whole_sheet_row() -> None:
+    # Selected columns are empty, but an unselected column holds a note: not a blank row, a row without sku.
+    rows: list[list[object]] = [[None, None, None, "note"]]
+    all_cells = pd.DataFrame(rows, dtype=object)
+    selected = SelectedColumns(
+        frame=pd.DataFrame({"sku": [None], "stock_on_hand": [None], "sales_qty": [None]}, dtype=object),
+        headers={},
+        row_numbers=np.array([3], dtype=np.int64),
+    )
+    _, skipped = skip_rows(selected, key="sku", label_columns=("product_name",), all_cells=all_cells)
+    assert skipped.as_dict() == {"blank": 0, "no_key": 1, "total": 0}
+
+
+# --- RejectCollector ---------------------------------------------------------------
+
+
+def make_collector() -> RejectCollector:
+    frame = pd.DataFrame(
+        {
+            "sku": ["A", "B", 123.0, "D"],
+            "stock_on_hand": ["abc", 5, None, 2.5],
+            "sales_qty": ["-1", "x", 3, 4],
+        },
+        dtype=object,
+    )
+    return RejectCollector(
+        file="STORE-1_stock_20241204.xlsx",
+        sheet="Stock",
+        frame=frame,
+        row_numbers=np.array([5, 6, 9, 10], dtype=np.int64),
+        headers={"sku": "Kode Barang", "stock_on_hand": "Stok", "sales_qty": "Penjualan"},
+    )
+
+
+def test_reject_collector_first_reason_wins_and_row_numbers_are_sheet_rows() -> None:
+    collector = make_collector()
+    collector.reject(pd.Series([True, False, True, False]), "first problem")
+    collector.reject(pd.Series([True, True, False, False]), lambda position: f"second problem at {position}")
+    assert collector.reasons == {0: "first problem", 1: "second problem at 1", 2: "first problem"}
+    assert collector.mask.tolist() == [True, True, True, False]
+    rejects = collector.to_frame()
+    assert list(rejects.columns) == REJECT_COLUMNS
+    assert rejects["row_number"].tolist() == [5, 6, 9]
+    assert rejects["reason"].tolist() == ["first problem", "second problem at 1", "first problem"]
+    assert set(rejects["source_file"]) == {"STORE-1_stock_20241204.xlsx"}
+    assert set(rejects["sheet"]) == {"Stock"}
+    assert rejects["row_number"].dtype == np.int64
+
+
+def test_reject_collector_raw_values_are_json_keyed_by_the_store_headers() -> None:
+    collector = make_collector()
+    collector.reject(pd.Series([False, False, True, True]), "bad")
+    rejects = collector.to_frame()
+    assert json.loads(rejects.loc[0, "raw_values"]) == {"Kode Barang": "123", "Stok": "", "Penjualan": "3"}
+    assert json.loads(rejects.loc[1, "raw_values"]) == {"Kode Barang": "D", "Stok": "2.5", "Penjualan": "4"}
+
+
+def test_reject_collector_column_reason_names_the_header_and_the_value() -> None:
+    collector = make_collector()
+    collector.reject(pd.Series([True, False, False, False]), collector.column_reason("stock_on_hand", "not a number"))
+    collector.reject(pd.Series([False, False, True, False]), collector.column_reason("stock_on_hand", "is blank"))
+    reasons = collector.to_frame()["reason"].tolist()
+    assert "Stok" in reasons[0] and "not a number" in reasons[0] and "abc" in reasons[0]
+    assert "Stok" in reasons[1] and "is blank" in reasons[1]
+
+
+def test_reject_collector_with_no_rejects_is_an_empty_frame() -> None:
+    collector = make_collector()
+    rejects = collector.to_frame()
+    assert rejects.empty
+    assert list(rejects.columns) == REJECT_COLUMNS
