@@ -62,10 +62,13 @@ run: setup
 	@export AIRFLOW_CONN_AUTOPO_DB="$${AIRFLOW_CONN_AUTOPO_DB:-$$($(BIN)/python -m autopo_pipelines.embedded_pg url)}"; \
 	mkdir -p $(AIRFLOW_HOME)/runs; log=$(AIRFLOW_HOME)/runs/$(PIPELINE)_$(DATE).log; \
 	echo "running $(PIPELINE) for $(DATE) on $(AUTOPO_DATA_DIR) (Airflow log: $$log)"; \
-	start=$$(date +%s); \
-	$(BIN)/airflow dags test $(PIPELINE) -c '{"date": "$(DATE)"}' > $$log 2>&1 || true; \
+	start=$$(date +%s); rc=0; \
+	$(BIN)/airflow dags test $(PIPELINE) -c '{"date": "$(DATE)"}' > $$log 2>&1 || rc=$$?; \
 	echo "took $$(( $$(date +%s) - start ))s"; \
-	$(BIN)/python -m autopo_pipelines.summary --pipeline $(PIPELINE) --date $(DATE)
+	if grep -q "DagRun Finished" $$log; then \
+		$(BIN)/python -m autopo_pipelines.summary --pipeline $(PIPELINE) --date $(DATE) || rc=1; \
+	else echo "the DAG did not run; the end of its log:"; tail -25 $$log; fi; \
+	exit $$rc
 
 demo: setup
 	@if ! ls "$(AUTOPO_DATA_DIR)/inbox/stock_health/"*"$$(echo $(DATE) | tr -d -)"* >/dev/null 2>&1; then \

@@ -52,6 +52,10 @@ def source_for(config: PipelineConfig, layout: DataLayout) -> Source:
     return LocalFolderSource(layout.resolve(config.source.path, layout.inbox(config.name)))
 
 
+def source_description(config: PipelineConfig, layout: DataLayout) -> str:
+    return str(layout.resolve(config.source.path, layout.inbox(config.name)))
+
+
 def day_context(config: PipelineConfig, layout: DataLayout, date: dt.date, conninfo: str | None) -> DayContext:
     return DayContext(pipeline=config.name, date=date, data_root=layout.root, warehouse_conninfo=conninfo)
 
@@ -271,6 +275,8 @@ def day_problems(config: PipelineConfig, layout: DataLayout, date: dt.date) -> l
     intermediate = layout.intermediate(config.name, date)
     listing = read_json(intermediate / LISTING)
     if listing is None:
+        if not files_present(config, layout, date):
+            return [f"no {config.name} files for {date.isoformat()} at {source_description(config, layout)}"]
         return ["the day's files were not listed (see the list_files task)"]
     if not listing["routed"]:
         return [f"no file for {date.isoformat()} matched the pipeline's file pattern"]

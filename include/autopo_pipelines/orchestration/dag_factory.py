@@ -85,6 +85,13 @@ def build_dag(config: PipelineConfig) -> DAG:
             layout, date = _day(config)
             names = day_run.files_present(config, layout, date)
             log.info("%d file(s) for %s present: %s", len(names), date, names)
+            if not names and date < config.business_date(pendulum.now("UTC")):
+                # Files for a past day (a backfill, a rerun) are there or they are not:
+                # waiting hours for them helps nobody.
+                raise AirflowFailException(
+                    f"no {config.name} files for {date.isoformat()} at the source "
+                    f"({day_run.source_description(config, layout)}); not waiting for a past date"
+                )
             return PokeReturnValue(is_done=bool(names), xcom_value=names)
 
         @task(task_id="list_files")
