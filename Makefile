@@ -18,7 +18,7 @@ export AUTOPO_DATA_DIR := $(abspath $(DATA))
 export AUTOPO_PG_DIR ?= $(CURDIR)/.pg
 export AUTOPO_CONFIG_DIR := $(CURDIR)/dags/configs
 
-.PHONY: help setup demo run test db-start db-stop db-url sample clean
+.PHONY: help setup demo run test lint pools db-start db-stop db-url sample clean check-config
 
 help:
 	@echo "make demo                      set up, run stock_health on a generated sample day, print what it did"
@@ -40,7 +40,12 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	touch $@
 
-setup: $(AIRFLOW_HOME)/.migrated db-start
+setup: $(AIRFLOW_HOME)/.migrated db-start pools
+
+# Each pipeline's transforms run in its own pool, so pipelines never starve each other.
+pools: $(AIRFLOW_HOME)/.migrated
+	@$(BIN)/python -m autopo_pipelines.config pools | while read -r pool slots; do \
+		$(BIN)/airflow pools set "$$pool" "$$slots" "autopo pipeline $$pool" > /dev/null; done
 
 db-start: $(VENV)/.installed
 	@$(BIN)/python -m autopo_pipelines.embedded_pg start
@@ -77,6 +82,13 @@ demo: setup
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check include tests dags benchmarks
+	$(BIN)/ruff format --check include tests dags benchmarks
+
+check-config: $(VENV)/.installed
+	@$(BIN)/python -m autopo_pipelines.config check
 
 clean:
 	-$(BIN)/python -m autopo_pipelines.embedded_pg stop

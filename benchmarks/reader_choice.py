@@ -38,10 +38,8 @@ import pandas as pd
 from autopo_pipelines.xlsx_reader import read_sheet_table
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-HEADER = ["SKU", "Description", "EAN", "On hand", "On order", "Price", "Last sale", "Dept",
-          "Supplier code"]
-TITLE_ROWS: list[list[Any]] = [["Store 042 - daily stock report"],
-                               ["Generated", dt.datetime(2024, 5, 1, 6, 0)], []]
+HEADER = ["SKU", "Description", "EAN", "On hand", "On order", "Price", "Last sale", "Dept", "Supplier code"]
+TITLE_ROWS: list[list[Any]] = [["Store 042 - daily stock report"], ["Generated", dt.datetime(2024, 5, 1, 6, 0)], []]
 HEADER_ROW = len(TITLE_ROWS) + 1
 Result = tuple[int, list[str], pd.DataFrame, np.ndarray]
 
@@ -58,18 +56,25 @@ def data_rows(n: int, mixed: bool, seed: int = 42) -> Iterator[list[Any]]:
             continue
         k = rnd.random()
         if not mixed or k < 0.6:
-            sku: Any = f"{rnd.randrange(10**6):07d}"        # text, leading zeros
+            sku: Any = f"{rnd.randrange(10**6):07d}"  # text, leading zeros
         elif k < 0.9:
-            sku = rnd.randrange(10**5, 10**6)               # numeric SKU
+            sku = rnd.randrange(10**5, 10**6)  # numeric SKU
         else:
-            sku = float(rnd.randrange(10**5, 10**6))        # "float" SKU
+            sku = float(rnd.randrange(10**5, 10**6))  # "float" SKU
         on_hand: Any = rnd.randrange(200)
         if mixed and rnd.random() < 0.1:
-            on_hand = str(on_hand)                          # number stored as text
-        yield [sku, f"Item {i} blue", str(rnd.randrange(10**12, 10**13)), on_hand,
-               rnd.randrange(50), round(rnd.uniform(0.5, 99), 2),
-               dt.datetime(2024, 1, 1) + dt.timedelta(days=rnd.randrange(120)),
-               rnd.choice(["FOOD", "HOME", "TOYS"]), f"S{rnd.randrange(999):03d}"]
+            on_hand = str(on_hand)  # number stored as text
+        yield [
+            sku,
+            f"Item {i} blue",
+            str(rnd.randrange(10**12, 10**13)),
+            on_hand,
+            rnd.randrange(50),
+            round(rnd.uniform(0.5, 99), 2),
+            dt.datetime(2024, 1, 1) + dt.timedelta(days=rnd.randrange(120)),
+            rnd.choice(["FOOD", "HOME", "TOYS"]),
+            f"S{rnd.randrange(999):03d}",
+        ]
 
 
 def workbook(n: int, mixed: bool) -> Path:
@@ -85,6 +90,7 @@ def workbook(n: int, mixed: bool) -> Path:
 
 
 # ---- candidates ------------------------------------------------------------------------
+
 
 def _text(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -105,7 +111,7 @@ def openpyxl_read_only(path: Path) -> Result:
     finally:
         wb.close()
     h = _find_header(rows)
-    body = rows[h + 1:]
+    body = rows[h + 1 :]
     width = len(rows[h])
     body = [r + [None] * (width - len(r)) for r in body]  # read-only rows can be ragged
     data = pd.DataFrame(np.array(body, dtype=object) if body else None)
@@ -116,7 +122,7 @@ def pandas_calamine(path: Path) -> Result:
     frame = pd.read_excel(path, engine="calamine", header=None, sheet_name=0)
     rows = frame.head(20).values.tolist()
     h = _find_header(rows)
-    data = frame.iloc[h + 1:].reset_index(drop=True)
+    data = frame.iloc[h + 1 :].reset_index(drop=True)
     data.columns = range(data.shape[1])
     return h + 1, [_text(v) for v in rows[h]], data, np.arange(h + 2, h + 2 + len(data))
 
@@ -140,8 +146,7 @@ def fastexcel_strict_else_calamine(path: Path) -> Result:
     reader = fastexcel.read_excel(str(path))
     h, header = _fastexcel_preview(reader)
     try:
-        body = reader.load_sheet(0, header_row=None, skip_rows=h + 1, schema_sample_rows=None,
-                                 dtype_coercion="strict")
+        body = reader.load_sheet(0, header_row=None, skip_rows=h + 1, schema_sample_rows=None, dtype_coercion="strict")
         data = body.to_arrow().to_pandas()
     except fastexcel.UnsupportedColumnTypeCombinationError:
         return calamine_module(path)
@@ -180,6 +185,7 @@ CANDIDATES: dict[str, Callable[[Path], Result]] = {
 
 # ---- contract check --------------------------------------------------------------------
 
+
 def _same(expected: Any, got: Any) -> bool:
     if expected is None:
         return got is None or got is pd.NaT or (isinstance(got, float) and math.isnan(got))
@@ -188,8 +194,11 @@ def _same(expected: Any, got: Any) -> bool:
     if isinstance(expected, dt.datetime):
         return isinstance(got, dt.datetime) and pd.Timestamp(got) == pd.Timestamp(expected)
     if isinstance(expected, (int, float)):
-        return (isinstance(got, (int, float, np.integer, np.floating))
-                and not isinstance(got, bool) and float(got) == float(expected))
+        return (
+            isinstance(got, (int, float, np.integer, np.floating))
+            and not isinstance(got, bool)
+            and float(got) == float(expected)
+        )
     return bool(got == expected)
 
 
@@ -211,8 +220,9 @@ def contract_violations(result: Result, n: int, mixed: bool) -> list[str]:
         for j, value in enumerate(expected):
             if not _same(value, columns[j][i]):
                 if bad < 3:
-                    problems.append(f"row {HEADER_ROW + 1 + i} col {HEADER[j]}: wrote "
-                                    f"{value!r}, read {columns[j][i]!r}")
+                    problems.append(
+                        f"row {HEADER_ROW + 1 + i} col {HEADER[j]}: wrote {value!r}, read {columns[j][i]!r}"
+                    )
                 bad += 1
     if bad > 3:
         problems.append(f"... {bad} cells in all")
@@ -225,13 +235,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="best of N (openpyxl: 1)")
     args = parser.parse_args()
     calamine_version = importlib.metadata.version("python-calamine")
-    print(f"python {sys.version.split()[0]}, pandas {pd.__version__}, fastexcel "
-          f"{fastexcel.__version__}, python-calamine {calamine_version}, "
-          f"openpyxl {openpyxl.__version__}")
+    print(
+        f"python {sys.version.split()[0]}, pandas {pd.__version__}, fastexcel "
+        f"{fastexcel.__version__}, python-calamine {calamine_version}, "
+        f"openpyxl {openpyxl.__version__}"
+    )
     for mixed in (True, False):
         path = workbook(args.rows, mixed)
-        print(f"\n{path.name}: {args.rows:,} data rows x {len(HEADER)} columns, "
-              f"{path.stat().st_size / 1e6:.1f} MB")
+        print(f"\n{path.name}: {args.rows:,} data rows x {len(HEADER)} columns, {path.stat().st_size / 1e6:.1f} MB")
         for label, read in CANDIDATES.items():
             repeat = 1 if read is openpyxl_read_only else args.repeat
             best = math.inf
@@ -240,8 +251,7 @@ def main() -> None:
                 result = read(path)
                 best = min(best, time.perf_counter() - started)
             problems = contract_violations(result, args.rows, mixed)
-            verdict = ("meets contract" if not problems
-                       else "BREAKS contract: " + "; ".join(problems))
+            verdict = "meets contract" if not problems else "BREAKS contract: " + "; ".join(problems)
             print(f"  {label:36s} {best:7.3f} s  {args.rows / best:>9,.0f} rows/s  {verdict}")
 
 

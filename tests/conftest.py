@@ -7,8 +7,6 @@ database in it (``fresh_db_url``) instead of starting another cluster.
 
 from __future__ import annotations
 
-import airflow_env  # noqa: F401  (sets the Airflow home before anything imports Airflow)
-
 import contextlib
 import os
 import shutil
@@ -22,6 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+import airflow_env  # noqa: F401  (sets the Airflow home before anything imports Airflow)
 from autopo_pipelines.embedded_pg import EmbeddedPostgres
 from autopo_pipelines.migrations import apply_migrations
 

@@ -183,7 +183,9 @@ def batches(parts: Sequence[Part], aggregation: AggregationConfig) -> Iterator[l
     size = 0
     for group in groups:
         group_size = sum(int(p.meta.get("part_bytes", 0)) for p in group)
-        if batch and (len(batch) + len(group) > aggregation.files_per_batch or size + group_size > aggregation.bytes_per_batch):
+        if batch and (
+            len(batch) + len(group) > aggregation.files_per_batch or size + group_size > aggregation.bytes_per_batch
+        ):
             yield batch
             batch, size = [], 0
         batch.extend(group)

@@ -201,7 +201,9 @@ def parse_config(path: Path, raw: Mapping[str, Any]) -> PipelineConfig:
         raise ConfigError(path, "columns", f"the transform needs columns {missing} declared")
     optional = [col for col in definition.required_columns if not config.columns[col].required]
     if optional:
-        raise ConfigError(path, f"columns.{optional[0]}.required", "the transform cannot work without this column: must be true")
+        raise ConfigError(
+            path, f"columns.{optional[0]}.required", "the transform cannot work without this column: must be true"
+        )
     return config
 
 
@@ -244,3 +246,27 @@ def load_transform(module_path: str) -> Any:
 
 def transform_settings(config: PipelineConfig) -> Any:
     return load_transform(config.transform).settings_model.model_validate(config.settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``check``: validate every config, naming file and key; ``pools``: each pipeline's pool and slots."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Pipeline configs: check them, or list their pools.")
+    parser.add_argument("command", choices=["check", "pools"])
+    parser.add_argument("--dir", type=Path, default=None, help="config folder (default: $AUTOPO_CONFIG_DIR)")
+    args = parser.parse_args(argv)
+    loaded = load_configs(args.dir or default_config_dir())
+    if args.command == "pools":
+        for config in loaded.configs.values():
+            print(config.pool, config.airflow.pool_slots)
+        return 0
+    for name in loaded.configs:
+        print(f"ok: {name}")
+    for error in loaded.errors:
+        print(f"error: {error}")
+    return 1 if loaded.errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -268,8 +268,6 @@ def load_day(config: PipelineConfig, layout: DataLayout, date: dt.date, conninfo
     return rows
 
 
-
-
 def day_problems(config: PipelineConfig, layout: DataLayout, date: dt.date) -> list[str]:
     """Why the day is not complete, in words for the run's log; empty when it is."""
     intermediate = layout.intermediate(config.name, date)

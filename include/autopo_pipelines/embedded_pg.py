@@ -139,8 +139,7 @@ def find_pg_bin() -> Path:
         path = Path(override).expanduser()
         if not _has_server_binaries(path):
             raise EmbeddedPostgresError(
-                f"AUTOPO_PG_BIN={override} does not contain executable "
-                + ", ".join(_REQUIRED_BINARIES)
+                f"AUTOPO_PG_BIN={override} does not contain executable " + ", ".join(_REQUIRED_BINARIES)
             )
         return path
     found = _system_pg_bin() or bundled_pg_bin()
@@ -186,9 +185,22 @@ def _ensure_service_user(name: str) -> pwd.struct_passwd | None:
     if useradd is None:
         return None
     result = subprocess.run(
-        [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-         "--shell", "/usr/sbin/nologin", "--comment", "autopo local PostgreSQL", name],
-        capture_output=True, text=True, timeout=60,
+        [
+            useradd,
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--comment",
+            "autopo local PostgreSQL",
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     # Another process may have created it in the meantime: look again either way.
     with contextlib.suppress(KeyError):
@@ -452,25 +464,30 @@ class EmbeddedPostgres:
         )
         if check and result.returncode != 0:
             raise EmbeddedPostgresError(
-                f"{Path(args[0]).name} failed ({result.returncode}): "
-                f"{(result.stderr or result.stdout).strip()}"
+                f"{Path(args[0]).name} failed ({result.returncode}): {(result.stderr or result.stdout).strip()}"
             )
         return result
 
     def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self._run([str(self.pg_bin / "pg_ctl"), "-D", str(self.pgdata), *args], check=check,
-                         timeout=max(_START_TIMEOUT_S, _STOP_TIMEOUT_S) + 30)
+        return self._run(
+            [str(self.pg_bin / "pg_ctl"), "-D", str(self.pgdata), *args],
+            check=check,
+            timeout=max(_START_TIMEOUT_S, _STOP_TIMEOUT_S) + 30,
+        )
 
     def _initdb(self) -> None:
         if self.pgdata.exists() and any(self.pgdata.iterdir()):
-            raise EmbeddedPostgresError(
-                f"{self.pgdata} exists and is not empty but holds no cluster (no PG_VERSION)"
-            )
+            raise EmbeddedPostgresError(f"{self.pgdata} exists and is not empty but holds no cluster (no PG_VERSION)")
         args = [
-            str(self.pg_bin / "initdb"), "-D", str(self.pgdata),
-            "-U", SUPERUSER, "--auth=trust",
+            str(self.pg_bin / "initdb"),
+            "-D",
+            str(self.pgdata),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
             # C collation: sorting by plain character code, as the outputs' contract demands.
-            "--encoding=UTF8", "--locale=C",
+            "--encoding=UTF8",
+            "--locale=C",
         ]
         if not self.durable:
             args.append("--no-sync")
@@ -528,9 +545,7 @@ class EmbeddedPostgres:
         for attempt in range(3):
             self._write_conf(port)
             log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-            result = self._pg_ctl(
-                "start", "-w", "-t", str(_START_TIMEOUT_S), "-l", str(self.log_file), check=False
-            )
+            result = self._pg_ctl("start", "-w", "-t", str(_START_TIMEOUT_S), "-l", str(self.log_file), check=False)
             if result.returncode == 0:
                 self._wait_for_connections(port)
                 self._ensure_database(port)
@@ -560,8 +575,7 @@ class EmbeddedPostgres:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres",
-                                     connect_timeout=5):
+                with psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres", connect_timeout=5):
                     return
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
@@ -572,8 +586,9 @@ class EmbeddedPostgres:
 
     def _ensure_database(self, port: int) -> None:
         # Checked on every start, so a crash between initdb and CREATE DATABASE heals itself.
-        with psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres",
-                             autocommit=True, connect_timeout=5) as conn:
+        with psycopg.connect(
+            host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres", autocommit=True, connect_timeout=5
+        ) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
             if exists is None:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
@@ -592,8 +607,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Manage the project's local PostgreSQL cluster.",
     )
     parser.add_argument("command", choices=("start", "stop", "status", "url"))
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="cluster directory (default: $AUTOPO_PG_DIR or ./.pg)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="cluster directory (default: $AUTOPO_PG_DIR or ./.pg)"
+    )
     parser.add_argument("--port", type=int, default=None, help="port (default: remembered or free)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)

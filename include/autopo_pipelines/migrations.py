@@ -69,9 +69,7 @@ def discover(migrations_dir: Path) -> list[Migration]:
             raise MigrationError(f"{path.name}: migration files must be named NNNN_description.sql")
         version = int(match.group("version"))
         if version in found:
-            raise MigrationError(
-                f"{path.name} and {found[version].path.name} share migration version {version}"
-            )
+            raise MigrationError(f"{path.name} and {found[version].path.name} share migration version {version}")
         found[version] = Migration(
             version=version,
             name=path.stem,
@@ -167,8 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Apply the project's SQL migrations to a PostgreSQL database.",
     )
     parser.add_argument("--url", required=True, help="PostgreSQL connection URI or conninfo")
-    parser.add_argument("--dir", type=Path, default=Path("migrations"),
-                        help="directory of NNNN_name.sql files (default: ./migrations)")
+    parser.add_argument(
+        "--dir", type=Path, default=Path("migrations"), help="directory of NNNN_name.sql files (default: ./migrations)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
@@ -176,8 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MigrationError, psycopg.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"applied {len(names)} migration(s)" + (": " + ", ".join(names) if names else ""),
-          file=sys.stderr)
+    print(f"applied {len(names)} migration(s)" + (": " + ", ".join(names) if names else ""), file=sys.stderr)
     return 0
 
 

@@ -182,4 +182,3 @@ def transform_file(
             sheet=table.sheet,
         )
     return FileOutcome(rows=rows, rejects=rejects, sheet=table.sheet, rows_in=rows_in, skipped=skipped)
-

@@ -79,7 +79,9 @@ def route_files(
             continue
         names = ", ".join(sorted(c.file.name for c in candidates))
         if duplicates == "fail":
-            message = f"{len(candidates)} files for store {store_id} on {date.isoformat()} ({names}); keep one and rerun"
+            message = (
+                f"{len(candidates)} files for store {store_id} on {date.isoformat()} ({names}); keep one and rerun"
+            )
             routing.routed.extend(
                 RoutedFile(c.file, c.store_id, c.file_date, conflict=message)
                 for c in sorted(candidates, key=lambda r: r.file.name)

@@ -17,8 +17,24 @@ from openpyxl import Workbook
 from autopo_pipelines.layout import DataLayout
 
 CATEGORIES = ["Beverages", "Snacks", "Dairy", "Household", "Personal Care", "Frozen", "Bakery", "Rice & Grains"]
-PRODUCTS = ["Teh Botol", "Indomie Goreng", "Susu UHT", "Sabun Cair", "Kopi Sachet", "Roti Tawar", "Beras 5kg", "Air Mineral", "Keripik", "Minyak Goreng"]
-SUPPLIERS = [("SUP-01", "PT Sumber Makmur"), ("SUP-02", "CV Jaya Abadi"), ("SUP-03", "PT Segar Sentosa"), ("SUP-04", "PT Nusantara Distribusi")]
+PRODUCTS = [
+    "Teh Botol",
+    "Indomie Goreng",
+    "Susu UHT",
+    "Sabun Cair",
+    "Kopi Sachet",
+    "Roti Tawar",
+    "Beras 5kg",
+    "Air Mineral",
+    "Keripik",
+    "Minyak Goreng",
+]
+SUPPLIERS = [
+    ("SUP-01", "PT Sumber Makmur"),
+    ("SUP-02", "CV Jaya Abadi"),
+    ("SUP-03", "PT Segar Sentosa"),
+    ("SUP-04", "PT Nusantara Distribusi"),
+]
 
 # The header sets stores really use (spec aliases), so every day exercises them.
 HEADER_STYLES = [
@@ -48,7 +64,12 @@ def write_supplier_master(path: Path, skus: list[str], rng: random.Random) -> Pa
         if rng.random() < 0.08:
             continue  # not every SKU has a supplier on file: those take the defaults
         supplier_id, supplier_name = rng.choice(SUPPLIERS)
-        lines.append(f"{sku},{supplier_id},{supplier_name},{rng.choice([3, 5, 7, 14, 21])},{rng.choice([0, 0, 12, 24, 48])},{rng.choice([1, 6, 12, 24])}")
+        lead_time, moq, pack_size = (
+            rng.choice([3, 5, 7, 14, 21]),
+            rng.choice([0, 0, 12, 24, 48]),
+            rng.choice([1, 6, 12, 24]),
+        )
+        lines.append(f"{sku},{supplier_id},{supplier_name},{lead_time},{moq},{pack_size}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -104,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     layout = DataLayout(args.data.resolve()) if args.data else DataLayout.from_env()
     day = generate_sample_day(layout, args.date, stores=args.stores, skus=args.skus)
-    print(f"sample day {day.date}: {len(day.files)} store files in {layout.inbox('stock_health')}, supplier master {day.supplier_master}")
+    print(f"sample day {day.date}: {len(day.files)} store files in {layout.inbox('stock_health')}")
+    print(f"supplier master: {day.supplier_master}")
     return 0
 
 

@@ -14,6 +14,7 @@ from autopo_pipelines.config import default_config_dir, load_config_file, load_t
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.warehouse import count_rows
 
+
 def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str | None) -> dict[str, Any]:
     config = load_config_file(default_config_dir() / f"{pipeline}.yaml")
     intermediate = layout.intermediate(pipeline, date)
@@ -45,6 +46,9 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
         "rows_out": outputs.get("rows_out", 0),
         "rows_rejected": outputs.get("rows_rejected", 0),
         "rows_skipped": skipped,
+        # Every row in is skipped, rejected, in the snapshot, or merged into a row that is.
+        "rows_merged": sum(int(p["rows_in"]) - int(p["rows_out"]) - int(p["rows_rejected"]) for p in parts)
+        - sum(skipped.values()),
         "status_counts": dict(sorted((outputs.get("status_counts") or {}).items())),
         "outputs": outputs.get("files", {}),
         "table_rows": table_rows,
@@ -63,12 +67,12 @@ def render_summary(summary: dict[str, Any]) -> str:
         f"{summary['files_unrouted']} unrouted, {summary['files_superseded']} superseded, "
         f"{summary['files_other_dates']} for other dates",
         f"rows: {summary['rows_in']} in, {summary['rows_out']} out, {summary['rows_rejected']} rejected, "
-        f"skipped {summary['rows_skipped'] or {}} (duplicate SKUs merged: "
-        f"{summary['rows_in'] - summary['rows_out'] - summary['rows_rejected'] - sum(summary['rows_skipped'].values())})",
+        f"skipped {summary['rows_skipped'] or {}}, merged into another row (duplicate SKUs) "
+        f"{summary['rows_merged']}",
     ]
     if summary["status_counts"]:
         lines.append("status: " + ", ".join(f"{k} {v}" for k, v in summary["status_counts"].items()))
-    for name, path in summary["outputs"].items():
+    for path in summary["outputs"].values():
         lines.append(f"output: {path}")
     if summary["table_rows"] is not None:
         lines.append(f"table rows for {summary['date']}: {summary['table_rows']}")

@@ -225,8 +225,7 @@ class RejectCollector:
         records = []
         for position in positions:
             raw = {
-                self.headers.get(col, col): display_value(self.frame[col].iat[position])
-                for col in self.frame.columns
+                self.headers.get(col, col): display_value(self.frame[col].iat[position]) for col in self.frame.columns
             }
             records.append(
                 {
@@ -237,9 +236,7 @@ class RejectCollector:
                     "raw_values": json.dumps(raw, ensure_ascii=False),
                 }
             )
-        return pd.DataFrame.from_records(records, columns=REJECT_COLUMNS).astype(
-            {"row_number": "int64"}
-        )
+        return pd.DataFrame.from_records(records, columns=REJECT_COLUMNS).astype({"row_number": "int64"})
 
 
 @dataclass(frozen=True)
@@ -261,7 +258,9 @@ def skip_rows(
 ) -> tuple[SelectedColumns, SkippedRows]:
     """Drop fully empty rows, rows without a key, and total rows; count each kind."""
     blank_cells = all_cells.apply(_blank) if len(all_cells.columns) else pd.DataFrame(index=all_cells.index)
-    fully_blank = blank_cells.all(axis=1).to_numpy(dtype=bool) if len(all_cells.columns) else np.ones(len(all_cells), bool)
+    fully_blank = (
+        blank_cells.all(axis=1).to_numpy(dtype=bool) if len(all_cells.columns) else np.ones(len(all_cells), bool)
+    )
     frame = selected.frame
     total = np.zeros(len(frame), dtype=bool)
     for column in [key, *label_columns]:

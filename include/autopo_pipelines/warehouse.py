@@ -135,9 +135,7 @@ def replace_date_rows(
                     )
 
                 try:
-                    conn.execute(
-                        sql.SQL("DELETE FROM {} WHERE {} = %s").format(target, date_col), (date,)
-                    )
+                    conn.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(target, date_col), (date,))
                     cur = conn.execute(
                         sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(target, col_list, col_list, stage)
                     )
@@ -154,9 +152,7 @@ def count_rows(conninfo: str, table: str, date_column: str, date: datetime.date)
     """Rows of ``table`` whose ``date_column`` equals ``date``."""
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=30) as conn:
         row = conn.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(
-                _table_ident(table), sql.Identifier(date_column)
-            ),
+            sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(_table_ident(table), sql.Identifier(date_column)),
             (date,),
         ).fetchone()
     return int(row[0]) if row else 0

@@ -172,8 +172,10 @@ def _gc_paused() -> Iterator[None]:
 def _open_workbook(path: str, file: str) -> pc.CalamineWorkbook:
     if file.startswith("~$"):
         raise WorkbookError(
-            file, None, "this is an Excel lock file (left next to a workbook while it is "
-            "open in Excel), not a report; send the workbook itself"
+            file,
+            None,
+            "this is an Excel lock file (left next to a workbook while it is "
+            "open in Excel), not a report; send the workbook itself",
         )
     try:
         with open(path, "rb") as fh:
@@ -188,8 +190,10 @@ def _open_workbook(path: str, file: str) -> pc.CalamineWorkbook:
         return pc.CalamineWorkbook.from_path(path)
     except pc.PasswordError as exc:
         raise WorkbookError(
-            file, None, "the workbook is password-protected (encrypted); ask the store to "
-            "save it without a password and re-send it"
+            file,
+            None,
+            "the workbook is password-protected (encrypted); ask the store to "
+            "save it without a password and re-send it",
         ) from exc
     except BaseException as exc:  # noqa: BLE001 - a Rust panic is a BaseException
         _reraise_if_not_reader_failure(exc)
@@ -202,7 +206,8 @@ def _describe_foreign_bytes(head: bytes) -> str:
     elif head.lstrip().startswith(b"<"):
         kind = "an HTML/XML file (some systems export those with an .xlsx name)"
     elif head.startswith((b"\xff\xfe", b"\xfe\xff")) or all(
-        b >= 32 or b in b"\t\r\n" for b in head  # no control bytes: text in any 8-bit encoding
+        b >= 32 or b in b"\t\r\n"
+        for b in head  # no control bytes: text in any 8-bit encoding
     ):
         kind = "a text/CSV file renamed to .xlsx"
     else:
@@ -212,18 +217,18 @@ def _describe_foreign_bytes(head: bytes) -> str:
 
 def _describe_unreadable(path: str, head: bytes, exc: BaseException) -> str:
     if head.startswith(_OLE2_MAGIC):
-        return ("the file is an old-format Excel (.xls) or other legacy Office file renamed "
-                "to .xlsx; open it in Excel and use Save As > Excel Workbook (.xlsx)")
+        return (
+            "the file is an old-format Excel (.xls) or other legacy Office file renamed "
+            "to .xlsx; open it in Excel and use Save As > Excel Workbook (.xlsx)"
+        )
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
             mimetype = zf.read("mimetype")[:100] if "mimetype" in names else b""
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError):
-        return (f"the file is damaged or incomplete (broken zip archive: {_short(exc)}); "
-                f"{_HELPDESK_RESEND}")
+        return f"the file is damaged or incomplete (broken zip archive: {_short(exc)}); {_HELPDESK_RESEND}"
     if b"opendocument" in mimetype:
-        return ("the file is an OpenDocument spreadsheet (.ods) renamed to .xlsx; "
-                "save it as Excel Workbook (.xlsx)")
+        return "the file is an OpenDocument spreadsheet (.ods) renamed to .xlsx; save it as Excel Workbook (.xlsx)"
     if any(n.startswith("word/") for n in names):
         return "the file is a Word document, not an Excel workbook"
     if not any(n.replace("\\", "/").endswith("workbook.xml") for n in names):
@@ -236,13 +241,14 @@ def _choose_sheet(metadata: Sequence[pc.SheetMetadata], wanted: str | None, file
         raise WorkbookError(file, None, "the workbook contains no sheets")
     if wanted is None:
         for meta in metadata:
-            if (meta.typ == pc.SheetTypeEnum.WorkSheet
-                    and meta.visible == pc.SheetVisibleEnum.Visible):
+            if meta.typ == pc.SheetTypeEnum.WorkSheet and meta.visible == pc.SheetVisibleEnum.Visible:
                 return meta.name
         listed = ", ".join(f"'{m.name}'" for m in metadata)
         raise WorkbookError(
-            file, None, f"no visible sheet: every sheet is hidden or a chart ({listed}); "
-            "unhide the report sheet in Excel and re-send the file"
+            file,
+            None,
+            f"no visible sheet: every sheet is hidden or a chart ({listed}); "
+            "unhide the report sheet in Excel and re-send the file",
         )
     for meta in metadata:
         if meta.name == wanted:
@@ -250,9 +256,7 @@ def _choose_sheet(metadata: Sequence[pc.SheetMetadata], wanted: str | None, file
                 raise WorkbookError(file, wanted, "this is a chart sheet, not a sheet of cells")
             return meta.name
     listed = ", ".join(f"'{m.name}'" for m in metadata)
-    raise WorkbookError(
-        file, wanted, f"no sheet with this name; the workbook has: {listed}"
-    )
+    raise WorkbookError(file, wanted, f"no sheet with this name; the workbook has: {listed}")
 
 
 def _build_table(
@@ -265,13 +269,12 @@ def _build_table(
 ) -> SheetTable:
     # rows[0] is sheet row first_row + 1, so fewer list rows than sheet rows are searched
     searchable = min(max(header_search_rows - first_row, 0), len(rows))
-    found = next(((i, texts) for i in range(searchable)
-                  if is_header(texts := [_as_text(v) for v in rows[i]])), None)
+    found = next(((i, texts) for i in range(searchable) if is_header(texts := [_as_text(v) for v in rows[i]])), None)
     if found is None:
         raise HeaderNotFoundError(file, sheet, _no_header_message(rows, searchable, header_search_rows))
     index, cells = found
-    body = rows[index + 1:]
-    columns = list(zip(*body)) if body else [()] * len(cells)
+    body = rows[index + 1 :]
+    columns = list(zip(*body, strict=True)) if body else [()] * len(cells)
     data = pd.DataFrame({j: _column(col) for j, col in enumerate(columns)})
     first_data_row = first_row + index + 2  # +1 to be 1-based, +1 to step over the header
     return SheetTable(
@@ -291,7 +294,7 @@ def _no_header_message(rows: list[list[Cell]], searched: int, limit: int) -> str
     if first is None:
         return f"{message}: they are all empty; the column headings must be near the top"
     preview = " | ".join(t for t in (_as_text(v) for v in first) if t)[:120]
-    return (f"{message}; is this the right report? The first filled row reads: '{preview}'")
+    return f"{message}; is this the right report? The first filled row reads: '{preview}'"
 
 
 def _column(values: tuple[Cell, ...]) -> pd.Series:
@@ -381,9 +384,11 @@ def _refuse_huge_sheet(path: str, file: str, sheet: str) -> None:
         return  # calamine has opened this file already; it gives the clearer error if any
     if cells > _MAX_CELLS:
         raise WorkbookError(
-            file, sheet, f"the sheet's used area spans {cells:,} cells, far too large to be a "
+            file,
+            sheet,
+            f"the sheet's used area spans {cells:,} cells, far too large to be a "
             "report (usually a stray entry far below or to the right of the data); delete "
-            "those cells, save, and re-send the file"
+            "those cells, save, and re-send the file",
         )
 
 
@@ -414,8 +419,7 @@ def _worksheet_part(zf: zipfile.ZipFile, sheet: str) -> str | None:
     for el in ElementTree.fromstring(zf.read(names["xl/_rels/workbook.xml.rels"])).iter():
         if el.tag.endswith("}Relationship") and el.get("Id") == rel_id:
             target = el.get("Target", "").replace("\\", "/")
-            full = target.lstrip("/") if target.startswith("/") else str(
-                PurePosixPath("xl") / target)
+            full = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
             return names.get(os.path.normpath(full))
     return None
 

@@ -53,7 +53,9 @@ def test_a_broken_config_does_not_hide_the_others(tmp_path: Path, monkeypatch: p
     configs = tmp_path / "configs"
     shutil.copytree(default_config_dir(), configs)
     good = sorted(p.stem for p in default_config_dir().glob("*.yaml"))
-    (configs / "broken.yaml").write_text("name: broken\ntransform: nowhere.at_all\nfile_pattern: '(?P<date>x)'\ncolumns: {}\n")
+    (configs / "broken.yaml").write_text(
+        "name: broken\ntransform: nowhere.at_all\nfile_pattern: '(?P<date>x)'\ncolumns: {}\n"
+    )
     monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
     with pytest.warns(UserWarning, match=r"broken\.yaml: columns"):
         bag = dag_bag(DAGS_DIR)

@@ -194,7 +194,9 @@ def build_quirky_day(layout: DataLayout) -> QuirkyDay:
     rows: list[list[object]] = [["Item Code", "Item Name", "Dept", "SOH", "Sales 30D", "Cost", "Store"]]
     for n in range(24):
         rows.append([f"D-{n:02d}", f"Item {n}", "Frozen", n * 3, n * 2, 1000 + n, "STORE-003"])
-        expected.append(expected_row("STORE-003", Row(f"D-{n:02d}", f"Item {n}", "Frozen", n * 3, n * 2, 1000 + n), name))
+        expected.append(
+            expected_row("STORE-003", Row(f"D-{n:02d}", f"Item {n}", "Frozen", n * 3, n * 2, 1000 + n), name)
+        )
     rows.append(["D-99", "Broken", "Frozen", 5, "abc", 10, "STORE-003"])
     rejects.append((name, "Data", 26, "sales_qty"))
     write_xlsx(inbox / name, rows, hidden_first=True)
@@ -249,10 +251,27 @@ def build_quirky_day(layout: DataLayout) -> QuirkyDay:
 
 
 COLUMNS = [
-    "snapshot_date", "store_id", "sku", "product_name", "category", "supplier_id", "supplier_name",
-    "stock_on_hand", "sales_qty", "avg_daily_sales", "days_of_cover", "lead_time_days", "reorder_point",
-    "target_stock", "on_order_qty", "suggested_order_qty", "status", "emergency", "unit_cost",
-    "stock_value", "source_file",
+    "snapshot_date",
+    "store_id",
+    "sku",
+    "product_name",
+    "category",
+    "supplier_id",
+    "supplier_name",
+    "stock_on_hand",
+    "sales_qty",
+    "avg_daily_sales",
+    "days_of_cover",
+    "lead_time_days",
+    "reorder_point",
+    "target_stock",
+    "on_order_qty",
+    "suggested_order_qty",
+    "status",
+    "emergency",
+    "unit_cost",
+    "stock_value",
+    "source_file",
 ]
 
 
@@ -334,7 +353,7 @@ def test_quirky_day_end_to_end(tmp_path: Path, pg_url: str, airflow_db: None, mo
         table = conn.execute(
             "SELECT store_id, sku, status, emergency, stock_on_hand::text, suggested_order_qty::text, "
             "coalesce(days_of_cover::text, '') FROM stock_health_snapshots WHERE snapshot_date = %s "
-            "ORDER BY store_id COLLATE \"C\", sku COLLATE \"C\"",
+            'ORDER BY store_id COLLATE "C", sku COLLATE "C"',
             (DATE,),
         ).fetchall()
     assert table == [

@@ -77,8 +77,8 @@ def test_session_cluster_accepts_connections(pg_server: EmbeddedPostgres) -> Non
     assert pg_server.url.startswith("postgresql://autopo@127.0.0.1:")
     assert pg_server.url.endswith("/autopo")
     user, db, collation = _query(
-        pg_server.url, "SELECT current_user, current_database(), datcollate FROM pg_database "
-        "WHERE datname = current_database()"
+        pg_server.url,
+        "SELECT current_user, current_database(), datcollate FROM pg_database WHERE datname = current_database()",
     )
     assert (user, db, collation) == ("autopo", "autopo", "C")
 
@@ -146,7 +146,10 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     full_env = {**os.environ, "PYTHONPATH": pythonpath, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "autopo_pipelines.embedded_pg", *args],
-        capture_output=True, text=True, env=full_env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
     )
 
 

@@ -21,28 +21,64 @@ MIGRATIONS_DIR = REPO_ROOT / "migrations"
 EXPECTED = ["0001_stock_health_snapshots", "0002_pipeline_tracking"]
 
 SNAPSHOT_COLUMNS = [
-    ("snapshot_date", "date"), ("store_id", "text"), ("sku", "text"), ("product_name", "text"),
-    ("category", "text"), ("supplier_id", "text"), ("supplier_name", "text"),
-    ("stock_on_hand", "numeric"), ("sales_qty", "numeric"), ("avg_daily_sales", "numeric"),
-    ("days_of_cover", "numeric"), ("lead_time_days", "numeric"), ("reorder_point", "numeric"),
-    ("target_stock", "numeric"), ("on_order_qty", "numeric"), ("suggested_order_qty", "numeric"),
-    ("status", "text"), ("emergency", "boolean"), ("unit_cost", "numeric"), ("stock_value", "numeric"),
-    ("source_file", "text"), ("loaded_at", "timestamp with time zone"),
+    ("snapshot_date", "date"),
+    ("store_id", "text"),
+    ("sku", "text"),
+    ("product_name", "text"),
+    ("category", "text"),
+    ("supplier_id", "text"),
+    ("supplier_name", "text"),
+    ("stock_on_hand", "numeric"),
+    ("sales_qty", "numeric"),
+    ("avg_daily_sales", "numeric"),
+    ("days_of_cover", "numeric"),
+    ("lead_time_days", "numeric"),
+    ("reorder_point", "numeric"),
+    ("target_stock", "numeric"),
+    ("on_order_qty", "numeric"),
+    ("suggested_order_qty", "numeric"),
+    ("status", "text"),
+    ("emergency", "boolean"),
+    ("unit_cost", "numeric"),
+    ("stock_value", "numeric"),
+    ("source_file", "text"),
+    ("loaded_at", "timestamp with time zone"),
 ]
 RUN_COLUMNS = [
-    ("id", "bigint"), ("pipeline_name", "text"), ("date", "date"), ("status", "text"),
-    ("total_files", "integer"), ("processed_files", "integer"), ("failed_files", "integer"),
-    ("skipped_files", "integer"), ("total_rows", "integer"), ("rejected_rows", "integer"),
-    ("missing_stores", "ARRAY"), ("dag_run_id", "text"), ("attempt", "integer"),
-    ("started_at", "timestamp with time zone"), ("completed_at", "timestamp with time zone"),
+    ("id", "bigint"),
+    ("pipeline_name", "text"),
+    ("date", "date"),
+    ("status", "text"),
+    ("total_files", "integer"),
+    ("processed_files", "integer"),
+    ("failed_files", "integer"),
+    ("skipped_files", "integer"),
+    ("total_rows", "integer"),
+    ("rejected_rows", "integer"),
+    ("missing_stores", "ARRAY"),
+    ("dag_run_id", "text"),
+    ("attempt", "integer"),
+    ("started_at", "timestamp with time zone"),
+    ("completed_at", "timestamp with time zone"),
     ("error", "text"),
 ]
 FILE_JOB_COLUMNS = [
-    ("id", "bigint"), ("pipeline_run_id", "bigint"), ("file_path", "text"), ("file_name", "text"),
-    ("store_id", "text"), ("checksum", "text"), ("size_bytes", "bigint"), ("status", "text"),
-    ("retry_count", "integer"), ("rows_in", "integer"), ("rows_out", "integer"),
-    ("rows_rejected", "integer"), ("error", "text"), ("intermediate_path", "text"),
-    ("map_index", "integer"), ("started_at", "timestamp with time zone"),
+    ("id", "bigint"),
+    ("pipeline_run_id", "bigint"),
+    ("file_path", "text"),
+    ("file_name", "text"),
+    ("store_id", "text"),
+    ("checksum", "text"),
+    ("size_bytes", "bigint"),
+    ("status", "text"),
+    ("retry_count", "integer"),
+    ("rows_in", "integer"),
+    ("rows_out", "integer"),
+    ("rows_rejected", "integer"),
+    ("error", "text"),
+    ("intermediate_path", "text"),
+    ("map_index", "integer"),
+    ("started_at", "timestamp with time zone"),
     ("completed_at", "timestamp with time zone"),
 ]
 
@@ -122,8 +158,7 @@ def test_snapshot_constraints(clean_tables: str) -> None:
 def test_tracking_constraints(clean_tables: str) -> None:
     with psycopg.connect(clean_tables, autocommit=True) as conn:
         run_id = conn.execute(
-            "INSERT INTO pipeline_runs (pipeline_name, date) VALUES ('stock_health', '2024-12-04') "
-            "RETURNING id"
+            "INSERT INTO pipeline_runs (pipeline_name, date) VALUES ('stock_health', '2024-12-04') RETURNING id"
         ).fetchone()
         assert run_id is not None
         row = conn.execute(
@@ -182,9 +217,7 @@ def test_line_endings_are_not_a_change(fresh_db_url: str, tmp_path: Path) -> Non
 
 def test_failed_migration_is_rolled_back_and_not_recorded(fresh_db_url: str, tmp_path: Path) -> None:
     migrations = _copy_migrations(tmp_path)
-    (migrations / "0003_broken.sql").write_text(
-        "CREATE TABLE half_done (x int);\nSELECT no_such_function();\n"
-    )
+    (migrations / "0003_broken.sql").write_text("CREATE TABLE half_done (x int);\nSELECT no_such_function();\n")
     with pytest.raises(MigrationError, match="0003_broken.sql failed"):
         apply_migrations(fresh_db_url, migrations)
     with psycopg.connect(fresh_db_url) as conn:
@@ -225,14 +258,19 @@ def _cli_env() -> dict[str, str]:
 def test_cli(fresh_db_url: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "autopo_pipelines.migrations", "--url", fresh_db_url, "--dir", str(MIGRATIONS_DIR)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=_cli_env(),
     )
     assert result.returncode == 0, result.stderr
     assert "applied 2 migration(s)" in result.stderr
     again = subprocess.run(
         [sys.executable, "-m", "autopo_pipelines.migrations", "--url", fresh_db_url],
-        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
         env=_cli_env(),
     )
     assert again.returncode == 0, again.stderr

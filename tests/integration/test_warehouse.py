@@ -19,10 +19,27 @@ pytestmark = pytest.mark.integration
 
 TABLE = "stock_health_snapshots"
 COLUMNS = [
-    "snapshot_date", "store_id", "sku", "product_name", "category", "supplier_id", "supplier_name",
-    "stock_on_hand", "sales_qty", "avg_daily_sales", "days_of_cover", "lead_time_days",
-    "reorder_point", "target_stock", "on_order_qty", "suggested_order_qty", "status", "emergency",
-    "unit_cost", "stock_value", "source_file",
+    "snapshot_date",
+    "store_id",
+    "sku",
+    "product_name",
+    "category",
+    "supplier_id",
+    "supplier_name",
+    "stock_on_hand",
+    "sales_qty",
+    "avg_daily_sales",
+    "days_of_cover",
+    "lead_time_days",
+    "reorder_point",
+    "target_stock",
+    "on_order_qty",
+    "suggested_order_qty",
+    "status",
+    "emergency",
+    "unit_cost",
+    "stock_value",
+    "source_file",
 ]
 D1 = datetime.date(2024, 12, 4)
 D2 = datetime.date(2024, 12, 5)
@@ -36,7 +53,7 @@ def _row(date: datetime.date, i: int, source: str) -> dict[str, str]:
         "snapshot_date": date.isoformat(),
         "store_id": f"STORE-{i % 7:03d}",
         "sku": f"{i:06d}",
-        "product_name": f"Product {i}, \"quoted\"" if i % 11 == 0 else f"Product {i}",
+        "product_name": f'Product {i}, "quoted"' if i % 11 == 0 else f"Product {i}",
         "category": "" if i % 5 == 0 else "Grocery",
         "supplier_id": f"SUP{i % 3}",
         "supplier_name": f"Supplier {i % 3}",
@@ -113,9 +130,7 @@ def test_values_and_nulls(clean_tables: str, tmp_path: Path) -> None:
     assert record["emergency"] is False
     assert str(record["avg_daily_sales"]) == "2.5667"
     with psycopg.connect(clean_tables) as conn:
-        nulls = conn.execute(
-            f"SELECT category IS NULL, unit_cost IS NULL FROM {TABLE} WHERE sku = '000020'"
-        ).fetchone()
+        nulls = conn.execute(f"SELECT category IS NULL, unit_cost IS NULL FROM {TABLE} WHERE sku = '000020'").fetchone()
     assert nulls == (True, True)  # empty string -> NULL
 
 
@@ -289,13 +304,16 @@ def test_argument_validation(pg_url: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="date column"):
         replace_date_rows(pg_url, table=TABLE, date_column="day", date=D1, csv_path=path, columns=COLUMNS)
     with pytest.raises(ValueError, match="invalid table"):
-        replace_date_rows(pg_url, table="a.b.c", date_column="snapshot_date", date=D1, csv_path=path,
-                          columns=COLUMNS)
+        replace_date_rows(pg_url, table="a.b.c", date_column="snapshot_date", date=D1, csv_path=path, columns=COLUMNS)
 
 
 def test_schema_qualified_table_and_count(clean_tables: str, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "d1.csv", D1, 4)
-    assert replace_date_rows(clean_tables, table=f"public.{TABLE}", date_column="snapshot_date", date=D1,
-                             csv_path=path, columns=COLUMNS) == 4
+    assert (
+        replace_date_rows(
+            clean_tables, table=f"public.{TABLE}", date_column="snapshot_date", date=D1, csv_path=path, columns=COLUMNS
+        )
+        == 4
+    )
     assert count_rows(clean_tables, f"public.{TABLE}", "snapshot_date", D1) == 4
     assert count_rows(clean_tables, TABLE, "snapshot_date", D2) == 0

@@ -67,8 +67,19 @@ def snap(store: str, sku: str, **values: Any) -> dict[str, Any]:
 def outcome(rows: list[dict[str, Any]], rejects: pd.DataFrame | None = None) -> FileOutcome:
     frame = pd.DataFrame(rows, columns=list(sh.OUTPUT_COLUMNS))
     frame = frame.astype({"emergency": bool})
-    for column in ("stock_on_hand", "sales_qty", "avg_daily_sales", "days_of_cover", "lead_time_days", "reorder_point",
-                   "target_stock", "on_order_qty", "suggested_order_qty", "unit_cost", "stock_value"):
+    for column in (
+        "stock_on_hand",
+        "sales_qty",
+        "avg_daily_sales",
+        "days_of_cover",
+        "lead_time_days",
+        "reorder_point",
+        "target_stock",
+        "on_order_qty",
+        "suggested_order_qty",
+        "unit_cost",
+        "stock_value",
+    ):
         frame[column] = frame[column].astype("float64")
     return FileOutcome(
         rows=frame,
@@ -91,13 +102,33 @@ def three_parts(root: Path) -> list[Part]:
     s2 = outcome(
         [
             snap(
-                "S2", "a", product_name="cup, blue", category="Bev", supplier_id="SUP-01", supplier_name="PT Sumber",
-                stock_on_hand=10.0, sales_qty=10.0, avg_daily_sales=10 / 30, days_of_cover=30.0,
-                reorder_point=10 / 30 * 21, target_stock=10 / 30 * 28, status="healthy", unit_cost=2.5, stock_value=25.0,
+                "S2",
+                "a",
+                product_name="cup, blue",
+                category="Bev",
+                supplier_id="SUP-01",
+                supplier_name="PT Sumber",
+                stock_on_hand=10.0,
+                sales_qty=10.0,
+                avg_daily_sales=10 / 30,
+                days_of_cover=30.0,
+                reorder_point=10 / 30 * 21,
+                target_stock=10 / 30 * 28,
+                status="healthy",
+                unit_cost=2.5,
+                stock_value=25.0,
             ),
             snap(
-                "S2", "B", stock_on_hand=0.0, sales_qty=3.0, avg_daily_sales=0.1, days_of_cover=0.0,
-                reorder_point=0.1 * 21, target_stock=0.1 * 28, suggested_order_qty=3.0, status="out_of_stock",
+                "S2",
+                "B",
+                stock_on_hand=0.0,
+                sales_qty=3.0,
+                avg_daily_sales=0.1,
+                days_of_cover=0.0,
+                reorder_point=0.1 * 21,
+                target_stock=0.1 * 28,
+                suggested_order_qty=3.0,
+                status="out_of_stock",
                 emergency=True,
             ),
         ]
@@ -105,13 +136,29 @@ def three_parts(root: Path) -> list[Part]:
     s10 = outcome(
         [
             snap(
-                "S10", "é1", product_name="Kopi", stock_on_hand=-1.0, status="inactive",
-                unit_cost=0.00001, stock_value=-0.00001,
+                "S10",
+                "é1",
+                product_name="Kopi",
+                stock_on_hand=-1.0,
+                status="inactive",
+                unit_cost=0.00001,
+                stock_value=-0.00001,
             ),
             snap(
-                "S10", "Z9", product_name='say "hi"', stock_on_hand=-5.0, sales_qty=20.0, avg_daily_sales=20 / 30,
-                days_of_cover=-7.5, lead_time_days=10.0, reorder_point=20 / 30 * 17, target_stock=20 / 30 * 24,
-                suggested_order_qty=16.0, status="out_of_stock", emergency=True, unit_cost=0.123456,
+                "S10",
+                "Z9",
+                product_name='say "hi"',
+                stock_on_hand=-5.0,
+                sales_qty=20.0,
+                avg_daily_sales=20 / 30,
+                days_of_cover=-7.5,
+                lead_time_days=10.0,
+                reorder_point=20 / 30 * 17,
+                target_stock=20 / 30 * 24,
+                suggested_order_qty=16.0,
+                status="out_of_stock",
+                emergency=True,
+                unit_cost=0.123456,
                 stock_value=-5 * 0.123456,
             ),
         ]
@@ -131,13 +178,30 @@ def three_parts(root: Path) -> list[Part]:
     s1 = outcome(
         [
             snap(
-                "S1", "k", product_name="Beras 5kg", stock_on_hand=21.0, sales_qty=30.0, avg_daily_sales=1.0,
-                days_of_cover=21.0, reorder_point=21.0, target_stock=28.0, on_order_qty=2.0, suggested_order_qty=5.0,
-                status="healthy", unit_cost=65000.0, stock_value=1365000.0,
+                "S1",
+                "k",
+                product_name="Beras 5kg",
+                stock_on_hand=21.0,
+                sales_qty=30.0,
+                avg_daily_sales=1.0,
+                days_of_cover=21.0,
+                reorder_point=21.0,
+                target_stock=28.0,
+                on_order_qty=2.0,
+                suggested_order_qty=5.0,
+                status="healthy",
+                unit_cost=65000.0,
+                stock_value=1365000.0,
             ),
             snap(
-                "S1", "a", supplier_id="SUP-01", supplier_name="PT Sumber", stock_on_hand=5.0, status="no_sales",
-                unit_cost=2.5, stock_value=12.5,
+                "S1",
+                "a",
+                supplier_id="SUP-01",
+                supplier_name="PT Sumber",
+                stock_on_hand=5.0,
+                status="no_sales",
+                unit_cost=2.5,
+                stock_value=12.5,
             ),
         ],
         rejects=rejects,
@@ -359,7 +423,9 @@ def test_day_outputs_rejects_file_has_a_header_when_there_are_no_rejects(tmp_pat
     part = make_part(tmp_path / "intermediate", "S1", outcome([snap("S1", "a")]))
     seeds = tmp_path / "seeds"
     result = run_day([part], seeds)
-    assert (seeds / "20241204_rejects.csv").read_text(encoding="utf-8") == "source_file,sheet,row_number,reason,raw_values\n"
+    assert (seeds / "20241204_rejects.csv").read_text(
+        encoding="utf-8"
+    ) == "source_file,sheet,row_number,reason,raw_values\n"
     assert (seeds / "20241204_emergency.csv").read_text(encoding="utf-8") == SNAPSHOT_HEADER
     assert result.rows_rejected == 0
     assert sorted(p.name for p in seeds.iterdir()) == sorted(result.files)

@@ -142,7 +142,10 @@ def test_same_separators_for_decimal_and_thousands_is_refused(tmp_path: Path, re
 
 def test_unimportable_transform_names_key_transform(tmp_path: Path, real_text: str) -> None:
     path = write_variant(
-        tmp_path, real_text, "transform: autopo_pipelines.pipelines.stock_health", "transform: autopo_pipelines.pipelines.nope"
+        tmp_path,
+        real_text,
+        "transform: autopo_pipelines.pipelines.stock_health",
+        "transform: autopo_pipelines.pipelines.nope",
     )
     error = load_error(path)
     assert error.key == "transform"

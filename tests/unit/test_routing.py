@@ -85,7 +85,9 @@ def test_invalid_date_in_name_is_unrouted_with_reason(pattern: re.Pattern[str]) 
     assert "month" in reason
 
 
-@pytest.mark.parametrize(("text", "expected"), [("20241204", DAY), ("2024-12-04", DAY), ("20240229", dt.date(2024, 2, 29))])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("20241204", DAY), ("2024-12-04", DAY), ("20240229", dt.date(2024, 2, 29))]
+)
 def test_parse_file_date(text: str, expected: dt.date) -> None:
     assert parse_file_date(text) == expected
 

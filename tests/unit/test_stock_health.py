@@ -163,9 +163,7 @@ def test_negative_stock_is_kept_and_counts_as_zero_in_need(settings: StockHealth
 def test_suggested_order_qty(
     settings: StockHealthSettings, stock: float, on_order: float, pack: float, moq: float, expected: float
 ) -> None:
-    row = one_metric_row(
-        settings, stock_on_hand=stock, sales_qty=30.0, on_order_qty=on_order, pack_size=pack, moq=moq
-    )
+    row = one_metric_row(settings, stock_on_hand=stock, sales_qty=30.0, on_order_qty=on_order, pack_size=pack, moq=moq)
     assert row["suggested_order_qty"] == expected
 
 
@@ -191,7 +189,9 @@ def test_settings_change_the_metrics() -> None:
 # --- transform ------------------------------------------------------------------------
 
 
-def make_clean(rows: list[dict[str, object]], *, first_row: int = 5, file: str = FILE, sheet: str = "Stock") -> CleanRows:
+def make_clean(
+    rows: list[dict[str, object]], *, first_row: int = 5, file: str = FILE, sheet: str = "Stock"
+) -> CleanRows:
     """CleanRows as transform_file hands them over: canonical columns, raw cell values."""
     frame = pd.DataFrame(rows, dtype=object)
     row_numbers = np.arange(first_row, first_row + len(rows), dtype=np.int64)
@@ -233,7 +233,14 @@ def make_day(
         columns=["sku", "supplier_id", "supplier_name", "lead_time_days", "moq", "pack_size"],
     )
     supplier_frame = supplier_frame.astype(
-        {"sku": object, "supplier_id": object, "supplier_name": object, "lead_time_days": float, "moq": float, "pack_size": float}
+        {
+            "sku": object,
+            "supplier_id": object,
+            "supplier_name": object,
+            "lead_time_days": float,
+            "moq": float,
+            "pack_size": float,
+        }
     )
     order_frame = pd.DataFrame(on_order or [], columns=["store_id", "sku", "on_order_qty"]).astype(
         {"store_id": object, "sku": object, "on_order_qty": float}
@@ -273,8 +280,22 @@ def transformed(config: PipelineConfig, settings: StockHealthSettings) -> tuple[
     clean = make_clean(rows)
     day = make_day(
         suppliers=[
-            {"sku": "A1", "supplier_id": "SUP-01", "supplier_name": "PT Sumber", "lead_time_days": 10, "moq": 24, "pack_size": 6},
-            {"sku": "ZZ", "supplier_id": "SUP-09", "supplier_name": "Unused", "lead_time_days": 1, "moq": 1, "pack_size": 1},
+            {
+                "sku": "A1",
+                "supplier_id": "SUP-01",
+                "supplier_name": "PT Sumber",
+                "lead_time_days": 10,
+                "moq": 24,
+                "pack_size": 6,
+            },
+            {
+                "sku": "ZZ",
+                "supplier_id": "SUP-09",
+                "supplier_name": "Unused",
+                "lead_time_days": 1,
+                "moq": 1,
+                "pack_size": 1,
+            },
         ],
         on_order=[
             {"store_id": "STORE-012", "sku": "G1", "on_order_qty": 10},
@@ -385,7 +406,9 @@ def test_transform_default_lead_time_comes_from_settings(config: PipelineConfig)
 def test_transform_store_column_agreeing_after_trim_and_case_is_fine(
     config: PipelineConfig, settings: StockHealthSettings
 ) -> None:
-    clean = make_clean([row("A", 1, 1, store=" store-012 "), row("B", 1, 1, store=None), row("C", 1, 1, store="STORE-012")])
+    clean = make_clean(
+        [row("A", 1, 1, store=" store-012 "), row("B", 1, 1, store=None), row("C", 1, 1, store="STORE-012")]
+    )
     out = sh.transform(clean, make_context(clean, config=config), settings, make_day())
     assert set(out["store_id"]) == {"STORE-012"}
     assert len(out) == 3
@@ -468,7 +491,13 @@ def test_transform_file_within_reject_ratio_keeps_the_good_rows(
     # 1 rejected of 20 data rows = 0.05: not more than max_reject_ratio 0.05.
     path = write_store_file(tmp_path / FILE, bad_rows=1, good_rows=19)
     outcome = transform_file(
-        path, config=config, definition=sh.TRANSFORM, settings=settings, day_inputs=make_day(), date=DAY, store_id="STORE-012"
+        path,
+        config=config,
+        definition=sh.TRANSFORM,
+        settings=settings,
+        day_inputs=make_day(),
+        date=DAY,
+        store_id="STORE-012",
     )
     assert len(outcome.rows) == 19
     assert outcome.rejects["row_number"].tolist() == [4]
@@ -483,7 +512,13 @@ def test_transform_file_over_reject_ratio_fails_the_file(
     path = write_store_file(tmp_path / FILE, bad_rows=2, good_rows=18)
     with pytest.raises(InputFileError) as info:
         transform_file(
-            path, config=config, definition=sh.TRANSFORM, settings=settings, day_inputs=make_day(), date=DAY, store_id="STORE-012"
+            path,
+            config=config,
+            definition=sh.TRANSFORM,
+            settings=settings,
+            day_inputs=make_day(),
+            date=DAY,
+            store_id="STORE-012",
         )
     assert info.value.file == FILE
     assert info.value.sheet == "Stock"
@@ -500,7 +535,7 @@ def write_csv(tmp_path: Path, body: str, header: str = SUPPLIER_HEADER) -> Path:
 
 
 def test_supplier_master_csv_keeps_leading_zeros(tmp_path: Path) -> None:
-    path = write_csv(tmp_path, "00123,SUP-01,PT Sumber,10,24,6\n456,SUP-02,\"CV Jaya, Abadi\",7,0,1\n")
+    path = write_csv(tmp_path, '00123,SUP-01,PT Sumber,10,24,6\n456,SUP-02,"CV Jaya, Abadi",7,0,1\n')
     master = read_supplier_master(path)
     assert master["sku"].tolist() == ["00123", "456"]
     assert master["supplier_id"].tolist() == ["SUP-01", "SUP-02"]
@@ -654,12 +689,34 @@ def summary_batches() -> list[pd.DataFrame]:
         snapshot_row("S1", "C", stock=1, sales=0, status="no_sales"),
     ]
     store2 = [
-        snapshot_row("S2", "A", stock=4, sales=60, status="critical", cover=2.0, cost=1.5, name="Apple", supplier="SUP1", on_order=3, suggested=50),
+        snapshot_row(
+            "S2",
+            "A",
+            stock=4,
+            sales=60,
+            status="critical",
+            cover=2.0,
+            cost=1.5,
+            name="Apple",
+            supplier="SUP1",
+            on_order=3,
+            suggested=50,
+        ),
         snapshot_row("S2", "B", stock=1, sales=3, status="low", cover=10.0, name="Banana"),
         snapshot_row("S2", "D", stock=2, sales=0, status="no_sales", cost=4.0),
     ]
     store3 = [
-        snapshot_row("S3", "A", stock=-2, sales=30, status="out_of_stock", cover=-2.0, name="Apple 3", supplier="SUP9", suggested=28),
+        snapshot_row(
+            "S3",
+            "A",
+            stock=-2,
+            sales=30,
+            status="out_of_stock",
+            cover=-2.0,
+            name="Apple 3",
+            supplier="SUP9",
+            suggested=28,
+        ),
     ]
     return [pd.DataFrame(rows) for rows in (store1, store2, store3)]
 

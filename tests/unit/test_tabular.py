@@ -101,9 +101,7 @@ def test_header_matcher_normalises_the_config_aliases_too() -> None:
 def test_select_columns_maps_aliases_to_canonical_names(columns: dict[str, ColumnSpec]) -> None:
     header = ["Kode Barang", "Nama Barang", "Kategori", "Stok", "Penjualan 30 Hari", "HPP", "Kode Toko", "Extra"]
     data = pd.DataFrame([["001", "Teh", "Bev", 5, 10, 2500, "S1", "x"]], dtype=object)
-    selected = select_columns(
-        header, data, np.array([7]), columns, file="f.xlsx", sheet="Stock", header_row=6
-    )
+    selected = select_columns(header, data, np.array([7]), columns, file="f.xlsx", sheet="Stock", header_row=6)
     assert set(selected.frame.columns) == {
         "sku",
         "product_name",
@@ -273,7 +271,9 @@ def test_text_value(cell: object, expected: str | None) -> None:
 # --- skip_rows -------------------------------------------------------------------
 
 
-def make_selected(rows: list[list[object]], columns: list[str], first_row: int = 5) -> tuple[SelectedColumns, pd.DataFrame]:
+def make_selected(
+    rows: list[list[object]], columns: list[str], first_row: int = 5
+) -> tuple[SelectedColumns, pd.DataFrame]:
     all_cells = pd.DataFrame(rows, dtype=object)
     frame = pd.DataFrame(rows, columns=columns, dtype=object)
     selected = SelectedColumns(
@@ -311,7 +311,9 @@ def test_skip_rows_counts_each_kind() -> None:
     assert list(kept.frame.index) == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("label", ["TOTAL", "Total", "total", "Grand Total", "grand total:", "GRAND  TOTAL", "Total Toko"])
+@pytest.mark.parametrize(
+    "label", ["TOTAL", "Total", "total", "Grand Total", "grand total:", "GRAND  TOTAL", "Total Toko"]
+)
 def test_skip_rows_total_labels(label: str) -> None:
     selected, all_cells = make_selected([["A", label, 1, 1]], ["sku", "product_name", "stock_on_hand", "sales_qty"])
     kept, skipped = skip_rows(selected, key="sku", label_columns=("product_name",), all_cells=all_cells)

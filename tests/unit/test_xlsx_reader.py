@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import pickle
 import time
 import zipfile
@@ -22,8 +23,20 @@ import pytest
 
 from autopo_pipelines.xlsx_reader import SheetTable, WorkbookError, read_sheet_table
 
-CORPUS = Path("/work/shared/corpus/xlsx")
-CORPUS_FILES = sorted(CORPUS.glob("*/*.xlsx")) if CORPUS.is_dir() else []
+
+def corpus_dir() -> Path:
+    """The shared corpus: $AUTOPO_CORPUS_DIR, else shared/ beside the checkout (as CI lays it)."""
+    configured = os.environ.get("AUTOPO_CORPUS_DIR")
+    if configured:
+        return Path(configured)
+    for candidate in (Path(__file__).resolve().parents[3] / "shared", Path("/work/shared")):
+        if (candidate / "corpus" / "xlsx").is_dir():
+            return candidate / "corpus" / "xlsx"
+    raise RuntimeError("corpus not found: set AUTOPO_CORPUS_DIR to shared/corpus/xlsx")
+
+
+CORPUS = corpus_dir()
+CORPUS_FILES = sorted(CORPUS.glob("*/*.xlsx"))
 
 
 def any_non_empty(cells: list[str]) -> bool:
@@ -65,6 +78,7 @@ def offset_workbook(tmp_path: Path) -> Path:
 
 
 # ---- rows, columns and values -----------------------------------------------------------
+
 
 def test_row_numbers_are_true_sheet_rows(offset_workbook: Path) -> None:
     table = read_sheet_table(offset_workbook, is_header=first_cell_is("SKU"))
@@ -178,6 +192,7 @@ def test_header_search_counts_sheet_rows_not_used_range_rows(tmp_path: Path) -> 
 
 # ---- sheets -----------------------------------------------------------------------------
 
+
 def test_first_visible_sheet_skips_hidden_ones(tmp_path: Path) -> None:
     wb = openpyxl.Workbook()
     hidden = wb.active
@@ -226,17 +241,18 @@ def test_named_sheet_missing_lists_existing_sheets(tmp_path: Path) -> None:
 
 # ---- WorkbookError ----------------------------------------------------------------------
 
+
 def test_workbook_error_format_and_pickling() -> None:
     err = WorkbookError("a.xlsx", "Stock", "broken")
     assert (err.file, err.sheet, err.message) == ("a.xlsx", "Stock", "broken")
     assert str(err) == "a.xlsx: sheet 'Stock': broken"
     assert str(WorkbookError("a.xlsx", None, "broken")) == "a.xlsx: broken"
     copy = pickle.loads(pickle.dumps(err))
-    assert (copy.file, copy.sheet, copy.message, str(copy)) == (err.file, err.sheet,
-                                                                err.message, str(err))
+    assert (copy.file, copy.sheet, copy.message, str(copy)) == (err.file, err.sheet, err.message, str(err))
 
 
 # ---- files that are not workbooks -------------------------------------------------------
+
 
 def _zip_not_xlsx(path: Path) -> None:
     with zipfile.ZipFile(path, "w") as zf:
@@ -248,8 +264,10 @@ BAD_FILES: dict[str, tuple[Callable[[Path], Any], str]] = {
     "renamed_pdf.xlsx": (lambda p: p.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj"), "PDF"),
     "empty.xlsx": (lambda p: p.write_bytes(b""), "empty (0 bytes)"),
     "not_a_workbook.xlsx": (_zip_not_xlsx, "zip archive but not an Excel workbook"),
-    "old_format.xlsx": (lambda p: p.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600),
-                        "old-format Excel (.xls)"),
+    "old_format.xlsx": (
+        lambda p: p.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600),
+        "old-format Excel (.xls)",
+    ),
     "~$Stock.xlsx": (lambda p: p.write_bytes(b"\x05Store" + b" " * 50), "lock file"),
     "truncated.xlsx": (None, "damaged or incomplete"),  # filled in by the test
 }
@@ -287,12 +305,14 @@ def test_stray_cell_in_far_corner_is_refused_not_fatal(tmp_path: Path) -> None:
     assert time.perf_counter() - started < 2
 
 
-@pytest.mark.parametrize("damage", [
-    (b'r="B2"', b'r="B100000000000000000002"'),  # found by fuzzing
-    (b'<row r="2"><c r="A2"', b'<row r="100000000000000000002"><c'),  # cell without r
-])
-def test_damaged_reference_far_beyond_declared_size(tmp_path: Path,
-                                                    damage: tuple[bytes, bytes]) -> None:
+@pytest.mark.parametrize(
+    "damage",
+    [
+        (b'r="B2"', b'r="B100000000000000000002"'),  # found by fuzzing
+        (b'<row r="2"><c r="A2"', b'<row r="100000000000000000002"><c'),  # cell without r
+    ],
+)
+def test_damaged_reference_far_beyond_declared_size(tmp_path: Path, damage: tuple[bytes, bytes]) -> None:
     # calamine would try to allocate ~10^20 rows and abort the process
     wb = openpyxl.Workbook()
     wb.active.append(["SKU", "Qty"])
@@ -311,6 +331,7 @@ def test_damaged_reference_far_beyond_declared_size(tmp_path: Path,
 
 
 # ---- the corpus of odd and broken files -------------------------------------------------
+
 
 @pytest.mark.skipif(not CORPUS_FILES, reason=f"corpus not present at {CORPUS}")
 @pytest.mark.timeout(30)
@@ -407,7 +428,6 @@ def test_corpus_backslash_part_names_and_chinese_sheet_name() -> None:
 def test_corpus_wide_merged_and_undersized_dimension() -> None:
     wide = read_sheet_table(corpus("poi__58896.xlsx"), is_header=any_non_empty)
     assert wide.data.shape[1] == 353
-    report = read_sheet_table(corpus("poi__craftonhills_goalpriorityreport.xlsx"),
-                              is_header=any_non_empty)
+    report = read_sheet_table(corpus("poi__craftonhills_goalpriorityreport.xlsx"), is_header=any_non_empty)
     assert len(report.header) == 9  # more than the declared A1:G1
     assert report.data.shape == (3, 9)

@@ -27,6 +27,7 @@ from autopo_pipelines.orchestration.connections import warehouse_conninfo
 
 log = logging.getLogger(__name__)
 
+
 def business_date(config: PipelineConfig, context: Any) -> dt.date:
     """Run conf ``{"date": "YYYY-MM-DD"}`` wins; else the logical date in the pipeline's timezone."""
     dag_run = context["dag_run"]

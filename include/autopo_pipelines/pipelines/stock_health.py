@@ -144,7 +144,13 @@ def open_po_quantities(context: DayContext) -> pd.DataFrame:
     The PO pipeline does not exist yet, so nothing is on order; this is the one
     place that will read it.
     """
-    return pd.DataFrame({"store_id": pd.Series(dtype=object), "sku": pd.Series(dtype=object), "on_order_qty": pd.Series(dtype="float64")})
+    return pd.DataFrame(
+        {
+            "store_id": pd.Series(dtype=object),
+            "sku": pd.Series(dtype=object),
+            "on_order_qty": pd.Series(dtype="float64"),
+        }
+    )
 
 
 class StockDayInputs:
@@ -266,7 +272,9 @@ def join_reference(rows: pd.DataFrame, store: str, day: StockDayInputs, settings
     return joined
 
 
-def transform(clean: CleanRows, context: FileContext, settings: StockHealthSettings, day: StockDayInputs) -> pd.DataFrame:
+def transform(
+    clean: CleanRows, context: FileContext, settings: StockHealthSettings, day: StockDayInputs
+) -> pd.DataFrame:
     store = _check_store_column(clean, context)
     parsed = _parse_quantities(clean, context.number_format)
     merged = _merge_duplicate_skus(parsed)
