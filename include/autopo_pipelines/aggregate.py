@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -28,20 +27,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from autopo_pipelines.config import AggregationConfig
-from autopo_pipelines.layout import date_stamp
+from autopo_pipelines.layout import date_stamp, safe_file_name
 from autopo_pipelines.pipeline import FileOutcome, TransformDefinition
 from autopo_pipelines.tabular import REJECT_COLUMNS
 
 PART_META = "part.json"
 ROWS_FILE = "rows.parquet"
 REJECTS_FILE = "rejects.parquet"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def part_directory(intermediate: Path, file_name: str, checksum: str) -> Path:
     """One directory per (file name, content): a changed file gets a new part."""
     digest = checksum.split(":", 1)[-1][:16]
-    return intermediate / "parts" / f"{_UNSAFE.sub('_', file_name)}.{digest}"
+    return intermediate / "parts" / f"{safe_file_name(file_name)}.{digest}"
 
 
 def write_part(directory: Path, outcome: FileOutcome, meta: dict[str, Any]) -> dict[str, Any]:
@@ -61,8 +59,14 @@ def write_part(directory: Path, outcome: FileOutcome, meta: dict[str, Any]) -> d
         }
         (staging / PART_META).write_text(json.dumps(full_meta, indent=2, default=str), encoding="utf-8")
         if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
+            # Move the old part aside before the new one goes in: a crash in between
+            # leaves one whole part under the name, never none.
+            retired = directory.with_name(f".{directory.name}.old.{os.getpid()}")
+            os.replace(directory, retired)
+            os.replace(staging, directory)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -104,6 +108,19 @@ def _to_arrow(frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
 _NEEDS_QUOTES = r'[",\r\n]'
 
 
+def _float_text(column: pa.ChunkedArray) -> pa.Array:
+    """Shortest decimal text of rounded floats, never in exponent form (1e+10 -> 10000000000)."""
+    text = pc.cast(column, pa.string()).combine_chunks()
+    exponent = pc.fill_null(pc.match_substring(text, "e"), False)
+    if not pc.any(exponent).as_py():
+        return text
+    values = column.combine_chunks().to_numpy(zero_copy_only=False)
+    fixed = text.to_pylist()
+    for index in np.flatnonzero(exponent.to_numpy(zero_copy_only=False)):
+        fixed[index] = np.format_float_positional(values[index], trim="-")
+    return pa.array(fixed, type=pa.string())
+
+
 def csv_bytes(table: pa.Table) -> bytes:
     """CSV lines for a table, quoting only fields that need it (RFC 4180), vectorised in Arrow.
 
@@ -114,7 +131,8 @@ def csv_bytes(table: pa.Table) -> bytes:
         return b""
     fields = []
     for column in table.columns:
-        text = pc.fill_null(pc.cast(column, pa.string()), "")
+        as_text = _float_text(column) if pa.types.is_floating(column.type) else pc.cast(column, pa.string())
+        text = pc.fill_null(as_text, "")
         quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
         fields.append(pc.if_else(pc.match_substring_regex(text, _NEEDS_QUOTES), quoted, text))
     joined = pc.binary_join_element_wise(*fields, ",") if len(fields) > 1 else fields[0]
@@ -213,6 +231,8 @@ def write_day_outputs(
     aggregation: AggregationConfig,
 ) -> DayOutputs:
     stamp = date_stamp(date)
+    # From here until the new rejects file is renamed in, the day is not finished.
+    (seeds_dir / f"{stamp}_rejects.csv").unlink(missing_ok=True)
     snapshot = CsvSink(seeds_dir / f"{stamp}.csv", definition.output_columns)
     rejects = CsvSink(seeds_dir / f"{stamp}_rejects.csv", REJECT_COLUMNS)
     derived = list(definition.derived_outputs(settings))

@@ -81,7 +81,8 @@ class AggregationConfig(StrictModel):
 
 
 class SensorConfig(StrictModel):
-    mode: Literal["reschedule", "poke"] = "reschedule"
+    # Reschedule only: a sensor waiting hours must not hold a worker slot.
+    mode: Literal["reschedule"] = "reschedule"
     poke_interval_seconds: int = Field(default=60, ge=1)
     timeout_seconds: int = Field(default=6 * 3600, ge=1)
 
@@ -94,7 +95,8 @@ class AirflowSettings(StrictModel):
     catchup: bool = False
     max_active_runs: int = Field(default=1, ge=1)
     pool: str | None = None
-    pool_slots: int = Field(default=4, ge=1)
+    # How many of the pipeline's tasks may run at once (the size of its pool).
+    pool_size: int = Field(default=4, ge=1)
     retries: int = Field(default=2, ge=0)
     retry_delay_seconds: int = Field(default=300, ge=0)
     retry_exponential_backoff: bool = True
@@ -110,6 +112,8 @@ class PipelineConfig(StrictModel):
     # (a 07:00 run that reports on yesterday's closing stock).
     business_date_offset_days: int = Field(default=0, ge=0, le=31)
     source: SourceConfig = Field(default_factory=LocalSource)
+    # Where the day's CSVs go; relative to the data root; unset: <root>/seeds/<pipeline>.
+    output_dir: str | None = None
     file_pattern: str
     sheet: str | None = None
     header_search_rows: int = Field(default=20, ge=1, le=1000)
@@ -199,6 +203,9 @@ def parse_config(path: Path, raw: Mapping[str, Any]) -> PipelineConfig:
     missing = [col for col in definition.required_columns if col not in config.columns]
     if missing:
         raise ConfigError(path, "columns", f"the transform needs columns {missing} declared")
+    groups = [g for g in definition.pattern_groups if g not in config.compiled_pattern.groupindex]
+    if groups:
+        raise ConfigError(path, "file_pattern", f"needs the named group(s) {groups} for this transform")
     optional = [col for col in definition.required_columns if not config.columns[col].required]
     if optional:
         raise ConfigError(
@@ -259,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_configs(args.dir or default_config_dir())
     if args.command == "pools":
         for config in loaded.configs.values():
-            print(config.pool, config.airflow.pool_slots)
+            print(config.pool, config.airflow.pool_size)
         return 0
     for name in loaded.configs:
         print(f"ok: {name}")

@@ -1,26 +1,35 @@
 """The steps of one pipeline day, as plain functions the DAG's tasks call.
 
-Each step reads and writes only the date's intermediate folder, the seeds
-folder and the warehouse, so a step can be rerun (a retry, a cleared task)
-and finds what the others left: the state of the day is on disk, not in
-XComs that a cleared upstream would lose.
+The state of a day lives on disk in its intermediate folder, stamped with the
+Airflow run that wrote it, so any step can be retried or cleared and rerun
+and still tell its own run's results from an earlier run's:
+
+- ``listing.json``: the files routed for the date, written by ``list_files``;
+- ``results/<file>.json``: each file's outcome in this run (completed,
+  skipped because unchanged, or failed with its error) and its part;
+- ``parts/<file>.<checksum>/``: a transformed file (see ``aggregate``);
+- ``aggregate.json`` and ``load.json``: which parts the day's outputs were
+  built from, and which aggregate the warehouse holds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import logging
 import os
-import re
+import uuid
 from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from autopo_pipelines.aggregate import Part, part_directory, read_part_meta, write_day_outputs, write_part
 from autopo_pipelines.config import PipelineConfig, load_transform, transform_settings
 from autopo_pipelines.errors import InputFileError
-from autopo_pipelines.layout import DataLayout, date_stamp
-from autopo_pipelines.pipeline import DayContext, transform_file
+from autopo_pipelines.layout import DataLayout, date_stamp, safe_file_name
+from autopo_pipelines.pipeline import DayContext, TransformDefinition, transform_file
 from autopo_pipelines.routing import RoutedFile, route_files
 from autopo_pipelines.sources import Source, SourceFile
 from autopo_pipelines.sources.local import LocalFolderSource, sha256_of
@@ -29,8 +38,9 @@ from autopo_pipelines.warehouse import replace_date_rows
 LISTING = "listing.json"
 AGGREGATE = "aggregate.json"
 LOAD = "load.json"
-FAILURES = "failures"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+RESULTS = "results"
+
+log = logging.getLogger(__name__)
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -52,8 +62,8 @@ def source_for(config: PipelineConfig, layout: DataLayout) -> Source:
     return LocalFolderSource(layout.resolve(config.source.path, layout.inbox(config.name)))
 
 
-def source_description(config: PipelineConfig, layout: DataLayout) -> str:
-    return str(layout.resolve(config.source.path, layout.inbox(config.name)))
+def seeds_dir(config: PipelineConfig, layout: DataLayout) -> Path:
+    return layout.resolve(config.output_dir, layout.seeds(config.name))
 
 
 def day_context(config: PipelineConfig, layout: DataLayout, date: dt.date, conninfo: str | None) -> DayContext:
@@ -64,11 +74,9 @@ def day_context(config: PipelineConfig, layout: DataLayout, date: dt.date, conni
 
 
 def files_present(config: PipelineConfig, layout: DataLayout, date: dt.date) -> list[str]:
-    """Names of the date's routable files, without reading their content."""
-    source = source_for(config, layout)
-    names = source.names() if isinstance(source, LocalFolderSource) else [f.name for f in source.list_files()]
-    stub = [SourceFile(name=n, location=n, size_bytes=0, modified=0.0, checksum="") for n in names]
-    return [r.file.name for r in route_files(stub, config.compiled_pattern, date).routed]
+    """Names of the date's routable files, from the source's cheap listing."""
+    files = source_for(config, layout).list_files()
+    return [r.file.name for r in route_files(files, config.compiled_pattern, date).routed]
 
 
 @dataclass(frozen=True)
@@ -79,38 +87,52 @@ class FileTask:
     location: str
     size_bytes: int
     modified: float
-    checksum: str
     store_id: str | None
     conflict: str | None
 
     @classmethod
     def from_routed(cls, routed: RoutedFile) -> FileTask:
         f = routed.file
-        return cls(f.name, f.location, f.size_bytes, f.modified, f.checksum, routed.store_id, routed.conflict)
+        return cls(f.name, f.location, f.size_bytes, f.modified, routed.store_id, routed.conflict)
 
     def source_file(self) -> SourceFile:
-        return SourceFile(self.name, self.location, self.size_bytes, self.modified, self.checksum)
+        return SourceFile(self.name, self.location, self.size_bytes, self.modified)
 
 
 def list_day_files(
-    config: PipelineConfig, layout: DataLayout, date: dt.date, conninfo: str | None = None
+    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, conninfo: str | None = None
 ) -> list[FileTask]:
-    """List and route the date's files; check the day's reference data before any transform."""
-    definition = load_transform(config.transform)
-    # Malformed reference data must stop the day before any file is transformed.
-    definition.load_day_inputs(day_context(config, layout, date, conninfo), transform_settings(config))
+    """List and route the date's files for this run; check the reference data before any transform."""
     intermediate = layout.intermediate(config.name, date)
-    # A new listing starts a new attempt at the day: earlier outcomes must not be mistaken for its own.
+    # A new listing starts a new attempt at the day: clear the previous attempt's
+    # state first, so nothing downstream can mistake it for this run's.
     for stale in (LISTING, AGGREGATE, LOAD):
         (intermediate / stale).unlink(missing_ok=True)
+    definition = load_transform(config.transform)
+    definition.load_day_inputs(day_context(config, layout, date, conninfo), transform_settings(config))
     source = source_for(config, layout)
     files = source.list_files()
     routing = route_files(files, config.compiled_pattern, date, duplicates=config.duplicate_store_files)
+    for skipped in [*routing.unrouted, *routing.superseded]:
+        log.warning("not processed: %s: %s", skipped.file.name, skipped.reason)
+    log.info(
+        "%s %s: %d file(s) at %s, %d for the date, %d unrouted, %d superseded, %d for other dates",
+        config.name,
+        date,
+        len(files),
+        source.describe(),
+        len(routing.routed),
+        len(routing.unrouted),
+        len(routing.superseded),
+        routing.other_dates,
+    )
     tasks = [FileTask.from_routed(r) for r in routing.routed]
     write_json(
         intermediate / LISTING,
         {
+            "run_id": run_id,
             "date": date.isoformat(),
+            "source": source.describe(),
             "files_seen": len(files),
             "routed": [asdict(t) for t in tasks],
             "unrouted": [{"name": u.file.name, "reason": u.reason} for u in routing.unrouted],
@@ -124,53 +146,108 @@ def list_day_files(
 # --- one file --------------------------------------------------------------------
 
 
-def _failure_path(intermediate: Path, name: str) -> Path:
-    return intermediate / FAILURES / f"{_UNSAFE.sub('_', name)}.json"
+def _result_path(intermediate: Path, name: str) -> Path:
+    return intermediate / RESULTS / f"{safe_file_name(name)}.json"
+
+
+def _package_version() -> str:
+    try:
+        return version("autopo-pipelines")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def inputs_fingerprint(
+    config: PipelineConfig, definition: TransformDefinition, settings: Any, context: DayContext
+) -> str:
+    """What besides the file decides its rows: config, code version, reference data.
+
+    A part made with other inputs is not reused, so a changed supplier master or
+    a changed setting transforms the day's files again.
+    """
+    digest = hashlib.sha256()
+    digest.update(config.model_dump_json().encode())
+    digest.update(_package_version().encode())
+    for path in definition.reference_files(context, settings):
+        digest.update(sha256_of(path).encode() if path.exists() else b"missing")
+    return "sha256:" + digest.hexdigest()
 
 
 def run_file(
-    config: PipelineConfig, layout: DataLayout, date: dt.date, task: FileTask, conninfo: str | None = None
+    config: PipelineConfig,
+    layout: DataLayout,
+    date: dt.date,
+    task: FileTask,
+    run_id: str,
+    conninfo: str | None = None,
 ) -> dict[str, Any]:
-    """Transform one file into its part; record a failure where the day's summary finds it."""
+    """Transform one file into its part, or reuse the part of identical content and inputs.
+
+    The outcome is recorded for the day (``results/``) whether it succeeds or
+    fails with an InputFileError; any other error leaves no record for this run,
+    so the day counts the file as not transformed.
+    """
     intermediate = layout.intermediate(config.name, date)
-    failure = _failure_path(intermediate, task.name)
+    record_path = _result_path(intermediate, task.name)
+    checksum: str | None = None
     try:
         if task.conflict:
             raise InputFileError(task.name, task.conflict)
-        source = source_for(config, layout)
-        local = source.fetch(task.source_file(), intermediate / "downloads")
-        # The content read is what the part is keyed on, even if the file changed since listing.
-        checksum = sha256_of(local) if isinstance(source, LocalFolderSource) else task.checksum
+        fetched = source_for(config, layout).fetch(task.source_file(), intermediate / "downloads")
+        checksum = fetched.checksum
         definition = load_transform(config.transform)
         settings = transform_settings(config)
-        day_inputs = definition.load_day_inputs(day_context(config, layout, date, conninfo), settings)
-        outcome = transform_file(
-            local,
-            config=config,
-            definition=definition,
-            settings=settings,
-            day_inputs=day_inputs,
-            date=date,
-            store_id=task.store_id,
-            file_name=task.name,
-        )
+        context = day_context(config, layout, date, conninfo)
+        inputs = inputs_fingerprint(config, definition, settings, context)
+        directory = part_directory(intermediate, task.name, checksum)
+        meta = read_part_meta(directory)
+        if meta is not None and meta.get("inputs") == inputs:
+            status = "skipped"
+            log.info("%s unchanged since its last transform: reusing %s", task.name, directory)
+        else:
+            outcome = transform_file(
+                fetched.path,
+                config=config,
+                definition=definition,
+                settings=settings,
+                day_inputs=definition.load_day_inputs(context, settings),
+                date=date,
+                store_id=task.store_id,
+                file_name=task.name,
+            )
+            meta = write_part(
+                directory,
+                outcome,
+                {
+                    "file_name": task.name,
+                    "file_path": task.location,
+                    "checksum": checksum,
+                    "size_bytes": task.size_bytes,
+                    "store_id": task.store_id,
+                    "partition": _partition_of(outcome.rows, definition),
+                    "inputs": inputs,
+                },
+            )
+            status = "completed"
     except InputFileError as exc:
-        write_json(failure, {"file_name": task.name, "checksum": task.checksum, "error": str(exc)})
+        write_json(
+            record_path,
+            {"file_name": task.name, "run_id": run_id, "status": "failed", "checksum": checksum, "error": str(exc)},
+        )
         raise
-    meta = write_part(
-        part_directory(intermediate, task.name, checksum),
-        outcome,
-        {
-            "file_name": task.name,
-            "file_path": task.location,
-            "checksum": checksum,
-            "size_bytes": task.size_bytes,
-            "store_id": task.store_id,
-            "partition": task.store_id if definition.partition_column == "store_id" else None,
-        },
+    write_json(
+        record_path,
+        {"file_name": task.name, "run_id": run_id, "status": status, "checksum": checksum, "part": str(directory)},
     )
-    failure.unlink(missing_ok=True)
-    return meta
+    return {**meta, "status": status}
+
+
+def _partition_of(rows: Any, definition: TransformDefinition) -> str | None:
+    column = definition.partition_column
+    if column is None or rows.empty:
+        return None
+    values = rows[column].unique()
+    return str(values[0]) if len(values) == 1 else None
 
 
 # --- the day ----------------------------------------------------------------------
@@ -182,63 +259,60 @@ class DayParts:
     failed: list[dict[str, Any]]
 
 
-def collect_parts(config: PipelineConfig, layout: DataLayout, date: dt.date) -> DayParts:
-    """The parts of the files routed for the date; a routed file without one failed."""
+def current_listing(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str | None) -> Any | None:
+    """The date's listing if it was written by this run (any run when run_id is None)."""
+    listing = read_json(layout.intermediate(config.name, date) / LISTING)
+    if listing is None or (run_id is not None and listing.get("run_id") != run_id):
+        return None
+    return listing
+
+
+def collect_parts(config: PipelineConfig, layout: DataLayout, date: dt.date, listing: Any) -> DayParts:
+    """This run's outcome for every routed file: its part, or why it has none."""
     intermediate = layout.intermediate(config.name, date)
-    listing = read_json(intermediate / LISTING)
-    if listing is None:
-        raise RuntimeError(f"no file listing for {config.name} {date}: run list_files first")
     parts: list[Part] = []
     failed: list[dict[str, Any]] = []
     for routed in listing["routed"]:
-        directory = part_directory(intermediate, routed["name"], routed["checksum"])
-        meta = read_part_meta(directory)
-        if meta is None:
-            # A local file replaced after listing is keyed on the content the transform read.
-            meta, directory = _latest_part(intermediate, routed["name"])
-        if meta is not None:
-            parts.append(Part(directory=directory, meta=meta))
+        name = routed["name"]
+        record = read_json(_result_path(intermediate, name))
+        if record is None or record.get("run_id") != listing["run_id"]:
+            failed.append({"file_name": name, "error": f"{name}: not transformed in this run (see its task's log)"})
             continue
-        record = read_json(_failure_path(intermediate, routed["name"])) or {
-            "file_name": routed["name"],
-            "error": "not transformed (its task did not finish)",
-        }
-        failed.append(record)
+        if record["status"] == "failed":
+            failed.append(record)
+            continue
+        directory = Path(record["part"])
+        meta = read_part_meta(directory)
+        if meta is None or meta.get("checksum") != record["checksum"]:
+            failed.append({"file_name": name, "error": f"{name}: its transformed part is missing; rerun its task"})
+            continue
+        parts.append(Part(directory=directory, meta={**meta, "status": record["status"]}))
     return DayParts(parts=parts, failed=failed)
 
 
-def _latest_part(intermediate: Path, name: str) -> tuple[dict[str, Any] | None, Path]:
-    prefix = f"{_UNSAFE.sub('_', name)}."
-    candidates = sorted(
-        (p for p in (intermediate / "parts").glob(f"{prefix}*") if p.is_dir() and not p.name.startswith(".")),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for directory in candidates:
-        meta = read_part_meta(directory)
-        if meta is not None and meta.get("file_name") == name:
-            return meta, directory
-    return None, intermediate
-
-
-def aggregate_day(config: PipelineConfig, layout: DataLayout, date: dt.date) -> dict[str, Any] | None:
-    """Write the day's outputs from the parts; None when no file succeeded."""
-    day = collect_parts(config, layout, date)
+def aggregate_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str) -> dict[str, Any] | None:
+    """Write the day's outputs from this run's parts; None when no file succeeded."""
+    listing = current_listing(config, layout, date, run_id)
+    if listing is None:
+        raise LookupError(f"{config.name} {date}: the files were not listed in this run")
+    day = collect_parts(config, layout, date, listing)
     intermediate = layout.intermediate(config.name, date)
     (intermediate / LOAD).unlink(missing_ok=True)
     if not day.parts:
-        write_json(intermediate / AGGREGATE, {"outputs": None, "failed": day.failed})
+        write_json(intermediate / AGGREGATE, {"run_id": run_id, "outputs": None, "failed": day.failed})
         return None
-    definition = load_transform(config.transform)
     outputs = write_day_outputs(
         day.parts,
-        seeds_dir=layout.seeds(config.name),
+        seeds_dir=seeds_dir(config, layout),
         date=date,
-        definition=definition,
+        definition=load_transform(config.transform),
         settings=transform_settings(config),
         aggregation=config.aggregation,
     )
     summary = {
+        "run_id": run_id,
+        "aggregate_id": uuid.uuid4().hex,
+        "parts": sorted(str(p.directory) for p in day.parts),
         "outputs": asdict(outputs),
         "failed": day.failed,
         "files": [p.meta for p in day.parts],
@@ -248,11 +322,12 @@ def aggregate_day(config: PipelineConfig, layout: DataLayout, date: dt.date) -> 
     return {"snapshot_csv": summary["snapshot_csv"], "rows_out": outputs.rows_out, "failed_files": len(day.failed)}
 
 
-def load_day(config: PipelineConfig, layout: DataLayout, date: dt.date, conninfo: str) -> int:
+def load_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, conninfo: str) -> int:
+    intermediate = layout.intermediate(config.name, date)
+    aggregate = read_json(intermediate / AGGREGATE)
+    if not aggregate or aggregate.get("run_id") != run_id or not aggregate.get("outputs"):
+        raise LookupError(f"{config.name} {date}: nothing aggregated in this run; run aggregate_and_flush first")
     definition = load_transform(config.transform)
-    aggregate = read_json(layout.intermediate(config.name, date) / AGGREGATE)
-    if not aggregate or not aggregate.get("outputs"):
-        raise RuntimeError(f"nothing aggregated for {config.name} {date}: run aggregate_and_flush first")
     rows = replace_date_rows(
         conninfo,
         table=definition.table,
@@ -262,26 +337,42 @@ def load_day(config: PipelineConfig, layout: DataLayout, date: dt.date, conninfo
         columns=definition.output_columns,
     )
     write_json(
-        layout.intermediate(config.name, date) / LOAD,
-        {"table": definition.table, "rows": rows, "loaded_at": dt.datetime.now(dt.UTC).isoformat()},
+        intermediate / LOAD,
+        {
+            "run_id": run_id,
+            "aggregate_id": aggregate["aggregate_id"],
+            "table": definition.table,
+            "rows": rows,
+            "loaded_at": dt.datetime.now(dt.UTC).isoformat(),
+        },
     )
     return rows
 
 
-def day_problems(config: PipelineConfig, layout: DataLayout, date: dt.date) -> list[str]:
-    """Why the day is not complete, in words for the run's log; empty when it is."""
+def day_problems(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str | None = None) -> list[str]:
+    """Why the day is not complete, in words for the run's log; empty when it is.
+
+    run_id None judges the latest attempt, whichever run made it.
+    """
     intermediate = layout.intermediate(config.name, date)
-    listing = read_json(intermediate / LISTING)
+    listing = current_listing(config, layout, date, run_id)
     if listing is None:
         if not files_present(config, layout, date):
-            return [f"no {config.name} files for {date.isoformat()} at {source_description(config, layout)}"]
-        return ["the day's files were not listed (see the list_files task)"]
+            return [f"no {config.name} files for {date.isoformat()} at {source_for(config, layout).describe()}"]
+        return ["the day's files were not listed in this run (see the list_files task)"]
     if not listing["routed"]:
         return [f"no file for {date.isoformat()} matched the pipeline's file pattern"]
-    problems = [str(failure["error"]) for failure in collect_parts(config, layout, date).failed]
+    day = collect_parts(config, layout, date, listing)
+    problems = [str(failure["error"]) for failure in day.failed]
     aggregate = read_json(intermediate / AGGREGATE)
-    if aggregate is None:
-        problems.append("the day's outputs were not written (see the aggregate_and_flush task)")
-    elif aggregate.get("outputs") and read_json(intermediate / LOAD) is None:
+    if aggregate is None or aggregate.get("run_id") != listing["run_id"]:
+        problems.append("the day's outputs were not written in this run (see the aggregate_and_flush task)")
+        return problems
+    if aggregate.get("outputs") and aggregate.get("parts") != sorted(str(p.directory) for p in day.parts):
+        problems.append(
+            "the day's outputs predate the latest file results: clear aggregate_and_flush with its downstream tasks"
+        )
+    load = read_json(intermediate / LOAD)
+    if aggregate.get("outputs") and (load is None or load.get("aggregate_id") != aggregate.get("aggregate_id")):
         problems.append("the snapshot was not loaded into the warehouse (see the load_snapshot task)")
     return problems

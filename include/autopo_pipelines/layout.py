@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 DATA_DIR_ENV = "AUTOPO_DATA_DIR"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_file_name(name: str) -> str:
+    """A store's file name as a name for our own files: no spaces, slashes or odd characters."""
+    return _UNSAFE.sub("_", name)
 
 
 def data_root() -> Path:

@@ -88,6 +88,11 @@ class TransformDefinition:
     load_day_inputs: Callable[[DayContext, Any], Any]
     transform: Callable[[CleanRows, FileContext, Any, Any], pd.DataFrame]
     derived_outputs: Callable[[Any], Sequence[DerivedOutput]] = field(default=lambda settings: ())
+    # Files besides the source file that decide its rows (a supplier master): a part
+    # made before one of them changed is transformed again, not reused.
+    reference_files: Callable[[DayContext, Any], Sequence[Path]] = field(default=lambda context, settings: ())
+    # Named groups the file pattern must have for this transform (e.g. "store").
+    pattern_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,33 +12,38 @@ from typing import Any
 from autopo_pipelines import day_run
 from autopo_pipelines.config import default_config_dir, load_config_file, load_transform
 from autopo_pipelines.layout import DataLayout
+from autopo_pipelines.orchestration.connections import WAREHOUSE_CONN_ENV
 from autopo_pipelines.warehouse import count_rows
 
 
 def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str | None) -> dict[str, Any]:
+    """The latest attempt at the day, whichever run made it."""
     config = load_config_file(default_config_dir() / f"{pipeline}.yaml")
     intermediate = layout.intermediate(pipeline, date)
-    listing = day_run.read_json(intermediate / day_run.LISTING) or {}
+    listing = day_run.current_listing(config, layout, date, None) or {}
     aggregate = day_run.read_json(intermediate / day_run.AGGREGATE) or {}
-    load = day_run.read_json(intermediate / day_run.LOAD)
+    if listing and aggregate.get("run_id") != listing["run_id"]:
+        aggregate = {}
     parts = aggregate.get("files") or []
     outputs = aggregate.get("outputs") or {}
-    rows_in = sum(int(p["rows_in"]) for p in parts)
     skipped: dict[str, int] = {}
     for part in parts:
         for kind, count in part["rows_skipped"].items():
             skipped[kind] = skipped.get(kind, 0) + int(count)
+    rows_in = sum(int(p["rows_in"]) for p in parts)
     table_rows = None
     if conninfo:
         definition = load_transform(config.transform)
         table_rows = count_rows(conninfo, definition.table, definition.date_column, date)
+    failures = day_run.collect_parts(config, layout, date, listing).failed if listing else []
     return {
         "pipeline": pipeline,
         "date": date.isoformat(),
         "files_seen": listing.get("files_seen", 0),
         "files_routed": len(listing.get("routed", [])),
-        "files_processed": len(parts),
-        "files_failed": len(aggregate.get("failed") or []),
+        "files_processed": sum(1 for p in parts if p.get("status") == "completed"),
+        "files_unchanged": sum(1 for p in parts if p.get("status") == "skipped"),
+        "files_failed": len(failures),
         "files_unrouted": len(listing.get("unrouted", [])),
         "files_superseded": len(listing.get("superseded", [])),
         "files_other_dates": listing.get("other_dates", 0),
@@ -47,13 +52,11 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
         "rows_rejected": outputs.get("rows_rejected", 0),
         "rows_skipped": skipped,
         # Every row in is skipped, rejected, in the snapshot, or merged into a row that is.
-        "rows_merged": sum(int(p["rows_in"]) - int(p["rows_out"]) - int(p["rows_rejected"]) for p in parts)
-        - sum(skipped.values()),
+        "rows_merged": rows_in - outputs.get("rows_out", 0) - outputs.get("rows_rejected", 0) - sum(skipped.values()),
         "status_counts": dict(sorted((outputs.get("status_counts") or {}).items())),
         "outputs": outputs.get("files", {}),
         "table_rows": table_rows,
-        "loaded": load is not None,
-        "failures": aggregate.get("failed") or [],
+        "failures": failures,
         "unrouted": listing.get("unrouted", []),
         "problems": day_run.day_problems(config, layout, date),
     }
@@ -63,7 +66,8 @@ def render_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"== {summary['pipeline']} {summary['date']} ==",
         f"files: {summary['files_seen']} seen, {summary['files_routed']} for the date, "
-        f"{summary['files_processed']} processed, {summary['files_failed']} failed, "
+        f"{summary['files_processed']} processed, {summary['files_unchanged']} unchanged, "
+        f"{summary['files_failed']} failed, "
         f"{summary['files_unrouted']} unrouted, {summary['files_superseded']} superseded, "
         f"{summary['files_other_dates']} for other dates",
         f"rows: {summary['rows_in']} in, {summary['rows_out']} out, {summary['rows_rejected']} rejected, "
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline", required=True)
     parser.add_argument("--date", required=True, type=dt.date.fromisoformat)
     parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--db-url", default=os.environ.get("AIRFLOW_CONN_AUTOPO_DB"))
+    parser.add_argument("--db-url", default=os.environ.get(WAREHOUSE_CONN_ENV))
     args = parser.parse_args(argv)
     layout = DataLayout(args.data.resolve()) if args.data else DataLayout.from_env()
     summary = day_summary(args.pipeline, args.date, layout, args.db_url)

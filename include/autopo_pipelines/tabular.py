@@ -277,8 +277,3 @@ def skip_rows(
         row_numbers=selected.row_numbers[keep],
     )
     return kept, SkippedRows(blank=int(fully_blank.sum()), no_key=int(no_key.sum()), total=int(total.sum()))
-
-
-def first_non_blank(series: pd.Series) -> object:
-    present = series.dropna()
-    return present.iat[0] if len(present) else None

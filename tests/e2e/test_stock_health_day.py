@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import psycopg
@@ -49,17 +50,20 @@ def expected_row(store: str, row: Row, source_file: str) -> dict[str, object]:
     lead = supplier[2] if supplier else SETTINGS["lead"]
     moq = supplier[3] if supplier else 0
     pack = supplier[4] if supplier else 1
-    avg = row.sales / SETTINGS["window"]
-    cover = row.stock / avg if avg > 0 else None
+    # Exact rational arithmetic: the spec's formulas without float noise, so the
+    # expected order quantity is ceil(need / pack) * pack exactly as written.
+    sales, stock = Fraction(row.sales), Fraction(row.stock)
+    avg = sales / SETTINGS["window"]
+    cover = stock / avg if avg > 0 else None
     reorder = avg * (lead + SETTINGS["safety"])
     target = avg * (lead + SETTINGS["safety"] + SETTINGS["review"])
-    need = target - max(row.stock, 0) - 0
+    need = target - max(stock, 0) - 0
     if need <= 0:
-        suggested = 0.0
+        suggested = Fraction(0)
     else:
-        suggested = math.ceil(round(need / pack, 9)) * pack
+        suggested = math.ceil(need / pack) * pack
         if suggested < moq:
-            suggested = math.ceil(moq / pack) * pack
+            suggested = math.ceil(Fraction(moq, pack)) * pack
     if row.stock <= 0 and avg > 0:
         status = "out_of_stock"
     elif row.stock <= 0:
@@ -105,7 +109,7 @@ def fmt(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | Fraction):
         rounded = round(float(value), 4) + 0.0
         return str(int(rounded)) if rounded.is_integer() else repr(rounded)
     return str(value)
@@ -347,9 +351,9 @@ def test_quirky_day_end_to_end(tmp_path: Path, pg_url: str, airflow_db: None, mo
     want_m2 = []
     for sku in sorted({str(r["sku"]) for r in day.expected_rows}):
         rows = [r for r in day.expected_rows if r["sku"] == sku]  # already in store order
-        avg = sum(float(r["avg_daily_sales"]) for r in rows)  # type: ignore[arg-type]
-        stock = sum(float(r["stock_on_hand"]) for r in rows)  # type: ignore[arg-type]
-        values = [float(r["stock_value"]) for r in rows if r["stock_value"] is not None]  # type: ignore[arg-type]
+        avg = sum(Fraction(r["avg_daily_sales"]) for r in rows)  # type: ignore[arg-type]
+        stock = sum(Fraction(r["stock_on_hand"]) for r in rows)  # type: ignore[arg-type]
+        values = [Fraction(r["stock_value"]) for r in rows if r["stock_value"] is not None]  # type: ignore[arg-type]
 
         def first(column: str, rows: list[dict[str, object]] = rows) -> object:
             return next((r[column] for r in rows if r[column] is not None), None)
@@ -363,13 +367,13 @@ def test_quirky_day_end_to_end(tmp_path: Path, pg_url: str, airflow_db: None, mo
                 "supplier_name": first("supplier_name"),
                 "stores_count": len(rows),
                 "total_stock": stock,
-                "total_sales_qty": sum(float(r["sales_qty"]) for r in rows),  # type: ignore[arg-type]
+                "total_sales_qty": sum(Fraction(r["sales_qty"]) for r in rows),  # type: ignore[arg-type]
                 "avg_daily_sales": avg,
                 "days_of_cover": stock / avg if avg > 0 else None,
                 "stores_out_of_stock": sum(r["status"] == "out_of_stock" for r in rows),
                 "stores_critical": sum(r["status"] == "critical" for r in rows),
                 "total_on_order_qty": 0,
-                "total_suggested_order_qty": sum(float(r["suggested_order_qty"]) for r in rows),  # type: ignore[arg-type]
+                "total_suggested_order_qty": sum(Fraction(r["suggested_order_qty"]) for r in rows),  # type: ignore[arg-type]
                 "total_stock_value": sum(values) if values else None,
             }
         )
@@ -395,13 +399,13 @@ def test_quirky_day_end_to_end(tmp_path: Path, pg_url: str, airflow_db: None, mo
         for r in day.expected_rows
     ]
 
-    failures = {
-        path.stem: json.loads(path.read_text())["error"]
-        for path in (layout.intermediate("stock_health", DATE) / "failures").glob("*.json")
-    }
+    results = [
+        json.loads(p.read_text()) for p in (layout.intermediate("stock_health", DATE) / "results").glob("*.json")
+    ]
+    failures = {r["file_name"]: r["error"] for r in results if r["status"] == "failed"}
     assert len(failures) == 2
     for file_name, fragment in day.failed_files.items():
-        error = failures[file_name.replace(" ", "_")]
+        error = failures[file_name]
         assert error.startswith(file_name) and fragment in error
     # Unrouted and other-date files are still where they were.
     assert (layout.inbox("stock_health") / "notes from the manager.txt").exists()

@@ -479,3 +479,12 @@ def test_day_outputs_are_parseable_back_to_the_values(tmp_path: Path) -> None:
     assert back["sku"].tolist() == ["a", "k", "Z9", "é1", "B", "a"]
     assert back.loc[2, "product_name"] == 'say "hi"'
     assert all(math.isfinite(float(v)) for v in back["avg_daily_sales"])
+
+
+def test_large_numbers_are_written_without_exponents() -> None:
+    from autopo_pipelines.aggregate import _to_arrow, csv_bytes
+
+    frame = pd.DataFrame({"stock_value": [1e10, -2.5e11, 123456.78905, None, 1 / 3]})
+    assert csv_bytes(_to_arrow(frame, ["stock_value"])).decode() == (
+        "10000000000\n-250000000000\n123456.789\n\n0.3333\n"
+    )

@@ -31,14 +31,6 @@ def test_list_files_lists_uploads_only(tmp_path: Path) -> None:
     assert first.location == str(inbox / "STORE-012_stock_20241204.xlsx")
     assert first.size_bytes == len(b"store 12 content")
     assert first.modified == (inbox / first.name).stat().st_mtime
-    assert first.checksum == "sha256:" + hashlib.sha256(b"store 12 content").hexdigest()
-
-
-def test_names_matches_list_files(tmp_path: Path) -> None:
-    inbox = tmp_path / "inbox"
-    make_inbox(inbox)
-    source = LocalFolderSource(inbox)
-    assert source.names() == [f.name for f in source.list_files()]
 
 
 def test_checksum_is_stable_and_follows_content(tmp_path: Path) -> None:
@@ -47,15 +39,17 @@ def test_checksum_is_stable_and_follows_content(tmp_path: Path) -> None:
     path = inbox / "S1_stock_20241204.xlsx"
     path.write_bytes(b"version 1")
     source = LocalFolderSource(inbox)
-    first = source.list_files()[0].checksum
-    assert source.list_files()[0].checksum == first
+    downloads = tmp_path / "downloads"
+    first = source.fetch(source.list_files()[0], downloads).checksum
+    assert source.fetch(source.list_files()[0], downloads).checksum == first
     # Same content, new modification time: same checksum.
     os.utime(path, (1_700_000_000, 1_700_000_000))
-    assert source.list_files()[0].checksum == first
+    assert source.fetch(source.list_files()[0], downloads).checksum == first
     path.write_bytes(b"version 2")
-    second = source.list_files()[0].checksum
-    assert second != first
-    assert second == "sha256:" + hashlib.sha256(b"version 2").hexdigest()
+    second = source.fetch(source.list_files()[0], downloads)
+    assert second.checksum != first
+    assert second.checksum == "sha256:" + hashlib.sha256(b"version 2").hexdigest()
+    assert second.path.read_bytes() == b"version 2"
 
 
 def test_sha256_of_a_file_larger_than_one_read_chunk(tmp_path: Path) -> None:
@@ -68,7 +62,6 @@ def test_sha256_of_a_file_larger_than_one_read_chunk(tmp_path: Path) -> None:
 def test_missing_folder_lists_nothing(tmp_path: Path) -> None:
     source = LocalFolderSource(tmp_path / "does-not-exist")
     assert source.list_files() == []
-    assert source.names() == []
 
 
 def test_a_file_instead_of_a_folder_lists_nothing(tmp_path: Path) -> None:
@@ -77,12 +70,17 @@ def test_a_file_instead_of_a_folder_lists_nothing(tmp_path: Path) -> None:
     assert LocalFolderSource(path).list_files() == []
 
 
-def test_fetch_returns_the_file_itself(tmp_path: Path) -> None:
+def test_fetch_copies_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     make_inbox(inbox)
     source = LocalFolderSource(inbox)
-    file = source.list_files()[0]
-    assert source.fetch(file, tmp_path / "downloads") == inbox / file.name
+    file = source.list_files()[1]
+    fetched = source.fetch(file, tmp_path / "downloads")
+    assert fetched.path == tmp_path / "downloads" / "Toko_7_stock_health_2024-12-04.xlsx"
+    assert fetched.path.read_bytes() == b"toko 7"
+    assert fetched.checksum == "sha256:" + hashlib.sha256(b"toko 7").hexdigest()
+    assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == [fetched.path.name]
+    assert (inbox / file.name).exists(), "the source file stays where the store put it"
 
 
 def test_is_candidate_name() -> None:

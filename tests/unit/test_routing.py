@@ -22,7 +22,7 @@ def pattern() -> re.Pattern[str]:
 
 
 def source_file(name: str, modified: float = 1_733_270_400.0) -> SourceFile:
-    return SourceFile(name=name, location=f"/inbox/{name}", size_bytes=100, modified=modified, checksum="sha256:00")
+    return SourceFile(name=name, location=f"/inbox/{name}", size_bytes=100, modified=modified)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ from psycopg.conninfo import make_conninfo
 from autopo_pipelines.embedded_pg import EmbeddedPostgres, default_data_dir
 
 WAREHOUSE_CONN_ID = "autopo_db"
+# How Airflow spells that connection as an environment variable.
+WAREHOUSE_CONN_ENV = f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}"
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,7 @@ def warehouse_conninfo(conn_id: str = WAREHOUSE_CONN_ID) -> str:
         conn = Connection.get(conn_id)
     except AirflowNotFoundException:
         cluster = EmbeddedPostgres(default_data_dir())
-        log.info("connection %r is not defined; using the embedded PostgreSQL in %s", conn_id, cluster.data_dir)
+        log.warning("connection %r is not defined; using the embedded PostgreSQL in %s", conn_id, cluster.data_dir)
         cluster.start()
         return cluster.url
     params = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,18 @@ def business_date(config: PipelineConfig, context: Any) -> dt.date:
     return config.business_date(moment)
 
 
-def _day(config: PipelineConfig) -> tuple[DataLayout, dt.date]:
-    return DataLayout.from_env(), business_date(config, get_current_context())
+@dataclass(frozen=True)
+class RunScope:
+    """Where and for which business date and run a task works."""
+
+    layout: DataLayout
+    date: dt.date
+    run_id: str
+
+
+def run_scope(config: PipelineConfig) -> RunScope:
+    context = get_current_context()
+    return RunScope(DataLayout.from_env(), business_date(config, context), context["run_id"])
 
 
 def build_dag(config: PipelineConfig) -> DAG:
@@ -83,23 +94,23 @@ def build_dag(config: PipelineConfig) -> DAG:
             timeout=config.sensor.timeout_seconds,
         )
         def wait_for_files() -> PokeReturnValue:
-            layout, date = _day(config)
-            names = day_run.files_present(config, layout, date)
-            log.info("%d file(s) for %s present: %s", len(names), date, names)
-            if not names and date < config.business_date(pendulum.now("UTC")):
+            scope = run_scope(config)
+            names = day_run.files_present(config, scope.layout, scope.date)
+            log.info("%d file(s) for %s present: %s", len(names), scope.date, names)
+            if not names and scope.date < config.business_date(pendulum.now("UTC")):
                 # Files for a past day (a backfill, a rerun) are there or they are not:
                 # waiting hours for them helps nobody.
                 raise AirflowFailException(
-                    f"no {config.name} files for {date.isoformat()} at the source "
-                    f"({day_run.source_description(config, layout)}); not waiting for a past date"
+                    f"no {config.name} files for {scope.date.isoformat()} at "
+                    f"{day_run.source_for(config, scope.layout).describe()}; not waiting for a past date"
                 )
-            return PokeReturnValue(is_done=bool(names), xcom_value=names)
+            return PokeReturnValue(is_done=bool(names))
 
         @task(task_id="list_files")
         def list_files() -> list[dict[str, Any]]:
-            layout, date = _day(config)
+            scope = run_scope(config)
             try:
-                tasks = day_run.list_day_files(config, layout, date, warehouse_conninfo())
+                tasks = day_run.list_day_files(config, scope.layout, scope.date, scope.run_id, warehouse_conninfo())
             except ReferenceDataError as exc:
                 raise AirflowFailException(str(exc)) from exc
             return [vars(t) for t in tasks]
@@ -108,35 +119,36 @@ def build_dag(config: PipelineConfig) -> DAG:
         def transform_file(file: dict[str, Any]) -> dict[str, Any]:
             context = get_current_context()
             context["file_name"] = file["name"]  # type: ignore[typeddict-unknown-key]
-            layout, date = _day(config)
+            scope = run_scope(config)
+            task = day_run.FileTask(**file)
             try:
-                return day_run.run_file(config, layout, date, day_run.FileTask(**file), warehouse_conninfo())
+                return day_run.run_file(config, scope.layout, scope.date, task, scope.run_id, warehouse_conninfo())
             except InputFileError as exc:
                 # Bad content does not get better by retrying: fail this file now.
                 raise AirflowFailException(str(exc)) from exc
 
         @task(task_id="aggregate_and_flush", trigger_rule=TriggerRule.ALL_DONE)
         def aggregate_and_flush() -> dict[str, Any]:
-            layout, date = _day(config)
-            if day_run.read_json(layout.intermediate(config.name, date) / day_run.LISTING) is None:
-                raise AirflowSkipException("the day's files were not listed")
-            result = day_run.aggregate_day(config, layout, date)
+            scope = run_scope(config)
+            if day_run.current_listing(config, scope.layout, scope.date, scope.run_id) is None:
+                raise AirflowSkipException("the day's files were not listed in this run")
+            result = day_run.aggregate_day(config, scope.layout, scope.date, scope.run_id)
             if result is None:
                 raise AirflowSkipException("no file of the day was transformed successfully")
             return result
 
         @task(task_id="load_snapshot")
         def load_snapshot() -> int:
-            layout, date = _day(config)
-            return day_run.load_day(config, layout, date, warehouse_conninfo())
+            scope = run_scope(config)
+            return day_run.load_day(config, scope.layout, scope.date, scope.run_id, warehouse_conninfo())
 
         @task(task_id="check_day", trigger_rule=TriggerRule.ALL_DONE)
         def check_day() -> dict[str, Any]:
-            layout, date = _day(config)
-            problems = day_run.day_problems(config, layout, date)
+            scope = run_scope(config)
+            problems = day_run.day_problems(config, scope.layout, scope.date, scope.run_id)
             if problems:
                 raise AirflowFailException("; ".join(problems))
-            return {"date": date.isoformat(), "status": "completed"}
+            return {"date": scope.date.isoformat(), "status": "completed"}
 
         files = list_files()
         transformed = transform_file.expand(file=files)

@@ -17,7 +17,8 @@ from pydantic import Field
 from autopo_pipelines.config import ColumnSpec, NumberFormat, StrictModel
 from autopo_pipelines.errors import InputFileError, ReferenceDataError
 from autopo_pipelines.pipeline import CleanRows, DayContext, FileContext, TransformDefinition
-from autopo_pipelines.tabular import header_matcher, parse_numbers, text_column
+from autopo_pipelines.routing import normalise_store
+from autopo_pipelines.tabular import header_matcher, normalise_header, parse_numbers, text_column
 from autopo_pipelines.xlsx_reader import WorkbookError, read_sheet_table
 
 STATUSES = ("out_of_stock", "inactive", "no_sales", "critical", "low", "overstock", "healthy")
@@ -101,14 +102,14 @@ def read_supplier_master(path: Path) -> pd.DataFrame:
             table = read_sheet_table(path, is_header=header_matcher(columns))
         except WorkbookError as exc:
             raise ReferenceDataError(f"supplier master {path.name}: {exc}") from exc
-        raw = pd.DataFrame(table.data.to_numpy(dtype=object), columns=[str(h).strip().lower() for h in table.header])
+        raw = pd.DataFrame(table.data.to_numpy(dtype=object), columns=[normalise_header(h) for h in table.header])
         first_row = table.header_row + 1
     else:
         try:
             raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
             raise ReferenceDataError(f"supplier master {path.name}: not a readable CSV: {exc}") from exc
-        raw.columns = [str(c).strip().lower() for c in raw.columns]
+        raw.columns = [normalise_header(c) for c in raw.columns]
         first_row = 2
     missing = [c for c in SUPPLIER_COLUMNS if c not in raw.columns]
     if missing:
@@ -159,6 +160,10 @@ class StockDayInputs:
         self.on_order = on_order
 
 
+def reference_files(context: DayContext, settings: StockHealthSettings) -> list[Path]:
+    return [_supplier_path(context.data_root, settings.supplier_master)]
+
+
 def load_day_inputs(context: DayContext, settings: StockHealthSettings) -> StockDayInputs:
     suppliers = read_supplier_master(_supplier_path(context.data_root, settings.supplier_master))
     return StockDayInputs(suppliers=suppliers, on_order=open_po_quantities(context))
@@ -170,9 +175,9 @@ def load_day_inputs(context: DayContext, settings: StockHealthSettings) -> Stock
 def _check_store_column(clean: CleanRows, context: FileContext) -> str:
     if context.store_id is None:
         raise InputFileError(context.file_name, "the file name carries no store; rename it as the pattern expects")
-    store = context.store_id.strip().upper()
+    store = normalise_store(context.store_id)
     if "store_id" in clean.frame.columns:
-        stated = text_column(clean.frame["store_id"]).str.upper()
+        stated = text_column(clean.frame["store_id"]).map(normalise_store, na_action="ignore")
         disagree = stated.notna() & (stated != store)
         if disagree.any():
             position = int(np.flatnonzero(disagree.to_numpy())[0])
@@ -237,7 +242,8 @@ def compute_metrics(rows: pd.DataFrame, settings: StockHealthSettings) -> pd.Dat
     pack = out["pack_size"].to_numpy(dtype=float)
     moq = out["moq"].to_numpy(dtype=float)
     # Rounding before ceil keeps float noise (14.000000000002 packs) from adding a pack.
-    packs = np.ceil(np.round(np.where(need > 0, need, 0) / pack, 9))
+    # At least one pack for any positive need, however small.
+    packs = np.maximum(np.ceil(np.round(np.where(need > 0, need, 0) / pack, 9)), np.where(need > 0, 1.0, 0.0))
     quantity = packs * pack
     moq_quantity = np.ceil(np.round(moq / pack, 9)) * pack
     suggested = np.where(need <= 0, 0.0, np.where(quantity < moq, moq_quantity, quantity))
@@ -395,4 +401,6 @@ TRANSFORM = TransformDefinition(
     load_day_inputs=load_day_inputs,
     transform=transform,
     derived_outputs=derived_outputs,
+    reference_files=reference_files,
+    pattern_groups=("store",),
 )

@@ -1,7 +1,8 @@
 """Where a pipeline's files come from, behind one small interface.
 
-A source lists the files it holds (with a content checksum) and fetches one
-to a local path; the sensor, the router and the transforms know nothing else.
+A source lists the files it holds (cheaply: names, sizes, times) and fetches
+one into a local folder, returning the copy and its content checksum; the
+sensor, the router and the transforms know nothing else.
 """
 
 from __future__ import annotations
@@ -17,15 +18,22 @@ class SourceFile:
     location: str  # where the file is at its source (a path or a URI)
     size_bytes: int
     modified: float  # seconds since the epoch, UTC
-    checksum: str  # content hash as the source reports it, prefixed by its algorithm
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    path: Path  # a local copy that nothing else writes to
+    checksum: str  # content hash of that copy, prefixed by its algorithm ("sha256:...")
 
 
 class Source(Protocol):
+    def describe(self) -> str:
+        """Where the source is, for messages."""
+        ...
+
     def list_files(self) -> list[SourceFile]: ...
 
-    def fetch(self, file: SourceFile, directory: Path) -> Path:
-        """A local path holding the file's content (may be the file itself)."""
-        ...
+    def fetch(self, file: SourceFile, directory: Path) -> FetchedFile: ...
 
 
 def is_candidate_name(name: str) -> bool:

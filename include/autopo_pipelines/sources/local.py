@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
-from autopo_pipelines.sources import SourceFile, is_candidate_name
+from autopo_pipelines.layout import safe_file_name
+from autopo_pipelines.sources import FetchedFile, SourceFile, is_candidate_name
 
 _CHUNK = 1 << 20
 
@@ -22,6 +25,9 @@ class LocalFolderSource:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
+    def describe(self) -> str:
+        return str(self.folder)
+
     def list_files(self) -> list[SourceFile]:
         if not self.folder.is_dir():
             return []
@@ -30,22 +36,23 @@ class LocalFolderSource:
             if not path.is_file() or not is_candidate_name(path.name):
                 continue
             stat = path.stat()
-            files.append(
-                SourceFile(
-                    name=path.name,
-                    location=str(path),
-                    size_bytes=stat.st_size,
-                    modified=stat.st_mtime,
-                    checksum=sha256_of(path),
-                )
-            )
+            files.append(SourceFile(path.name, str(path), stat.st_size, stat.st_mtime))
         return files
 
-    def names(self) -> list[str]:
-        """Cheap listing for the sensor: no checksums."""
-        if not self.folder.is_dir():
-            return []
-        return sorted(p.name for p in self.folder.iterdir() if p.is_file() and is_candidate_name(p.name))
-
-    def fetch(self, file: SourceFile, directory: Path) -> Path:
-        return Path(file.location)
+    def fetch(self, file: SourceFile, directory: Path) -> FetchedFile:
+        """Copy and hash in one pass: the copy is exactly what the checksum describes,
+        even if the store replaces the file while it is being read."""
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / safe_file_name(file.name)
+        digest = hashlib.sha256()
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+        try:
+            with os.fdopen(handle, "wb") as out, Path(file.location).open("rb") as source:
+                while chunk := source.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return FetchedFile(path=target, checksum="sha256:" + digest.hexdigest())

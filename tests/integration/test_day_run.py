@@ -1,0 +1,200 @@
+"""The day's steps across reruns: each run judges only its own results.
+
+These call the plain functions the DAG's tasks call, with run ids as Airflow
+would give them, against the real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+from openpyxl import Workbook
+
+from autopo_pipelines import day_run
+from autopo_pipelines.config import PipelineConfig, default_config_dir, load_config_file
+from autopo_pipelines.errors import InputFileError, ReferenceDataError
+from autopo_pipelines.layout import DataLayout
+
+pytestmark = pytest.mark.integration
+
+DATE = dt.date(2024, 3, 5)
+STORES = ("S1", "S2")
+
+
+def write_store(inbox: Path, store: str, skus: list[tuple[str, int, int]]) -> Path:
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["SKU", "Stock On Hand", "Sales Qty"])
+    for row in skus:
+        sheet.append(list(row))
+    path = inbox / f"{store}_stock_{DATE:%Y%m%d}.xlsx"
+    workbook.save(path)
+    return path
+
+
+@pytest.fixture
+def day(tmp_path: Path) -> tuple[PipelineConfig, DataLayout]:
+    layout = DataLayout(tmp_path / "data")
+    inbox = layout.inbox("stock_health")
+    inbox.mkdir(parents=True)
+    layout.reference().mkdir(parents=True)
+    (layout.reference() / "suppliers.csv").write_text(
+        "sku,supplier_id,supplier_name,lead_time_days,moq,pack_size\nA,SUP,Supplier,7,0,1\n", encoding="utf-8"
+    )
+    write_store(inbox, "S1", [("A", 10, 30), ("B", 0, 3)])
+    write_store(inbox, "S2", [("A", 5, 60)])
+    return load_config_file(default_config_dir() / "stock_health.yaml"), layout
+
+
+def run_day(
+    config: PipelineConfig, layout: DataLayout, run_id: str, conninfo: str, *, files: list[str] | None = None
+) -> dict[str, str]:
+    """list -> transform each file -> aggregate -> load, as the DAG does; returns each file's status."""
+    statuses: dict[str, str] = {}
+    for task in day_run.list_day_files(config, layout, DATE, run_id):
+        if files is not None and task.name not in files:
+            continue
+        try:
+            statuses[task.name] = day_run.run_file(config, layout, DATE, task, run_id)["status"]
+        except InputFileError:
+            statuses[task.name] = "failed"
+    if day_run.aggregate_day(config, layout, DATE, run_id) is not None:
+        day_run.load_day(config, layout, DATE, run_id, conninfo)
+    return statuses
+
+
+def table_stores(conninfo: str) -> list[tuple[str, str]]:
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute(
+            "SELECT store_id, sku FROM stock_health_snapshots WHERE snapshot_date = %s ORDER BY 1, 2", (DATE,)
+        ).fetchall()
+
+
+def test_a_complete_day_has_no_problems(day: tuple[PipelineConfig, DataLayout], clean_tables: str) -> None:
+    config, layout = day
+    statuses = run_day(config, layout, "run-1", clean_tables)
+    assert set(statuses.values()) == {"completed"}
+    assert day_run.day_problems(config, layout, DATE, "run-1") == []
+    assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B"), ("S2", "A")]
+
+
+def test_a_rerun_reuses_unchanged_files_and_redoes_changed_ones(
+    day: tuple[PipelineConfig, DataLayout], clean_tables: str
+) -> None:
+    config, layout = day
+    run_day(config, layout, "run-1", clean_tables)
+    assert set(run_day(config, layout, "run-2", clean_tables).values()) == {"skipped"}
+    write_store(layout.inbox("stock_health"), "S2", [("A", 5, 60), ("C", 1, 1)])
+    statuses = run_day(config, layout, "run-3", clean_tables)
+    assert statuses == {"S1_stock_20240305.xlsx": "skipped", "S2_stock_20240305.xlsx": "completed"}
+    assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B"), ("S2", "A"), ("S2", "C")]
+    # New reference data changes every row's supplier terms: nothing may be reused.
+    (layout.reference() / "suppliers.csv").write_text(
+        "sku,supplier_id,supplier_name,lead_time_days,moq,pack_size\nA,SUP,Supplier,3,0,1\n", encoding="utf-8"
+    )
+    assert set(run_day(config, layout, "run-4", clean_tables).values()) == {"completed"}
+    assert day_run.day_problems(config, layout, DATE, "run-4") == []
+
+
+def test_a_file_that_breaks_on_a_rerun_is_not_replaced_by_its_old_part(
+    day: tuple[PipelineConfig, DataLayout], clean_tables: str
+) -> None:
+    config, layout = day
+    run_day(config, layout, "run-1", clean_tables)
+    (layout.inbox("stock_health") / "S2_stock_20240305.xlsx").write_bytes(b"garbage")
+    statuses = run_day(config, layout, "run-2", clean_tables)
+    assert statuses["S2_stock_20240305.xlsx"] == "failed"
+    problems = day_run.day_problems(config, layout, DATE, "run-2")
+    assert len(problems) == 1 and problems[0].startswith("S2_stock_20240305.xlsx")
+    # The day's snapshot is this run's: the good file only, not S2's rows from run 1.
+    assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B")]
+    csv_text = (layout.seeds("stock_health") / "20240305.csv").read_text(encoding="utf-8")
+    assert ",S2," not in csv_text
+
+
+def test_a_file_whose_task_never_finished_counts_as_failed(
+    day: tuple[PipelineConfig, DataLayout], clean_tables: str
+) -> None:
+    config, layout = day
+    run_day(config, layout, "run-1", clean_tables)
+    # Run 2: S2's task dies (killed, a bug) before recording anything.
+    run_day(config, layout, "run-2", clean_tables, files=["S1_stock_20240305.xlsx"])
+    problems = day_run.day_problems(config, layout, DATE, "run-2")
+    assert problems == ["S2_stock_20240305.xlsx: not transformed in this run (see its task's log)"]
+    assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B")]
+
+
+def test_stale_state_of_an_earlier_run_never_passes_for_this_run(
+    day: tuple[PipelineConfig, DataLayout], clean_tables: str
+) -> None:
+    config, layout = day
+    run_day(config, layout, "run-1", clean_tables)
+    # Run 2's sensor or list_files failed: nothing of run 1 counts for it.
+    assert day_run.current_listing(config, layout, DATE, "run-2") is None
+    assert day_run.day_problems(config, layout, DATE, "run-2") == [
+        "the day's files were not listed in this run (see the list_files task)"
+    ]
+    with pytest.raises(LookupError):
+        day_run.aggregate_day(config, layout, DATE, "run-2")
+    with pytest.raises(LookupError):
+        day_run.load_day(config, layout, DATE, "run-2", clean_tables)
+    # Run 3's list_files fails on a malformed supplier master: run 1's listing is gone too.
+    (layout.reference() / "suppliers.csv").write_text("sku,oops\n", encoding="utf-8")
+    with pytest.raises(ReferenceDataError):
+        day_run.list_day_files(config, layout, DATE, "run-3")
+    assert day_run.current_listing(config, layout, DATE, None) is None
+
+
+def test_clearing_only_the_failed_file_asks_for_the_aggregate_to_be_rerun(
+    day: tuple[PipelineConfig, DataLayout], clean_tables: str
+) -> None:
+    config, layout = day
+    inbox = layout.inbox("stock_health")
+    (inbox / "S2_stock_20240305.xlsx").write_bytes(b"garbage")
+    statuses = run_day(config, layout, "run-1", clean_tables)
+    assert statuses["S2_stock_20240305.xlsx"] == "failed"
+    # The store sends the file again and only its map index is cleared and rerun.
+    write_store(inbox, "S2", [("A", 5, 60)])
+    listing = day_run.current_listing(config, layout, DATE, "run-1")
+    task = day_run.FileTask(**next(t for t in listing["routed"] if t["name"].startswith("S2")))
+    assert day_run.run_file(config, layout, DATE, task, "run-1")["status"] == "completed"
+    assert day_run.day_problems(config, layout, DATE, "run-1") == [
+        "the day's outputs predate the latest file results: clear aggregate_and_flush with its downstream tasks"
+    ]
+    # With its downstream tasks cleared too, the day completes with both stores.
+    day_run.aggregate_day(config, layout, DATE, "run-1")
+    assert day_run.day_problems(config, layout, DATE, "run-1") == [
+        "the snapshot was not loaded into the warehouse (see the load_snapshot task)"
+    ]
+    day_run.load_day(config, layout, DATE, "run-1", clean_tables)
+    assert day_run.day_problems(config, layout, DATE, "run-1") == []
+    assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B"), ("S2", "A")]
+    record = json.loads(
+        (layout.intermediate("stock_health", DATE) / "results" / "S2_stock_20240305.xlsx.json").read_text()
+    )
+    assert record["status"] == "completed" and record["run_id"] == "run-1"
+
+
+def test_the_rejects_file_is_absent_while_the_day_is_being_rewritten(
+    day: tuple[PipelineConfig, DataLayout], clean_tables: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, layout = day
+    run_day(config, layout, "run-1", clean_tables)
+    rejects = layout.seeds("stock_health") / "20240305_rejects.csv"
+    assert rejects.exists()
+    day_run.list_day_files(config, layout, DATE, "run-2")
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("autopo_pipelines.aggregate.CsvSink.commit", disk_full)
+    for task in day_run.list_day_files(config, layout, DATE, "run-2"):
+        day_run.run_file(config, layout, DATE, task, "run-2")
+    with pytest.raises(OSError, match="No space left"):
+        day_run.aggregate_day(config, layout, DATE, "run-2")
+    assert not rejects.exists(), "a missing rejects file is how readers know the day did not finish"
+    assert sorted(p.name for p in rejects.parent.iterdir() if p.name.startswith(".")) == []
