@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from autopo_pipelines.aggregate import (
@@ -297,7 +298,7 @@ def unwritable_rows() -> pd.DataFrame:
 def test_write_part_failing_on_rows_leaves_no_part_and_no_temp_dir(tmp_path: Path) -> None:
     bad = FileOutcome(rows=unwritable_rows(), rejects=empty_rejects(), sheet="S", rows_in=2, skipped=SkippedRows())
     directory = tmp_path / "parts" / "S1.abc"
-    with pytest.raises(Exception):  # noqa: B017 - whatever pyarrow raises
+    with pytest.raises(pa.ArrowInvalid):
         write_part(directory, bad, {"file_name": "S1"})
     assert not directory.exists()
     assert list(directory.parent.iterdir()) == []
@@ -308,7 +309,7 @@ def test_write_part_failing_in_the_middle_leaves_no_part_and_no_temp_dir(tmp_pat
     bad_rejects = pd.DataFrame({"source_file": ["f"], "row_number": [object()]})
     bad = outcome([snap("S1", "a")], rejects=bad_rejects)
     directory = tmp_path / "parts" / "S1.abc"
-    with pytest.raises(Exception):  # noqa: B017
+    with pytest.raises(pa.ArrowInvalid):
         write_part(directory, bad, {"file_name": "S1"})
     assert not directory.exists()
     assert list(directory.parent.iterdir()) == []
@@ -318,7 +319,7 @@ def test_write_part_failing_keeps_the_previous_part_whole(tmp_path: Path) -> Non
     directory = tmp_path / "parts" / "S1.abc"
     good_meta = write_part(directory, outcome([snap("S1", "a", stock_on_hand=3.0)]), {"file_name": "S1"})
     bad = FileOutcome(rows=unwritable_rows(), rejects=empty_rejects(), sheet="S", rows_in=2, skipped=SkippedRows())
-    with pytest.raises(Exception):  # noqa: B017
+    with pytest.raises(pa.ArrowInvalid):
         write_part(directory, bad, {"file_name": "S1"})
     assert read_part_meta(directory) == good_meta
     assert pd.read_parquet(directory / ROWS_FILE)["stock_on_hand"].tolist() == [3.0]
@@ -464,7 +465,7 @@ def test_day_outputs_failing_leave_previous_outputs_and_no_temp_files(tmp_path: 
     seeds.mkdir()
     (seeds / "20241204.csv").write_text("previous complete file\n", encoding="utf-8")
     (parts[1].directory / ROWS_FILE).unlink()  # a part that cannot be read
-    with pytest.raises(Exception):  # noqa: B017
+    with pytest.raises(FileNotFoundError):
         run_day(parts, seeds, files_per_batch=1)
     assert [p.name for p in seeds.iterdir()] == ["20241204.csv"]
     assert (seeds / "20241204.csv").read_text(encoding="utf-8") == "previous complete file\n"
