@@ -84,8 +84,8 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check include tests dags benchmarks
-	$(BIN)/ruff format --check include tests dags benchmarks
+	$(BIN)/ruff check include plugins tests dags benchmarks
+	$(BIN)/ruff format --check include plugins tests dags benchmarks
 
 check-config: $(VENV)/.installed
 	@$(BIN)/python -m autopo_pipelines.config check

@@ -121,6 +121,10 @@ class PipelineConfig(StrictModel):
     numbers: NumberFormat = Field(default_factory=NumberFormat)
     max_reject_ratio: float = Field(default=0.05, ge=0, le=1)
     duplicate_store_files: Literal["newest", "fail"] = "newest"
+    # Completeness: the stores expected to send a file each day, and the local time of
+    # day (on the run's day) after which the pipeline goes on with whatever arrived.
+    expected_stores: list[str] = Field(default_factory=list)
+    cutoff: dt.time | None = None
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
     sensor: SensorConfig = Field(default_factory=SensorConfig)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
@@ -167,6 +171,14 @@ class PipelineConfig(StrictModel):
     @property
     def pool(self) -> str:
         return self.airflow.pool or self.name
+
+    def cutoff_moment(self, date: dt.date) -> dt.datetime | None:
+        """When the wait for the date's missing stores ends, in UTC."""
+        if self.cutoff is None:
+            return None
+        day = date + dt.timedelta(days=self.business_date_offset_days)
+        local = pendulum.datetime(day.year, day.month, day.day, self.cutoff.hour, self.cutoff.minute, tz=self.timezone)
+        return local.in_timezone("UTC")
 
     def business_date(self, moment: dt.datetime) -> dt.date:
         local = pendulum.instance(moment).in_timezone(self.timezone)

@@ -30,7 +30,7 @@ from autopo_pipelines.config import PipelineConfig, load_transform, transform_se
 from autopo_pipelines.errors import InputFileError
 from autopo_pipelines.layout import DataLayout, date_stamp, safe_file_name
 from autopo_pipelines.pipeline import DayContext, TransformDefinition, transform_file
-from autopo_pipelines.routing import RoutedFile, route_files
+from autopo_pipelines.routing import RoutedFile, UnroutedFile, normalise_store, route_files
 from autopo_pipelines.sources import Source, SourceFile
 from autopo_pipelines.sources.local import LocalFolderSource, sha256_of
 from autopo_pipelines.warehouse import replace_date_rows
@@ -75,8 +75,40 @@ def day_context(config: PipelineConfig, layout: DataLayout, date: dt.date, conni
 
 def files_present(config: PipelineConfig, layout: DataLayout, date: dt.date) -> list[str]:
     """Names of the date's routable files, from the source's cheap listing."""
-    files = source_for(config, layout).list_files()
-    return [r.file.name for r in route_files(files, config.compiled_pattern, date).routed]
+    return [r.file.name for r in _routed(config, layout, date)]
+
+
+def _routed(config: PipelineConfig, layout: DataLayout, date: dt.date) -> list[RoutedFile]:
+    return route_files(source_for(config, layout).list_files(), config.compiled_pattern, date).routed
+
+
+def missing_stores(config: PipelineConfig, stores: set[str | None]) -> list[str]:
+    return sorted({normalise_store(s) for s in config.expected_stores} - stores)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    files: list[str]
+    missing_stores: list[str]
+    reason: str
+
+
+def readiness(config: PipelineConfig, layout: DataLayout, date: dt.date, now: dt.datetime) -> Readiness:
+    """Whether the day can start: every expected store has sent a file, or the cutoff has passed
+    with at least one file; with no expected stores, as soon as one file is there."""
+    routed = _routed(config, layout, date)
+    names = [r.file.name for r in routed]
+    missing = missing_stores(config, {r.store_id for r in routed})
+    if not routed:
+        return Readiness(False, names, missing, "no file yet")
+    if not config.expected_stores or not missing:
+        return Readiness(True, names, missing, "every expected store has sent a file")
+    cutoff = config.cutoff_moment(date)
+    if cutoff is not None and now >= cutoff:
+        return Readiness(True, names, missing, f"cutoff {cutoff.isoformat()} passed; going on without {missing}")
+    until = f" until {cutoff.isoformat()}" if cutoff else ""
+    return Readiness(False, names, missing, f"waiting for {missing}{until}")
 
 
 @dataclass(frozen=True)
@@ -127,6 +159,9 @@ def list_day_files(
         routing.other_dates,
     )
     tasks = [FileTask.from_routed(r) for r in routing.routed]
+    missing = missing_stores(config, {r.store_id for r in routing.routed})
+    if missing:
+        log.warning("%s %s: no file from the expected store(s) %s", config.name, date, ", ".join(missing))
     write_json(
         intermediate / LISTING,
         {
@@ -135,12 +170,17 @@ def list_day_files(
             "source": source.describe(),
             "files_seen": len(files),
             "routed": [asdict(t) for t in tasks],
-            "unrouted": [{"name": u.file.name, "reason": u.reason} for u in routing.unrouted],
-            "superseded": [{"name": u.file.name, "reason": u.reason} for u in routing.superseded],
+            "unrouted": [_not_routed(u) for u in routing.unrouted],
+            "superseded": [_not_routed(u) for u in routing.superseded],
+            "missing_stores": missing,
             "other_dates": routing.other_dates,
         },
     )
     return tasks
+
+
+def _not_routed(file: UnroutedFile) -> dict[str, str]:
+    return {"name": file.file.name, "location": file.file.location, "reason": file.reason}
 
 
 # --- one file --------------------------------------------------------------------
@@ -240,6 +280,15 @@ def run_file(
         {"file_name": task.name, "run_id": run_id, "status": status, "checksum": checksum, "part": str(directory)},
     )
     return {**meta, "status": status}
+
+
+def file_result(config: PipelineConfig, layout: DataLayout, date: dt.date, name: str) -> dict[str, Any] | None:
+    """A file's latest recorded outcome with its part's counts, for the tracking tables."""
+    record = read_json(_result_path(layout.intermediate(config.name, date), name))
+    if record is None or record["status"] == "failed":
+        return record
+    meta = read_part_meta(Path(record["part"])) or {}
+    return {**meta, **record, "part_directory": record["part"]}
 
 
 def _partition_of(rows: Any, definition: TransformDefinition) -> str | None:

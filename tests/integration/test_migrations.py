@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
-EXPECTED = ["0001_stock_health_snapshots", "0002_pipeline_tracking"]
+EXPECTED = ["0001_stock_health_snapshots", "0002_pipeline_tracking", "0003_file_job_attempts"]
 
 SNAPSHOT_COLUMNS = [
     ("snapshot_date", "date"),
@@ -80,6 +80,7 @@ FILE_JOB_COLUMNS = [
     ("map_index", "integer"),
     ("started_at", "timestamp with time zone"),
     ("completed_at", "timestamp with time zone"),
+    ("attempts", "integer"),
 ]
 
 
@@ -123,7 +124,7 @@ def test_apply_twice_applies_nothing_new(fresh_db_url: str) -> None:
         rows = conn.execute(
             "SELECT version, name, length(checksum), applied_at IS NOT NULL FROM schema_migrations ORDER BY version"
         ).fetchall()
-    assert rows == [(1, EXPECTED[0], 64, True), (2, EXPECTED[1], 64, True)]
+    assert rows == [(version, name, 64, True) for version, name in enumerate(EXPECTED, start=1)]
 
 
 def test_tables_have_the_contract_columns(pg_url: str) -> None:
@@ -199,7 +200,7 @@ def test_changed_applied_file_is_an_error_naming_it(fresh_db_url: str, tmp_path:
     apply_migrations(fresh_db_url, migrations)
     edited = migrations / "0001_stock_health_snapshots.sql"
     edited.write_text(edited.read_text() + "\n-- an innocent-looking edit\n")
-    (migrations / "0003_new.sql").write_text("CREATE TABLE should_not_exist (x int);")
+    (migrations / "0901_new.sql").write_text("CREATE TABLE should_not_exist (x int);")
     with pytest.raises(MigrationError, match="0001_stock_health_snapshots.sql was changed"):
         apply_migrations(fresh_db_url, migrations)
     # Nothing after the bad history was applied.
@@ -217,16 +218,16 @@ def test_line_endings_are_not_a_change(fresh_db_url: str, tmp_path: Path) -> Non
 
 def test_failed_migration_is_rolled_back_and_not_recorded(fresh_db_url: str, tmp_path: Path) -> None:
     migrations = _copy_migrations(tmp_path)
-    (migrations / "0003_broken.sql").write_text("CREATE TABLE half_done (x int);\nSELECT no_such_function();\n")
-    with pytest.raises(MigrationError, match="0003_broken.sql failed"):
+    (migrations / "0901_broken.sql").write_text("CREATE TABLE half_done (x int);\nSELECT no_such_function();\n")
+    with pytest.raises(MigrationError, match="0901_broken.sql failed"):
         apply_migrations(fresh_db_url, migrations)
     with psycopg.connect(fresh_db_url) as conn:
         assert conn.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
         versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
     # The earlier migrations, each in its own transaction, stay applied.
-    assert versions == [1, 2]
-    (migrations / "0003_broken.sql").write_text("CREATE TABLE half_done (x int);\n")
-    assert apply_migrations(fresh_db_url, migrations) == ["0003_broken"]
+    assert versions == list(range(1, len(EXPECTED) + 1))
+    (migrations / "0901_broken.sql").write_text("CREATE TABLE half_done (x int);\n")
+    assert apply_migrations(fresh_db_url, migrations) == ["0901_broken"]
 
 
 def test_concurrent_runners_do_not_collide(fresh_db_url: str) -> None:
@@ -264,7 +265,7 @@ def test_cli(fresh_db_url: str) -> None:
         env=_cli_env(),
     )
     assert result.returncode == 0, result.stderr
-    assert "applied 2 migration(s)" in result.stderr
+    assert f"applied {len(EXPECTED)} migration(s)" in result.stderr
     again = subprocess.run(
         [sys.executable, "-m", "autopo_pipelines.migrations", "--url", fresh_db_url],
         capture_output=True,

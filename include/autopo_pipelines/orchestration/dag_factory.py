@@ -33,13 +33,18 @@ def business_date(config: PipelineConfig, context: Any) -> dt.date:
     """Run conf ``{"date": "YYYY-MM-DD"}`` wins; else the logical date in the pipeline's timezone."""
     dag_run = context["dag_run"]
     requested = (dag_run.conf or {}).get("date") or context["params"].get("date")
+    return business_date_of(config, requested, context.get("logical_date"), dag_run.run_after)
+
+
+def business_date_of(
+    config: PipelineConfig, requested: object, logical_date: dt.datetime | None, run_after: dt.datetime
+) -> dt.date:
     if requested:
         try:
             return dt.date.fromisoformat(str(requested))
         except ValueError as exc:
             raise AirflowFailException(f"run conf date {requested!r} is not YYYY-MM-DD") from exc
-    moment = context.get("logical_date") or dag_run.run_after
-    return config.business_date(moment)
+    return config.business_date(logical_date or run_after)
 
 
 @dataclass(frozen=True)
@@ -95,16 +100,16 @@ def build_dag(config: PipelineConfig) -> DAG:
         )
         def wait_for_files() -> PokeReturnValue:
             scope = run_scope(config)
-            names = day_run.files_present(config, scope.layout, scope.date)
-            log.info("%d file(s) for %s present: %s", len(names), scope.date, names)
-            if not names and scope.date < config.business_date(pendulum.now("UTC")):
+            state = day_run.readiness(config, scope.layout, scope.date, pendulum.now("UTC"))
+            log.info("%d file(s) for %s present: %s; %s", len(state.files), scope.date, state.files, state.reason)
+            if not state.files and scope.date < config.business_date(pendulum.now("UTC")):
                 # Files for a past day (a backfill, a rerun) are there or they are not:
                 # waiting hours for them helps nobody.
                 raise AirflowFailException(
                     f"no {config.name} files for {scope.date.isoformat()} at "
                     f"{day_run.source_for(config, scope.layout).describe()}; not waiting for a past date"
                 )
-            return PokeReturnValue(is_done=bool(names))
+            return PokeReturnValue(is_done=state.ready)
 
         @task(task_id="list_files")
         def list_files() -> list[dict[str, Any]]:

@@ -1,0 +1,559 @@
+"""Airflow as a user runs it: API server, scheduler, DAG processor and triggerer as processes.
+
+``start_airflow_stack`` builds a throwaway Airflow home, migrates a PostgreSQL
+metadata database, starts the four components on 127.0.0.1 and waits until the
+DAGs are parsed. ``AirflowClient`` drives it only through the public REST API
+(``/api/v2``) with a JWT from the API server, the way the UI and scripts do.
+
+Airflow 3.3 facts this relies on (checked against the installed source):
+
+* Task processes (LocalExecutor workers) talk to the API server's execution API
+  at ``[core] execution_api_server_url``; it defaults to
+  ``http://localhost:8080/execution/``, so a stack on another port must set it.
+* The scheduler signs the workers' tokens and the API server checks them with
+  ``[api_auth] jwt_secret``. When it is empty each process generates its own
+  (``airflow.api_fastapi.auth.tokens.get_signing_key``) and every task is
+  rejected, so all components get the same secret.
+* SimpleAuthManager (the default) reads passwords from
+  ``[core] simple_auth_manager_passwords_file`` (JSON ``{"user": "password"}``);
+  ``POST /auth/token`` with ``{"username", "password"}`` returns
+  ``{"access_token": ...}`` for ``Authorization: Bearer``.
+* The scheduler and triggerer start a log server on all interfaces unless
+  ``--skip-serve-logs``; the API server reads task logs from the shared local
+  ``logs/`` folder anyway, so they are started with that flag.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg import sql
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+METADATA_DB = "airflow_meta"
+ADMIN_USER = "admin"
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+
+# Bounded waits (seconds). Generous for a 2-core CI runner, small enough to fail fast.
+MIGRATE_TIMEOUT_S = 180
+CLI_TIMEOUT_S = 60
+API_READY_TIMEOUT_S = 90
+DAG_PARSED_TIMEOUT_S = 120
+STOP_GRACE_S = 20
+HTTP_TIMEOUT_S = 30
+
+
+class AirflowStackError(RuntimeError):
+    """The stack could not be started or did not answer in time."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def report(config: Any, text: str) -> None:
+    """Write to the terminal past pytest's output capture (timings; logs on failure), also under ``-q``."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        sys.stderr.write(text + "\n")
+        return
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        reporter.write_line(text)
+
+
+# --------------------------------------------------------------------------- REST client
+
+
+class AirflowClient:
+    """The REST calls a user (or the UI) makes, against ``/api/v2``."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._username = username
+        self._password = password
+        self._http = httpx.Client(base_url=self.base_url, timeout=HTTP_TIMEOUT_S)
+        self._token: str | None = None
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def login(self) -> str:
+        """A JWT from SimpleAuthManager's token endpoint (what the login form posts)."""
+        response = self._http.post("/auth/token", json={"username": self._username, "password": self._password})
+        if response.status_code != 201:
+            raise AirflowStackError(f"login failed: HTTP {response.status_code} {response.text[:500]}")
+        self._token = response.json()["access_token"]
+        return self._token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        expect: Iterable[int] = (200,),
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        if self._token is None:
+            self.login()
+        for attempt in (1, 2):
+            response = self._http.request(
+                method, path, headers={**(headers or {}), "Authorization": f"Bearer {self._token}"}, **kwargs
+            )
+            if response.status_code == 401 and attempt == 1:
+                self.login()  # expired token: log in again once
+                continue
+            break
+        if response.status_code not in set(expect):
+            raise AirflowStackError(f"{method} {path}: HTTP {response.status_code} {response.text[:2000]}")
+        return response
+
+    def get_json(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params).json()
+
+    # -- what the tests use -----------------------------------------------------
+
+    def dag(self, dag_id: str) -> dict[str, Any] | None:
+        response = self.request("GET", f"/api/v2/dags/{dag_id}", expect=(200, 404))
+        return response.json() if response.status_code == 200 else None
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return self.get_json("/api/v2/importErrors")["import_errors"]
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, *, run_id: str | None = None) -> str:
+        """Trigger a manual run; returns its run id.
+
+        ``logical_date`` has no default in 3.3's ``TriggerDAGRunPostBody``: omitting it is a 422.
+        ``null`` gives a run without a logical date (what the UI's trigger form sends by default).
+        """
+        body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
+        if run_id is not None:
+            body["dag_run_id"] = run_id
+        response = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+        return str(response.json()["dag_run_id"])
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self.get_json(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout: float, *, fail_on_retry: bool = True, poll: float = 1.0
+    ) -> str:
+        """Poll the run until it is ``success`` or ``failed``; returns that state.
+
+        ``fail_on_retry``: a task waiting for a retry (the pipelines' retry delay is
+        minutes) ends the wait at once with the task's log, instead of timing out.
+        """
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            state = self.dag_run(dag_id, run_id)["state"]
+            if state in TERMINAL_RUN_STATES:
+                return str(state)
+            if fail_on_retry:
+                retrying = [ti for ti in self.task_instances(dag_id, run_id) if ti["state"] == "up_for_retry"]
+                if retrying:
+                    ti = retrying[0]
+                    log = self.task_log(dag_id, run_id, ti["task_id"], ti["try_number"], ti["map_index"])
+                    raise AirflowStackError(
+                        f"{dag_id}/{run_id}: {ti['task_id']}[{ti['map_index']}] is up for retry; its log:\n{log}"
+                    )
+            time.sleep(poll)
+        summary = [(ti["task_id"], ti["map_index"], ti["state"]) for ti in self.task_instances(dag_id, run_id)]
+        raise AirflowStackError(f"{dag_id}/{run_id} still {state!r} after {timeout:.0f}s; tasks: {summary}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of the run (mapped ones one per map index), all fields of the API."""
+        items: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self.get_json(
+                f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                limit=100,
+                offset=offset,
+                order_by="map_index",
+            )
+            items.extend(page["task_instances"])
+            offset += len(page["task_instances"])
+            if not page["task_instances"] or offset >= page["total_entries"]:
+                return items
+
+    def clear_task_instances(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_ids: Sequence[str | tuple[str, int]],
+        *,
+        only_failed: bool = True,
+        include_downstream: bool = False,
+        include_upstream: bool = False,
+        dry_run: bool = False,
+    ) -> list[dict[str, Any]]:
+        """``POST /api/v2/dags/{dag_id}/clearTaskInstances`` with the body the UI's Clear dialog sends.
+
+        ``task_ids`` items are task ids or ``(task_id, map_index)`` pairs (sent as
+        ``[task_id, map_index]``). The API's ``dry_run`` defaults to *true*; the UI
+        sends false explicitly, and so does this. Returns the task instances cleared
+        (or, with ``dry_run``, that would be).
+        """
+        body = {
+            "dag_run_id": run_id,
+            "dry_run": dry_run,
+            "task_ids": [list(t) if isinstance(t, tuple) else t for t in task_ids],
+            "only_failed": only_failed,
+            "include_downstream": include_downstream,
+            "include_upstream": include_upstream,
+            "include_future": False,
+            "include_past": False,
+        }
+        response = self.request("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json=body)
+        return list(response.json()["task_instances"])
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
+        """The task's log as text (best effort: for failure messages)."""
+        try:
+            response = self.request(
+                "GET",
+                f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+                params={"map_index": map_index, "full_content": True},
+                # JSON: {"content": [{"timestamp", "event", "level", ...} | "line"], "continuation_token"}.
+                # text/plain is a 406 on this endpoint (JSON or NDJSON only).
+                headers={"Accept": "application/json"},
+                expect=(200,),
+            )
+        except (AirflowStackError, httpx.HTTPError) as exc:
+            return f"<log not available: {exc}>"
+        lines = []
+        for entry in response.json().get("content", []):
+            if isinstance(entry, dict):
+                level = entry.get("level", "")
+                extra = entry.get("error_detail") or ""
+                lines.append(f"{entry.get('timestamp') or ''} {level} {entry.get('event', '')} {extra}".rstrip())
+            else:
+                lines.append(str(entry))
+        return "\n".join(lines)[-8000:]
+
+
+# --------------------------------------------------------------------------- the stack
+
+
+@dataclass
+class Component:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@dataclass
+class AirflowStack:
+    home: Path
+    data_root: Path
+    env: dict[str, str]
+    api_url: str
+    client: AirflowClient
+    metadata_url: str
+    components: list[Component] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    # -- processes --------------------------------------------------------------
+
+    def start(self, name: str, *args: str) -> Component:
+        log_path = self.home / "component-logs" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "airflow", *args],
+                env=self.env,
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                # Its own process group: at teardown the component and the
+                # processes it forked (uvicorn and executor workers, task
+                # supervisors) are signalled together, by this PID.
+                start_new_session=True,
+            )
+        component = Component(name, process, log_path)
+        self.components.append(component)
+        return component
+
+    def check_alive(self) -> None:
+        for component in self.components:
+            code = component.process.poll()
+            if code is not None:
+                raise AirflowStackError(
+                    f"airflow {component.name} exited with {code}; its log:\n{tail(component.log_path)}"
+                )
+
+    def cli(self, *args: str, timeout: float = CLI_TIMEOUT_S) -> str:
+        """Run an ``airflow`` CLI command against the stack's home; its stdout."""
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "airflow", *args],
+                env=self.env,
+                cwd=self.home,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise AirflowStackError(f"airflow {' '.join(args)} did not finish in {timeout:.0f}s") from exc
+        if result.returncode != 0:
+            raise AirflowStackError(
+                f"airflow {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
+        return result.stdout
+
+    def stop(self) -> list[str]:
+        """Terminate every component (its process group), kill what is left after a grace period."""
+        problems: list[str] = []
+        for component in self.components:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(component.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for component in self.components:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                component.process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                problems.append(f"{component.name} (pid {component.process.pid}) ignored SIGTERM; killed")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(component.process.pid, signal.SIGKILL)
+                component.process.wait(timeout=10)
+        # Children that outlived their leader (e.g. a task supervisor) are still in its group.
+        for component in self.components:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(component.process.pid, signal.SIGKILL)
+                problems.append(f"processes left in {component.name}'s group (pgid {component.process.pid}); killed")
+        self.client.close()
+        return problems
+
+    def logs_report(self, lines: int = 60) -> str:
+        parts = []
+        for component in self.components:
+            parts.append(f"===== airflow {component.name} (pid {component.process.pid}, last {lines} lines) =====")
+            parts.append(tail(component.log_path, lines))
+        return "\n".join(parts)
+
+    # -- readiness ---------------------------------------------------------------
+
+    def wait_for_api(self, timeout: float = API_READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                response = httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=5)
+                if response.status_code == 200:
+                    self.client.login()
+                    return
+                last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                last = exc
+            time.sleep(0.5)
+        raise AirflowStackError(f"API server at {self.api_url} did not answer in {timeout:.0f}s: {last}")
+
+    def wait_for_dag(self, dag_id: str, timeout: float = DAG_PARSED_TIMEOUT_S) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            dag = self.client.dag(dag_id)
+            if dag is not None:
+                return dag
+            time.sleep(1)
+        raise AirflowStackError(
+            f"DAG {dag_id!r} not parsed in {timeout:.0f}s; import errors: {self.client.import_errors()}"
+        )
+
+
+def _fernet_key() -> str:
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def create_metadata_db(admin_url: str, name: str = METADATA_DB) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_metadata_db(admin_url: str, name: str = METADATA_DB) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def stack_environment(
+    *,
+    home: Path,
+    metadata_url: str,
+    api_port: int,
+    data_root: Path,
+    warehouse_url: str,
+    password_file: Path,
+) -> dict[str, str]:
+    """The environment every component and CLI call of the stack runs with."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    api_url = f"http://127.0.0.1:{api_port}"
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW_CONFIG": str(REPO_ROOT / "airflow.cfg"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # Two cores: two task processes at a time.
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+            # Auth: SimpleAuthManager with one admin whose password we choose.
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
+            # One signing secret for every component: the scheduler signs task tokens, the API server checks them.
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            # API server on loopback; workers reach its execution API there.
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__BASE_URL": api_url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+            # Not started (--skip-serve-logs), but never the shared defaults 8793/8794.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # The pipelines.
+            "AUTOPO_DATA_DIR": str(data_root),
+            "AIRFLOW_CONN_AUTOPO_DB": warehouse_url,
+            "AUTOPO_CONFIG_DIR": str(REPO_ROOT / "dags" / "configs"),
+            # Never fall back to (or start) the checkout's embedded cluster.
+            "AUTOPO_PG_DIR": str(home / "no-embedded-pg"),
+            "PYTHONUNBUFFERED": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    return env
+
+
+def start_airflow_stack(
+    *,
+    home: Path,
+    admin_db_url: str,
+    cluster_url_base: str,
+    data_root: Path,
+    warehouse_url: str,
+    dag_ids: Sequence[str] = ("stock_health",),
+) -> AirflowStack:
+    """Create the metadata database, migrate it, start the components and wait for the DAGs.
+
+    ``cluster_url_base`` is ``postgresql://user@host:port`` of the cluster that gets the
+    metadata database. On error the components already started are stopped
+    before the exception propagates (with their logs in the message).
+    """
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    home.mkdir(parents=True, exist_ok=True)
+    data_root.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(16)
+    password_file = home / "simple_auth_manager_passwords.json"
+    password_file.write_text(json.dumps({ADMIN_USER: password}) + "\n", encoding="utf-8")
+
+    create_metadata_db(admin_db_url)
+    metadata_url = cluster_url_base.replace("postgresql://", "postgresql+psycopg2://", 1) + f"/{METADATA_DB}"
+    api_port = free_port()
+    env = stack_environment(
+        home=home,
+        metadata_url=metadata_url,
+        api_port=api_port,
+        data_root=data_root,
+        warehouse_url=warehouse_url,
+        password_file=password_file,
+    )
+    api_url = f"http://127.0.0.1:{api_port}"
+    stack = AirflowStack(
+        home=home,
+        data_root=data_root,
+        env=env,
+        api_url=api_url,
+        client=AirflowClient(api_url, ADMIN_USER, password),
+        metadata_url=metadata_url,
+        timings=timings,
+    )
+    try:
+        t0 = time.monotonic()
+        stack.cli("db", "migrate", timeout=MIGRATE_TIMEOUT_S)
+        timings["db_migrate"] = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        stack.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
+        stack.start("scheduler", "scheduler", "--skip-serve-logs")
+        stack.start("dag-processor", "dag-processor")
+        stack.start("triggerer", "triggerer", "--skip-serve-logs")
+
+        # Pools while the components boot: the CLI writes the metadata database directly.
+        pools = subprocess.run(
+            [sys.executable, "-m", "autopo_pipelines.config", "pools"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_S,
+            check=True,
+        ).stdout
+        for line in pools.splitlines():
+            if line.strip():
+                pool, slots = line.split()
+                stack.cli("pools", "set", pool, slots, f"autopo pipeline {pool}")
+
+        stack.wait_for_api()
+        timings["api_ready"] = time.monotonic() - t0
+        for dag_id in dag_ids:
+            stack.wait_for_dag(dag_id)
+            stack.client.set_paused(dag_id, False)
+        timings["dags_parsed"] = time.monotonic() - t0
+        stack.check_alive()
+    except BaseException:
+        report = stack.logs_report()
+        stack.stop()
+        with contextlib.suppress(Exception):
+            drop_metadata_db(admin_db_url)
+        sys.stderr.write(f"\nAirflow stack failed to start; component logs:\n{report}\n")
+        raise
+    timings["startup_total"] = time.monotonic() - started
+    return stack

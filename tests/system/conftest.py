@@ -1,0 +1,51 @@
+"""The ``airflow_stack`` fixture: a real Airflow (API server, scheduler, DAG processor, triggerer) per session."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from airflow_stack import AirflowStack, drop_metadata_db, report, start_airflow_stack
+
+from autopo_pipelines.embedded_pg import EmbeddedPostgres
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(request: pytest.FixtureRequest, pg_server: EmbeddedPostgres, pg_url: str) -> Iterator[AirflowStack]:
+    """Airflow running the way a user runs it, on 127.0.0.1, with this checkout's DAGs.
+
+    Metadata in the session cluster's ``airflow_meta`` database; the pipelines
+    write to ``pg_url`` (``AIRFLOW_CONN_AUTOPO_DB``) and read a temporary data
+    root (``stack.data_root``). Stopped, and its database dropped, at the end;
+    the components' logs are printed when a test of the session failed.
+    """
+    # Not under pytest's basetemp: that is 0700 and reset by every concurrent pytest session.
+    base = Path(tempfile.mkdtemp(prefix="autopo-airflow-system-"))
+    cluster = pg_server.url.rsplit("/", 1)[0]  # postgresql://autopo@127.0.0.1:PORT
+    admin_url = f"{cluster}/postgres"
+    stack = start_airflow_stack(
+        home=base / "airflow-home",
+        admin_db_url=admin_url,
+        cluster_url_base=cluster,
+        data_root=base / "data",
+        warehouse_url=pg_url,
+    )
+    report(
+        request.config,
+        "\nairflow stack up in {startup_total:.1f}s (db migrate {db_migrate:.1f}s, API ready {api_ready:.1f}s, "
+        "DAGs parsed {dags_parsed:.1f}s after the components started)".format(**stack.timings),
+    )
+    failed_before = request.session.testsfailed
+    try:
+        yield stack
+    finally:
+        if request.session.testsfailed > failed_before:
+            report(request.config, "\n" + stack.logs_report(lines=80))
+        problems = stack.stop()
+        for problem in problems:
+            report(request.config, f"airflow stack teardown: {problem}")
+        drop_metadata_db(admin_url)
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,136 @@
+"""A bad store file fails only its own map index; fixing it and clearing that index completes the day.
+
+Runs through Airflow's real machinery: a run triggered over the REST API,
+scheduled by the scheduler, executed by LocalExecutor workers through the
+execution API, and one map index cleared with the same REST call as the UI's
+Clear dialog.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from airflow_stack import AirflowStack, report
+
+from autopo_pipelines.layout import DataLayout
+from autopo_pipelines.sample_day import generate_sample_day
+
+pytestmark = pytest.mark.system
+
+DAG_ID = "stock_health"
+DATE = dt.date(2024, 12, 4)
+RUN_TIMEOUT_S = 150
+
+
+def stores_in_table(pg_url: str) -> dict[str, int]:
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT store_id, count(*) FROM stock_health_snapshots WHERE snapshot_date = %s GROUP BY store_id",
+            (DATE,),
+        ).fetchall()
+    return {store: count for store, count in rows}
+
+
+def by_task(tis: list[dict[str, Any]]) -> dict[tuple[str, str | int], dict[str, Any]]:
+    """Task instances keyed by (task_id, file name) for mapped ones, (task_id, -1) for the others."""
+    return {(ti["task_id"], ti["rendered_map_index"] or ti["map_index"]): ti for ti in tis}
+
+
+def keys(tis: list[dict[str, Any]]) -> set[tuple[str, int]]:
+    return {(ti["task_id"], ti["map_index"]) for ti in tis}
+
+
+def describe(tis: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"  {ti['task_id']}[{ti['map_index']}] {ti['rendered_map_index']!r}: {ti['state']} try {ti['try_number']}"
+        for ti in tis
+    )
+
+
+def test_clear_failed_file_reruns_only_that_file(
+    airflow_stack: AirflowStack, pg_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    client = airflow_stack.client
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+
+    layout = DataLayout(airflow_stack.data_root)
+    day = generate_sample_day(layout, DATE, stores=3, skus=20)
+    bad = day.files[1]
+    good = [f for f in day.files if f != bad]
+    assert bad.name == "STORE-002_stock_20241204.xlsx"
+    bad.write_bytes(b"PK\x03\x04 definitely not a workbook \x00\xff" * 8)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM stock_health_snapshots WHERE snapshot_date = %s", (DATE,))
+
+    # 1. The day runs: the bad file fails alone, the good ones are loaded, the run fails.
+    run_id = client.trigger(DAG_ID, {"date": DATE.isoformat()})
+    t0 = time.monotonic()
+    state = client.wait_for_run(DAG_ID, run_id, timeout=RUN_TIMEOUT_S)
+    timings["first run"] = time.monotonic() - t0
+    tis = client.task_instances(DAG_ID, run_id)
+    assert state == "failed", describe(tis)
+    ti = by_task(tis)
+    transforms = [t for t in tis if t["task_id"] == "transform_file"]
+    assert sorted(t["rendered_map_index"] for t in transforms) == sorted(f.name for f in day.files), describe(tis)
+    assert [t["rendered_map_index"] for t in transforms if t["state"] == "failed"] == [bad.name], describe(tis)
+    for path in good:
+        assert ti[("transform_file", path.name)]["state"] == "success", describe(tis)
+    assert ti[("aggregate_and_flush", -1)]["state"] == "success", describe(tis)
+    assert ti[("load_snapshot", -1)]["state"] == "success", describe(tis)
+    assert ti[("check_day", -1)]["state"] == "failed", describe(tis)
+    failed_index = ti[("transform_file", bad.name)]["map_index"]
+    log = client.task_log(DAG_ID, run_id, "transform_file", 1, failed_index)
+    assert bad.name in log, log
+
+    first_load = stores_in_table(pg_url)
+    assert set(first_load) == {"STORE-001", "STORE-003"}, first_load
+    assert all(count > 0 for count in first_load.values())
+
+    # 2. The store sends a valid file; clear only the failed map index, with its downstream tasks.
+    pristine = generate_sample_day(DataLayout(tmp_path / "pristine"), DATE, stores=3, skus=20)
+    shutil.copyfile(pristine.files[1], bad)
+    target = [("transform_file", failed_index)]
+
+    # "Only failed" applies to the downstream tasks too: aggregate_and_flush and
+    # load_snapshot succeeded, so with it only the file and check_day would rerun,
+    # the day would not be re-aggregated and check_day would fail again.
+    would_clear = client.clear_task_instances(
+        DAG_ID, run_id, target, only_failed=True, include_downstream=True, dry_run=True
+    )
+    assert keys(would_clear) == {("transform_file", failed_index), ("check_day", -1)}, describe(would_clear)
+
+    # The fix is Clear on that map index with "Downstream" and without "Only failed".
+    cleared = client.clear_task_instances(DAG_ID, run_id, target, only_failed=False, include_downstream=True)
+    assert keys(cleared) == {
+        ("transform_file", failed_index),
+        ("aggregate_and_flush", -1),
+        ("load_snapshot", -1),
+        ("check_day", -1),
+    }, describe(cleared)
+    t0 = time.monotonic()
+    state = client.wait_for_run(DAG_ID, run_id, timeout=RUN_TIMEOUT_S)
+    timings["rerun after clear"] = time.monotonic() - t0
+    tis = client.task_instances(DAG_ID, run_id)
+    assert state == "success", describe(tis)
+    ti = by_task(tis)
+
+    # The other files were not transformed again; the cleared one ran a second time.
+    assert ti[("transform_file", bad.name)]["try_number"] == 2, describe(tis)
+    assert ti[("transform_file", bad.name)]["state"] == "success", describe(tis)
+    for path in good:
+        assert ti[("transform_file", path.name)]["try_number"] == 1, describe(tis)
+        assert ti[("transform_file", path.name)]["state"] == "success", describe(tis)
+
+    second_load = stores_in_table(pg_url)
+    assert set(second_load) == {"STORE-001", "STORE-002", "STORE-003"}, second_load
+    assert {s: second_load[s] for s in first_load} == first_load
+
+    timings["test total"] = time.monotonic() - started
+    report(request.config, "\nsystem test timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
