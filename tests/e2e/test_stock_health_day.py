@@ -284,17 +284,31 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_quirky_day_end_to_end(tmp_path: Path, pg_url: str, airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.utils.state import DagRunState, TaskInstanceState
-
+def pipeline_dag() -> object:
     from autopo_pipelines.orchestration.dag_factory import build_dag
 
+    config = load_config_file(default_config_dir() / "stock_health.yaml")
+    # No retries: a bug must fail the test now, not wait out a five-minute retry delay.
+    config = config.model_copy(update={"airflow": config.airflow.model_copy(update={"retries": 0})})
+    return build_dag(config)
+
+
+def query(url: str, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_quirky_day_end_to_end(
+    tmp_path: Path, clean_tables: str, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    pg_url = clean_tables
     layout = DataLayout(tmp_path / "data")
     day = build_quirky_day(layout)
     monkeypatch.setenv("AUTOPO_DATA_DIR", str(layout.root))
     monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", pg_url)
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM stock_health_snapshots WHERE snapshot_date = %s", (DATE,))
         # A row from an earlier load of the date must be replaced, not kept.
         conn.execute(
             "INSERT INTO stock_health_snapshots (snapshot_date, store_id, sku, stock_on_hand, sales_qty, "
@@ -303,11 +317,7 @@ def test_quirky_day_end_to_end(tmp_path: Path, pg_url: str, airflow_db: None, mo
             (DATE,),
         )
 
-    config = load_config_file(default_config_dir() / "stock_health.yaml")
-    # No retries: a bug must fail the test now, not wait out a five-minute retry delay.
-    config = config.model_copy(update={"airflow": config.airflow.model_copy(update={"retries": 0})})
-    dag = build_dag(config)
-    run = dag.test(run_conf={"date": DATE.isoformat()})
+    run = pipeline_dag().test(run_conf={"date": DATE.isoformat()})
 
     # The day fails (two bad files) but only after the good files were loaded.
     assert run.state == DagRunState.FAILED
@@ -412,3 +422,81 @@ def test_quirky_day_end_to_end(tmp_path: Path, pg_url: str, airflow_db: None, mo
     listing = json.loads((layout.intermediate("stock_health", DATE) / "listing.json").read_text())
     assert [u["name"] for u in listing["unrouted"]] == ["notes from the manager.txt"]
     assert listing["other_dates"] == 1
+
+    # The tracking tables, kept by the plugin's listeners, say the same.
+    assert query(
+        pg_url,
+        "SELECT status, total_files, processed_files, failed_files, skipped_files, total_rows, rejected_rows, "
+        "missing_stores, attempt, dag_run_id = '" + run.run_id + "' FROM pipeline_runs",
+    ) == [("completed_with_errors", 8, 6, 2, 0, len(day.expected_rows), 1, [], 1, True)]
+    (error,) = query(pg_url, "SELECT error FROM pipeline_runs")[0]
+    assert "STORE-005_stock_20241204.xlsx" in error and "required column missing: sales_qty" in error
+    jobs = {
+        row[0]: row[1:]
+        for row in query(
+            pg_url,
+            "SELECT file_name, store_id, status, retry_count, rows_in, rows_out, rows_rejected, map_index, "
+            "checksum IS NOT NULL, error IS NOT NULL FROM pipeline_file_jobs",
+        )
+    }
+    assert jobs["STORE-003_stock_20241204.xlsx"] == ("STORE-003", "completed", 0, 25, 24, 1, 1, True, False)
+    assert jobs["STORE-001_stock_20241204.xlsx"] == ("STORE-001", "completed", 0, 6, 3, 0, 0, True, False)
+    assert jobs["STORE-005_stock_20241204.xlsx"][1:3] == ("failed", 0)
+    assert jobs["STORE-005_stock_20241204.xlsx"][-1] is True
+    assert jobs["notes from the manager.txt"][:2] == (None, "unrouted")
+    assert len(jobs) == 9
+
+
+def test_reruns_skip_unchanged_files_and_pick_up_fixed_changed_and_late_ones(
+    tmp_path: Path, clean_tables: str, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.utils.state import DagRunState
+
+    layout = DataLayout(tmp_path / "data")
+    build_quirky_day(layout)
+    monkeypatch.setenv("AUTOPO_DATA_DIR", str(layout.root))
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", clean_tables)
+    dag = pipeline_dag()
+    assert dag.test(run_conf={"date": DATE.isoformat()}).state == DagRunState.FAILED
+    snapshot = f"SELECT {', '.join(COLUMNS)} FROM stock_health_snapshots ORDER BY store_id, sku"
+    table_before = query(clean_tables, snapshot)
+
+    # Nothing changed: every good file is reused, the broken ones fail again, the table is the same.
+    assert dag.test(run_conf={"date": DATE.isoformat()}).state == DagRunState.FAILED
+    statuses = dict(query(clean_tables, "SELECT file_name, status FROM pipeline_file_jobs WHERE status <> 'unrouted'"))
+    assert sorted(set(statuses.values())) == ["failed", "skipped"]
+    assert sorted(k for k, v in statuses.items() if v == "failed") == [
+        "STORE-005_stock_20241204.xlsx",
+        "STORE-006_stock_20241204.xlsx",
+    ]
+    assert query(clean_tables, snapshot) == table_before
+    assert query(clean_tables, "SELECT attempt, skipped_files, processed_files FROM pipeline_runs") == [(2, 6, 0)]
+
+    # The broken files are fixed, one good file changes, and a late store sends its file.
+    inbox = layout.inbox("stock_health")
+    header = ["SKU", "Stock On Hand", "Sales Qty"]
+    write_xlsx(inbox / "STORE-005_stock_20241204.xlsx", [header, ["H-1", 1, 30]])
+    write_xlsx(inbox / "STORE-006_stock_20241204.xlsx", [header, ["G-1", 5, 0]])
+    write_xlsx(inbox / "STORE-004_stock_20241204.xlsx", [header, ["E-1", 7, 30]])
+    write_xlsx(inbox / "STORE-010_stock_20241204.xlsx", [header, ["L-1", 2, 3]])
+    assert dag.test(run_conf={"date": DATE.isoformat()}).state == DagRunState.SUCCESS
+    jobs = dict(query(clean_tables, "SELECT file_name, status FROM pipeline_file_jobs WHERE status <> 'unrouted'"))
+    assert {k for k, v in jobs.items() if v == "completed"} == {
+        "STORE-004_stock_20241204.xlsx",
+        "STORE-005_stock_20241204.xlsx",
+        "STORE-006_stock_20241204.xlsx",
+        "STORE-010_stock_20241204.xlsx",
+    }
+    assert {v for k, v in jobs.items() if k not in ("STORE-004_stock_20241204.xlsx",)} - {"completed"} == {"skipped"}
+    assert query(
+        clean_tables,
+        "SELECT store_id, sku, stock_on_hand::text FROM stock_health_snapshots WHERE store_id IN "
+        "('STORE-004', 'STORE-005', 'STORE-010') ORDER BY 1, 2",
+    ) == [("STORE-004", "E-1", "7"), ("STORE-005", "H-1", "1"), ("STORE-010", "L-1", "2")]
+    assert query(clean_tables, "SELECT status, attempt, failed_files, total_files FROM pipeline_runs") == [
+        ("completed", 3, 0, 9)
+    ]
+    # retry_count counts real attempts: the once-broken file was transformed three times.
+    assert query(
+        clean_tables, "SELECT retry_count FROM pipeline_file_jobs WHERE file_name = 'STORE-005_stock_20241204.xlsx'"
+    ) == [(2,)]

@@ -1,0 +1,86 @@
+"""The tracking hook against the real PostgreSQL: upserts, attempts, outages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+
+import psycopg
+import pytest
+
+from autopo_pipelines import tracking
+
+pytestmark = pytest.mark.integration
+
+DATE = dt.date(2024, 12, 4)
+NOW = dt.datetime(2024, 12, 4, 8, 0, tzinfo=dt.UTC)
+FILE = {"name": "S1_stock_20241204.xlsx", "location": "/in/S1_stock_20241204.xlsx", "size_bytes": 10, "store_id": "S1"}
+LISTING = {"run_id": "run-1", "routed": [FILE], "unrouted": [], "superseded": [], "missing_stores": []}
+RESULT = {"status": "completed", "checksum": "sha256:ab", "rows_in": 5, "rows_out": 4, "rows_rejected": 1}
+
+
+@pytest.fixture
+def hook(clean_tables: str, monkeypatch: pytest.MonkeyPatch) -> object:
+    from autopo_tracking.hooks.tracking import TrackingHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", clean_tables)
+    tracking_hook = TrackingHook()
+    tracking_hook.retry_delays = (0.05, 0.05)
+    return tracking_hook
+
+
+def rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_a_date_keeps_one_row_and_counts_its_runs(hook: object, clean_tables: str) -> None:
+    assert hook.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
+    assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW))
+    assert hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "run_id": "run-2"}, "run-2", NOW))
+    assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-2", NOW))
+    assert rows(clean_tables, "SELECT pipeline_name, date, attempt, dag_run_id, status FROM pipeline_runs") == [
+        ("stock_health", DATE, 2, "run-2", "processing")
+    ]
+    assert rows(clean_tables, "SELECT file_name, status, attempts, retry_count, rows_out FROM pipeline_file_jobs") == [
+        ("S1_stock_20241204.xlsx", "completed", 2, 1, 4)
+    ]
+
+
+def test_a_run_ended_by_hand_does_not_overwrite_a_judged_day(hook: object, clean_tables: str) -> None:
+    hook.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
+    judged = tracking.day_judged(
+        "stock_health", DATE, statuses={"completed": 1}, problems=[], loaded=True, dag_run_id="run-1", now=NOW
+    )
+    hook.record(judged)
+    hook.record(tracking.run_ended_without_judgement("stock_health", DATE, False, "marked", "run-1", NOW))
+    assert rows(clean_tables, "SELECT status, error FROM pipeline_runs") == [("completed", None)]
+    # A run that never got judged is closed by its end.
+    hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "run_id": "run-2"}, "run-2", NOW))
+    hook.record(tracking.run_ended_without_judgement("stock_health", DATE, False, "marked failed", "run-2", NOW))
+    assert rows(clean_tables, "SELECT status, error FROM pipeline_runs") == [("failed", "marked failed")]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_database_outage_is_logged_not_raised_and_the_next_event_heals_the_row(
+    hook: object, clean_tables: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from autopo_tracking.hooks.tracking import TrackingHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DOWN", f"postgresql://autopo@127.0.0.1:{free_port()}/autopo")
+    down = TrackingHook(tracking_conn_id="autopo_down")
+    down.retry_delays = (0.05, 0.05)
+    with caplog.at_level(logging.WARNING):
+        assert down.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW)) is False
+    assert "given up" in caplog.text
+    assert rows(clean_tables, "SELECT count(*) FROM pipeline_runs") == [(0,)]
+    # The database is back: the file's next event creates the run row it needs and its own.
+    assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW))
+    assert rows(clean_tables, "SELECT dag_run_id, attempt FROM pipeline_runs") == [("run-1", 1)]
+    assert rows(clean_tables, "SELECT status, rows_out FROM pipeline_file_jobs") == [("completed", 4)]
