@@ -198,3 +198,15 @@ def test_the_rejects_file_is_absent_while_the_day_is_being_rewritten(
         day_run.aggregate_day(config, layout, DATE, "run-2")
     assert not rejects.exists(), "a missing rejects file is how readers know the day did not finish"
     assert sorted(p.name for p in rejects.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_stores_that_sent_nothing_are_named_in_the_listing_and_the_log(
+    day: tuple[PipelineConfig, DataLayout], caplog: pytest.LogCaptureFixture
+) -> None:
+    config, layout = day
+    config = config.model_copy(update={"expected_stores": ["s1", "S2", "S9", "Toko 7"]})
+    with caplog.at_level("WARNING"):
+        day_run.list_day_files(config, layout, DATE, "run-1")
+    listing = day_run.current_listing(config, layout, DATE, "run-1")
+    assert listing["missing_stores"] == ["S9", "TOKO 7"]
+    assert "no file from the expected store(s) S9, TOKO 7" in caplog.text
