@@ -44,7 +44,7 @@ def _dag_run_of(task_instance: Any) -> Any:
     return task_instance.dag_run
 
 
-def task_event(task_instance: Any, state: str, error: object = None) -> None:
+def task_event(task_instance: Any, state: str, error: object = None, marked_by_hand: bool = False) -> None:
     """A task of a pipeline DAG started ("running"), succeeded ("success") or failed ("failed")."""
     config = pipeline_config(task_instance.dag_id)
     if config is None:
@@ -53,15 +53,15 @@ def task_event(task_instance: Any, state: str, error: object = None) -> None:
     date = _date_of(config, dag_run)
     run_id = task_instance.run_id
     layout = DataLayout.from_env()
-    changes = changes_for_task(config, layout, date, run_id, task_instance, state, error)
+    changes = changes_for_task(config, layout, date, run_id, task_instance, state, error, marked_by_hand)
     if changes is not None:
         TrackingHook().record(changes)
 
 
-def _will_retry(task_instance: Any, error: object) -> bool:
+def _will_retry(task_instance: Any, error: object, marked_by_hand: bool) -> bool:
     from airflow.sdk.exceptions import AirflowFailException
 
-    if isinstance(error, AirflowFailException):
+    if marked_by_hand or isinstance(error, AirflowFailException):
         return False
     return int(task_instance.try_number or 0) <= int(task_instance.max_tries or 0)
 
@@ -74,13 +74,14 @@ def changes_for_task(
     task_instance: Any,
     state: str,
     error: object,
+    marked_by_hand: bool = False,
 ) -> tracking.Changes | None:
     name, task_id = config.name, task_instance.task_id
     listing = day_run.current_listing(config, layout, date, run_id)
     if task_id == "list_files":
         if state == "success" and listing is not None:
             return tracking.files_listed(name, date, listing, run_id, _now())
-        if state == "failed" and not _will_retry(task_instance, error):
+        if state == "failed" and not _will_retry(task_instance, error, marked_by_hand):
             return tracking.listing_failed(name, date, run_id, str(error), _now())
         return None
     if task_id == "transform_file":
@@ -95,7 +96,7 @@ def changes_for_task(
                 return None
             return tracking.file_finished(name, date, file, task_instance.map_index, result, run_id, _now())
         if state == "failed":
-            will_retry = _will_retry(task_instance, error)
+            will_retry = _will_retry(task_instance, error, marked_by_hand)
             return tracking.file_failed(
                 name, date, file, task_instance.map_index, str(error), will_retry, run_id, _now()
             )
@@ -108,7 +109,7 @@ def changes_for_task(
         rejected = int((aggregate.get("outputs") or {}).get("rows_rejected", 0))
         return tracking.snapshot_loaded(name, date, int(loaded["rows"]), rejected, run_id)
     if task_id == "check_day" and state in ("success", "failed"):
-        if state == "failed" and _will_retry(task_instance, error):
+        if state == "failed" and _will_retry(task_instance, error, marked_by_hand):
             return None
         return judge_day(config, layout, date, run_id)
     return None

@@ -36,7 +36,8 @@ def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
 
 @hookimpl
 def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
-    _safely(events.task_event, task_instance, "failed", error)
+    # No previous state: a person marked it failed in the UI/API; nothing will retry it.
+    _safely(events.task_event, task_instance, "failed", error, previous_state is None)
 
 
 @hookimpl
