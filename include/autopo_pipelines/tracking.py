@@ -99,18 +99,23 @@ def listing_failed(pipeline: str, date: dt.date, dag_run_id: str, error: str, no
     )
 
 
+def _while_processing(pipeline: str, date: dt.date, dag_run_id: str, file: FileJobChange) -> Changes:
+    """A file's event, which also says (or heals) that its run is processing."""
+    return Changes(RunChange(pipeline, date, {"status": "processing"}, dag_run_id=dag_run_id), [file])
+
+
 def file_started(
     pipeline: str, date: dt.date, file: dict[str, Any], map_index: int, dag_run_id: str, now: dt.datetime
 ) -> Changes:
-    return Changes(
-        RunChange(pipeline, date, {"status": "processing"}, dag_run_id=dag_run_id),
-        [
-            FileJobChange(
-                file["location"],
-                file["name"],
-                {"status": "processing", "map_index": map_index, "started_at": now, "completed_at": None},
-            )
-        ],
+    return _while_processing(
+        pipeline,
+        date,
+        dag_run_id,
+        FileJobChange(
+            file["location"],
+            file["name"],
+            {"status": "processing", "map_index": map_index, "started_at": now, "completed_at": None},
+        ),
     )
 
 
@@ -124,28 +129,28 @@ def file_finished(
     now: dt.datetime,
 ) -> Changes:
     """The file's transform succeeded: ``result`` is what run_file returned (its part's meta and status)."""
-    return Changes(
-        RunChange(pipeline, date, {"status": "processing"}, dag_run_id=dag_run_id),
-        [
-            FileJobChange(
-                file["location"],
-                file["name"],
-                {
-                    "store_id": file["store_id"],
-                    "size_bytes": file["size_bytes"],
-                    "status": result["status"],
-                    "checksum": result["checksum"],
-                    "rows_in": result["rows_in"],
-                    "rows_out": result["rows_out"],
-                    "rows_rejected": result["rows_rejected"],
-                    "intermediate_path": result.get("part_directory"),
-                    "map_index": map_index,
-                    "error": None,
-                    "completed_at": now,
-                },
-                counts_attempt=result["status"] != "skipped",
-            )
-        ],
+    return _while_processing(
+        pipeline,
+        date,
+        dag_run_id,
+        FileJobChange(
+            file["location"],
+            file["name"],
+            {
+                "store_id": file["store_id"],
+                "size_bytes": file["size_bytes"],
+                "status": result["status"],
+                "checksum": result["checksum"],
+                "rows_in": result["rows_in"],
+                "rows_out": result["rows_out"],
+                "rows_rejected": result["rows_rejected"],
+                "intermediate_path": result.get("part_directory"),
+                "map_index": map_index,
+                "error": None,
+                "completed_at": now,
+            },
+            counts_attempt=result["status"] != "skipped",
+        ),
     )
 
 
@@ -163,9 +168,8 @@ def file_failed(
     fields: dict[str, Any] = {"status": "queued" if will_retry else "failed", "error": error, "map_index": map_index}
     if not will_retry:
         fields["completed_at"] = now
-    return Changes(
-        RunChange(pipeline, date, {"status": "processing"}, dag_run_id=dag_run_id),
-        [FileJobChange(file["location"], file["name"], fields, counts_attempt=True)],
+    return _while_processing(
+        pipeline, date, dag_run_id, FileJobChange(file["location"], file["name"], fields, counts_attempt=True)
     )
 
 

@@ -13,34 +13,13 @@ import psycopg
 import pytest
 
 from autopo_pipelines import warehouse
+from autopo_pipelines.pipelines.stock_health import OUTPUT_COLUMNS
 from autopo_pipelines.warehouse import LoadError, count_rows, replace_date_rows
 
 pytestmark = pytest.mark.integration
 
 TABLE = "stock_health_snapshots"
-COLUMNS = [
-    "snapshot_date",
-    "store_id",
-    "sku",
-    "product_name",
-    "category",
-    "supplier_id",
-    "supplier_name",
-    "stock_on_hand",
-    "sales_qty",
-    "avg_daily_sales",
-    "days_of_cover",
-    "lead_time_days",
-    "reorder_point",
-    "target_stock",
-    "on_order_qty",
-    "suggested_order_qty",
-    "status",
-    "emergency",
-    "unit_cost",
-    "stock_value",
-    "source_file",
-]
+COLUMNS = list(OUTPUT_COLUMNS)
 D1 = datetime.date(2024, 12, 4)
 D2 = datetime.date(2024, 12, 5)
 
