@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 DATE = dt.date(2024, 12, 4)
 NOW = dt.datetime(2024, 12, 4, 8, 0, tzinfo=dt.UTC)
 FILE = {"name": "S1_stock_20241204.xlsx", "location": "/in/S1_stock_20241204.xlsx", "size_bytes": 10, "store_id": "S1"}
-LISTING = {"run_id": "run-1", "routed": [FILE], "unrouted": [], "superseded": [], "missing_stores": []}
+LISTING = {"run_id": "run-1", "routed": [FILE], "unrouted": [], "superseded": [], "missing_stores": ["S9", "TOKO 7"]}
 RESULT = {"status": "completed", "checksum": "sha256:ab", "rows_in": 5, "rows_out": 4, "rows_rejected": 1}
 
 
@@ -40,9 +40,9 @@ def test_a_date_keeps_one_row_and_counts_its_runs(hook: object, clean_tables: st
     assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW))
     assert hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "run_id": "run-2"}, "run-2", NOW))
     assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-2", NOW))
-    assert rows(clean_tables, "SELECT pipeline_name, date, attempt, dag_run_id, status FROM pipeline_runs") == [
-        ("stock_health", DATE, 2, "run-2", "processing")
-    ]
+    assert rows(
+        clean_tables, "SELECT pipeline_name, date, attempt, dag_run_id, status, missing_stores FROM pipeline_runs"
+    ) == [("stock_health", DATE, 2, "run-2", "processing", ["S9", "TOKO 7"])]
     assert rows(clean_tables, "SELECT file_name, status, attempts, retry_count, rows_out FROM pipeline_file_jobs") == [
         ("S1_stock_20241204.xlsx", "completed", 2, 1, 4)
     ]
