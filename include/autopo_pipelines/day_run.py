@@ -398,6 +398,16 @@ def load_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: 
     return rows
 
 
+def outputs_are_stale(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str) -> bool:
+    """True when a file's result changed after this run aggregated the day (a cleared file was redone)."""
+    listing = current_listing(config, layout, date, run_id)
+    aggregate = read_json(layout.intermediate(config.name, date) / AGGREGATE)
+    if listing is None or aggregate is None or aggregate.get("run_id") != run_id:
+        return False
+    parts = sorted(str(p.directory) for p in collect_parts(config, layout, date, listing).parts)
+    return bool(parts) and aggregate.get("parts", []) != parts
+
+
 def day_problems(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str | None = None) -> list[str]:
     """Why the day is not complete, in words for the run's log; empty when it is.
 

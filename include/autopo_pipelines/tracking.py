@@ -186,6 +186,7 @@ def day_judged(
     loaded: bool,
     dag_run_id: str,
     now: dt.datetime,
+    rows: tuple[int, int] | None = None,
 ) -> Changes:
     """check_day ran: the run's final status and counts.
 
@@ -209,6 +210,8 @@ def day_judged(
                 "failed_files": statuses.get("failed", 0),
                 "error": "; ".join(problems) or None,
                 "completed_at": now,
+                # Rows loaded and rejected, when known: check_day may have reloaded the day itself.
+                **({"total_rows": rows[0], "rejected_rows": rows[1]} if rows is not None else {}),
             },
             dag_run_id=dag_run_id,
         )

@@ -124,14 +124,18 @@ def judge_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id:
             statuses[part.meta["status"]] = statuses.get(part.meta["status"], 0) + 1
         statuses["failed"] = len(parts.failed)
     load = day_run.read_json(layout.intermediate(config.name, date) / day_run.LOAD)
+    aggregate = day_run.read_json(layout.intermediate(config.name, date) / day_run.AGGREGATE) or {}
+    loaded = load is not None and load.get("run_id") == run_id
+    rows = (int(load["rows"]), int((aggregate.get("outputs") or {}).get("rows_rejected", 0))) if loaded else None
     return tracking.day_judged(
         config.name,
         date,
         statuses=statuses,
         problems=day_run.day_problems(config, layout, date, run_id),
-        loaded=load is not None and load.get("run_id") == run_id,
+        loaded=loaded,
         dag_run_id=run_id,
         now=_now(),
+        rows=rows,
     )
 
 

@@ -338,27 +338,34 @@ class AirflowStack:
         return result.stdout
 
     def stop(self) -> list[str]:
-        """Terminate every component (its process group), kill what is left after a grace period."""
+        """SIGTERM every component's process group, SIGKILL what is left after a grace period.
+
+        Returns what had to be killed. Only the groups of processes this stack
+        started (each component leads its own group) are signalled.
+        """
         problems: list[str] = []
+        # First: an open keep-alive connection makes uvicorn wait out its graceful-shutdown timeout.
+        self.client.close()
         for component in self.components:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(component.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
         for component in self.components:
-            remaining = max(0.1, deadline - time.monotonic())
             try:
-                component.process.wait(timeout=remaining)
+                component.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 problems.append(f"{component.name} (pid {component.process.pid}) ignored SIGTERM; killed")
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(component.process.pid, signal.SIGKILL)
                 component.process.wait(timeout=10)
-        # Children that outlived their leader (e.g. a task supervisor) are still in its group.
+        # Children that outlive their leader (a worker, a task supervisor) stay in its group.
         for component in self.components:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(component.process.pid, signal.SIGKILL)
+            while _group_alive(component.process.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _group_alive(component.process.pid):
                 problems.append(f"processes left in {component.name}'s group (pgid {component.process.pid}); killed")
-        self.client.close()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(component.process.pid, signal.SIGKILL)
         return problems
 
     def logs_report(self, lines: int = 60) -> str:
@@ -386,6 +393,18 @@ class AirflowStack:
             time.sleep(0.5)
         raise AirflowStackError(f"API server at {self.api_url} did not answer in {timeout:.0f}s: {last}")
 
+    def wait_for_healthy(self, components: Sequence[str], timeout: float = API_READY_TIMEOUT_S) -> dict[str, Any]:
+        """Until ``/api/v2/monitor/health`` reports each of ``components`` healthy (a recent heartbeat)."""
+        deadline = time.monotonic() + timeout
+        health: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            self.check_alive()
+            health = self.client.get_json("/api/v2/monitor/health")
+            if all((health.get(name) or {}).get("status") == "healthy" for name in components):
+                return health
+            time.sleep(0.5)
+        raise AirflowStackError(f"components not healthy after {timeout:.0f}s: {health}")
+
     def wait_for_dag(self, dag_id: str, timeout: float = DAG_PARSED_TIMEOUT_S) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -399,18 +418,28 @@ class AirflowStack:
         )
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _fernet_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
 def create_metadata_db(admin_url: str, name: str = METADATA_DB) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def drop_metadata_db(admin_url: str, name: str = METADATA_DB) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
@@ -484,8 +513,8 @@ def start_airflow_stack(
     """Create the metadata database, migrate it, start the components and wait for the DAGs.
 
     ``cluster_url_base`` is ``postgresql://user@host:port`` of the cluster that gets the
-    metadata database. On error the components already started are stopped
-    before the exception propagates (with their logs in the message).
+    metadata database. On error the components already started are stopped, their
+    logs written to stderr, and the exception propagates.
     """
     timings: dict[str, float] = {}
     started = time.monotonic()
@@ -521,13 +550,9 @@ def start_airflow_stack(
         stack.cli("db", "migrate", timeout=MIGRATE_TIMEOUT_S)
         timings["db_migrate"] = time.monotonic() - t0
 
+        # Pools before the components (as `make setup` does): the CLI writes the metadata
+        # database directly, and it is faster alone than competing with four booting processes.
         t0 = time.monotonic()
-        stack.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
-        stack.start("scheduler", "scheduler", "--skip-serve-logs")
-        stack.start("dag-processor", "dag-processor")
-        stack.start("triggerer", "triggerer", "--skip-serve-logs")
-
-        # Pools while the components boot: the CLI writes the metadata database directly.
         pools = subprocess.run(
             [sys.executable, "-m", "autopo_pipelines.config", "pools"],
             env=env,
@@ -540,6 +565,13 @@ def start_airflow_stack(
             if line.strip():
                 pool, slots = line.split()
                 stack.cli("pools", "set", pool, slots, f"autopo pipeline {pool}")
+        timings["pools"] = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        stack.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
+        stack.start("scheduler", "scheduler", "--skip-serve-logs")
+        stack.start("dag-processor", "dag-processor")
+        stack.start("triggerer", "triggerer", "--skip-serve-logs")
 
         stack.wait_for_api()
         timings["api_ready"] = time.monotonic() - t0
@@ -547,13 +579,14 @@ def start_airflow_stack(
             stack.wait_for_dag(dag_id)
             stack.client.set_paused(dag_id, False)
         timings["dags_parsed"] = time.monotonic() - t0
-        stack.check_alive()
+        stack.wait_for_healthy(("metadatabase", "scheduler", "triggerer", "dag_processor"))
+        timings["all_healthy"] = time.monotonic() - t0
     except BaseException:
-        report = stack.logs_report()
+        logs = stack.logs_report()
         stack.stop()
         with contextlib.suppress(Exception):
             drop_metadata_db(admin_db_url)
-        sys.stderr.write(f"\nAirflow stack failed to start; component logs:\n{report}\n")
+        sys.stderr.write(f"\nAirflow stack failed to start; component logs:\n{logs}\n")
         raise
     timings["startup_total"] = time.monotonic() - started
     return stack

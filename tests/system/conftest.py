@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,17 +27,23 @@ def airflow_stack(request: pytest.FixtureRequest, pg_server: EmbeddedPostgres, p
     base = Path(tempfile.mkdtemp(prefix="autopo-airflow-system-"))
     cluster = pg_server.url.rsplit("/", 1)[0]  # postgresql://autopo@127.0.0.1:PORT
     admin_url = f"{cluster}/postgres"
-    stack = start_airflow_stack(
-        home=base / "airflow-home",
-        admin_db_url=admin_url,
-        cluster_url_base=cluster,
-        data_root=base / "data",
-        warehouse_url=pg_url,
-    )
+    try:
+        # On error it stops what it started and raises with the components' logs.
+        stack = start_airflow_stack(
+            home=base / "airflow-home",
+            admin_db_url=admin_url,
+            cluster_url_base=cluster,
+            data_root=base / "data",
+            warehouse_url=pg_url,
+        )
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
     report(
         request.config,
-        "\nairflow stack up in {startup_total:.1f}s (db migrate {db_migrate:.1f}s, API ready {api_ready:.1f}s, "
-        "DAGs parsed {dags_parsed:.1f}s after the components started)".format(**stack.timings),
+        "\nairflow stack up in {startup_total:.1f}s (db migrate {db_migrate:.1f}s, pools {pools:.1f}s; "
+        "after the components started: API ready {api_ready:.1f}s, DAGs parsed {dags_parsed:.1f}s, "
+        "all healthy {all_healthy:.1f}s)".format(**stack.timings),
     )
     failed_before = request.session.testsfailed
     try:
@@ -44,8 +51,10 @@ def airflow_stack(request: pytest.FixtureRequest, pg_server: EmbeddedPostgres, p
     finally:
         if request.session.testsfailed > failed_before:
             report(request.config, "\n" + stack.logs_report(lines=80))
+        stopping = time.monotonic()
         problems = stack.stop()
         for problem in problems:
             report(request.config, f"airflow stack teardown: {problem}")
+        report(request.config, f"\nairflow stack stopped in {time.monotonic() - stopping:.1f}s")
         drop_metadata_db(admin_url)
         shutil.rmtree(base, ignore_errors=True)

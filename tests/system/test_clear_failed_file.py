@@ -68,6 +68,7 @@ def test_clear_failed_file_reruns_only_that_file(
     bad.write_bytes(b"PK\x03\x04 definitely not a workbook \x00\xff" * 8)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("DELETE FROM stock_health_snapshots WHERE snapshot_date = %s", (DATE,))
+        conn.execute("DELETE FROM pipeline_runs WHERE pipeline_name = %s AND date = %s", (DAG_ID, DATE))
 
     # 1. The day runs: the bad file fails alone, the good ones are loaded, the run fails.
     run_id = client.trigger(DAG_ID, {"date": DATE.isoformat()})
@@ -86,6 +87,7 @@ def test_clear_failed_file_reruns_only_that_file(
     assert ti[("load_snapshot", -1)]["state"] == "success", describe(tis)
     assert ti[("check_day", -1)]["state"] == "failed", describe(tis)
     failed_index = ti[("transform_file", bad.name)]["map_index"]
+    good_attempts = {p.name: ti[("transform_file", p.name)]["start_date"] for p in good}
     log = client.task_log(DAG_ID, run_id, "transform_file", 1, failed_index)
     assert bad.name in log, log
 
@@ -98,22 +100,11 @@ def test_clear_failed_file_reruns_only_that_file(
     shutil.copyfile(pristine.files[1], bad)
     target = [("transform_file", failed_index)]
 
-    # "Only failed" applies to the downstream tasks too: aggregate_and_flush and
-    # load_snapshot succeeded, so with it only the file and check_day would rerun,
-    # the day would not be re-aggregated and check_day would fail again.
-    would_clear = client.clear_task_instances(
-        DAG_ID, run_id, target, only_failed=True, include_downstream=True, dry_run=True
-    )
-    assert keys(would_clear) == {("transform_file", failed_index), ("check_day", -1)}, describe(would_clear)
-
-    # The fix is Clear on that map index with "Downstream" and without "Only failed".
-    cleared = client.clear_task_instances(DAG_ID, run_id, target, only_failed=False, include_downstream=True)
-    assert keys(cleared) == {
-        ("transform_file", failed_index),
-        ("aggregate_and_flush", -1),
-        ("load_snapshot", -1),
-        ("check_day", -1),
-    }, describe(cleared)
+    # As `airflow tasks clear --only-failed --downstream` does. "Only failed" also filters
+    # the downstream tasks, so aggregate_and_flush and load_snapshot (which succeeded) are
+    # not cleared: check_day sees the newer file result and rewrites and reloads the day.
+    cleared = client.clear_task_instances(DAG_ID, run_id, target, only_failed=True, include_downstream=True)
+    assert keys(cleared) == {("transform_file", failed_index), ("check_day", -1)}, describe(cleared)
     t0 = time.monotonic()
     state = client.wait_for_run(DAG_ID, run_id, timeout=RUN_TIMEOUT_S)
     timings["rerun after clear"] = time.monotonic() - t0
@@ -127,10 +118,32 @@ def test_clear_failed_file_reruns_only_that_file(
     for path in good:
         assert ti[("transform_file", path.name)]["try_number"] == 1, describe(tis)
         assert ti[("transform_file", path.name)]["state"] == "success", describe(tis)
+        assert ti[("transform_file", path.name)]["start_date"] == good_attempts[path.name], describe(tis)
 
     second_load = stores_in_table(pg_url)
     assert set(second_load) == {"STORE-001", "STORE-002", "STORE-003"}, second_load
     assert {s: second_load[s] for s in first_load} == first_load
+
+    # The tracking tables agree: one run of the date, completed; only the cleared file retried.
+    with psycopg.connect(pg_url) as conn:
+        run_row = conn.execute(
+            "SELECT status, attempt, dag_run_id, total_files, processed_files, failed_files, total_rows, error "
+            "FROM pipeline_runs WHERE pipeline_name = %s AND date = %s",
+            (DAG_ID, DATE),
+        ).fetchall()
+        jobs = dict(
+            (name, (status, retry_count))
+            for name, status, retry_count in conn.execute(
+                "SELECT f.file_name, f.status, f.retry_count FROM pipeline_file_jobs f "
+                "JOIN pipeline_runs r ON r.id = f.pipeline_run_id WHERE r.pipeline_name = %s AND r.date = %s",
+                (DAG_ID, DATE),
+            )
+        )
+    assert run_row == [("completed", 1, run_id, 3, 3, 0, sum(second_load.values()), None)], run_row
+    assert jobs == {
+        bad.name: ("completed", 1),
+        **{path.name: ("completed", 0) for path in good},
+    }, jobs
 
     timings["test total"] = time.monotonic() - started
     report(request.config, "\nsystem test timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))

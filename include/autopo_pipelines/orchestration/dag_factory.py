@@ -150,6 +150,12 @@ def build_dag(config: PipelineConfig) -> DAG:
         @task(task_id="check_day", trigger_rule=TriggerRule.ALL_DONE)
         def check_day() -> dict[str, Any]:
             scope = run_scope(config)
+            if day_run.outputs_are_stale(config, scope.layout, scope.date, scope.run_id):
+                # A failed file was cleared and redone without its downstream tasks (Airflow's
+                # "only failed" also filters the downstream ones): bring the day up to date here.
+                log.info("file results changed after the day was aggregated: rewriting and reloading it")
+                day_run.aggregate_day(config, scope.layout, scope.date, scope.run_id)
+                day_run.load_day(config, scope.layout, scope.date, scope.run_id, warehouse_conninfo())
             problems = day_run.day_problems(config, scope.layout, scope.date, scope.run_id)
             if problems:
                 raise AirflowFailException("; ".join(problems))
