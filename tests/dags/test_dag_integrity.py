@@ -61,6 +61,7 @@ def test_dag_policy(name: str) -> None:
     assert dag.get_task("aggregate_and_flush").trigger_rule == TriggerRule.ALL_DONE
     assert dag.get_task("check_day").trigger_rule == TriggerRule.ALL_DONE
     assert dag.get_task("load_snapshot").trigger_rule == TriggerRule.ALL_SUCCESS
+    assert dag.get_task("check_day").upstream_task_ids == {"load_snapshot", "transform_file"}
 
 
 def test_a_broken_config_does_not_hide_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -166,7 +166,11 @@ def build_dag(config: PipelineConfig) -> DAG:
         aggregated = aggregate_and_flush()
         loaded = load_snapshot()
         wait_for_files() >> files
-        transformed >> aggregated >> loaded >> check_day()
+        checked = check_day()
+        transformed >> aggregated >> loaded >> checked
+        # check_day also waits for the files themselves: when only a failed file and
+        # check_day are cleared, it must judge the day after the file is redone.
+        transformed >> checked
     return dag
 
 
