@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from autopo_pipelines import day_run
 from autopo_pipelines.config import default_config_dir, load_config_file, load_transform
 from autopo_pipelines.layout import DataLayout
@@ -32,9 +34,11 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
             skipped[kind] = skipped.get(kind, 0) + int(count)
     rows_in = sum(int(p["rows_in"]) for p in parts)
     table_rows = None
+    tracked = None
     if conninfo:
         definition = load_transform(config.transform)
         table_rows = count_rows(conninfo, definition.table, definition.date_column, date)
+        tracked = tracked_run(conninfo, pipeline, date)
     failures = day_run.collect_parts(config, layout, date, listing).failed if listing else []
     return {
         "pipeline": pipeline,
@@ -56,10 +60,25 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
         "status_counts": dict(sorted((outputs.get("status_counts") or {}).items())),
         "outputs": outputs.get("files", {}),
         "table_rows": table_rows,
+        "tracked": tracked,
         "failures": failures,
         "unrouted": listing.get("unrouted", []),
         "problems": day_run.day_problems(config, layout, date),
     }
+
+
+def tracked_run(conninfo: str, pipeline: str, date: dt.date) -> dict[str, Any] | None:
+    """The date's row in pipeline_runs, as the tracking plugin left it."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "SELECT status, attempt, processed_files, skipped_files, failed_files, missing_stores "
+            "FROM pipeline_runs WHERE pipeline_name = %s AND date = %s",
+            (pipeline, date),
+        ).fetchone()
+    if row is None:
+        return None
+    keys = ("status", "attempt", "processed_files", "skipped_files", "failed_files", "missing_stores")
+    return dict(zip(keys, row, strict=True))
 
 
 def render_summary(summary: dict[str, Any]) -> str:
@@ -80,6 +99,13 @@ def render_summary(summary: dict[str, Any]) -> str:
         lines.append(f"output: {path}")
     if summary["table_rows"] is not None:
         lines.append(f"table rows for {summary['date']}: {summary['table_rows']}")
+    if summary["tracked"]:
+        tracked = summary["tracked"]
+        lines.append(
+            f"tracking (pipeline_runs): {tracked['status']}, attempt {tracked['attempt']}, "
+            f"files processed {tracked['processed_files']} / skipped {tracked['skipped_files']} / "
+            f"failed {tracked['failed_files']}, missing stores {tracked['missing_stores'] or 'none'}"
+        )
     for failure in summary["failures"]:
         lines.append(f"FAILED {failure['error']}")
     for unrouted in summary["unrouted"]:
