@@ -25,8 +25,13 @@ class RunChange:
     pipeline_name: str
     date: dt.date
     fields: dict[str, Any] = field(default_factory=dict)
-    # Set by the first event of a DAG run: a new dag_run_id counts one more attempt at the date.
+    # A new dag_run_id on the date's row counts one more attempt at the date.
     dag_run_id: str | None = None
+    # Written only when the row is created (an event healing a row whose first write was lost).
+    insert_only: dict[str, Any] = field(default_factory=dict)
+    # Events that start a run's work may take the date's row over from an earlier run;
+    # any other event of an older run (a late retry, a cleared task) leaves a newer run's row alone.
+    takes_over: bool = False
 
 
 @dataclass(frozen=True)
@@ -34,8 +39,12 @@ class FileJobChange:
     file_path: str
     file_name: str
     fields: dict[str, Any] = field(default_factory=dict)
-    # True for an attempt that did real work (transformed or failed): retry_count follows these.
-    counts_attempt: bool = False
+    dag_run_id: str | None = None
+    # "<dag run>#<try>" of an attempt that did real work (transformed or failed); retry_count
+    # follows these, each counted once however often its write is repeated.
+    attempt_key: str | None = None
+    # A listing's reset of a row: only when an earlier run left it, never this run's progress.
+    only_older: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,7 @@ def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_
             "error": None,
         },
         dag_run_id=dag_run_id,
+        takes_over=True,
     )
     files = [
         FileJobChange(
@@ -79,6 +89,8 @@ def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_
                 "started_at": None,
                 "completed_at": None,
             },
+            dag_run_id=dag_run_id,
+            only_older=True,
         )
         for index, routed in enumerate(listing["routed"])
     ]
@@ -87,6 +99,7 @@ def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_
             other.get("location", other["name"]),
             other["name"],
             {"status": "unrouted", "error": other["reason"], "map_index": None},
+            dag_run_id=dag_run_id,
         )
         for other in [*listing.get("unrouted", []), *listing.get("superseded", [])]
     ]
@@ -94,29 +107,27 @@ def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_
 
 
 def listing_failed(pipeline: str, date: dt.date, dag_run_id: str, error: str, now: dt.datetime) -> Changes:
-    return Changes(
-        RunChange(pipeline, date, {"status": "failed", "error": error, "completed_at": now}, dag_run_id=dag_run_id)
-    )
+    fields = {"status": "failed", "error": error, "completed_at": now}
+    return Changes(RunChange(pipeline, date, fields, dag_run_id=dag_run_id, takes_over=True))
 
 
-def _while_processing(pipeline: str, date: dt.date, dag_run_id: str, file: FileJobChange) -> Changes:
-    """A file's event, which also says (or heals) that its run is processing."""
-    return Changes(RunChange(pipeline, date, {"status": "processing"}, dag_run_id=dag_run_id), [file])
+def _file_event(pipeline: str, date: dt.date, dag_run_id: str, job: FileJobChange) -> Changes:
+    """A file's outcome: creates its run's row if that write was lost, but never changes the
+    run's status (check_day may already have judged the day)."""
+    run = RunChange(pipeline, date, {}, dag_run_id=dag_run_id, insert_only={"status": "processing"})
+    return Changes(run, [job])
 
 
 def file_started(
     pipeline: str, date: dt.date, file: dict[str, Any], map_index: int, dag_run_id: str, now: dt.datetime
 ) -> Changes:
-    return _while_processing(
-        pipeline,
-        date,
-        dag_run_id,
-        FileJobChange(
-            file["location"],
-            file["name"],
-            {"status": "processing", "map_index": map_index, "started_at": now, "completed_at": None},
-        ),
+    job = FileJobChange(
+        file["location"],
+        file["name"],
+        {"status": "processing", "map_index": map_index, "started_at": now, "completed_at": None},
+        dag_run_id=dag_run_id,
     )
+    return Changes(RunChange(pipeline, date, {"status": "processing"}, dag_run_id=dag_run_id, takes_over=True), [job])
 
 
 def file_finished(
@@ -127,31 +138,31 @@ def file_finished(
     result: dict[str, Any],
     dag_run_id: str,
     now: dt.datetime,
+    attempt_key: str | None,
 ) -> Changes:
-    """The file's transform succeeded: ``result`` is what run_file returned (its part's meta and status)."""
-    return _while_processing(
-        pipeline,
-        date,
-        dag_run_id,
-        FileJobChange(
-            file["location"],
-            file["name"],
-            {
-                "store_id": file["store_id"],
-                "size_bytes": file["size_bytes"],
-                "status": result["status"],
-                "checksum": result["checksum"],
-                "rows_in": result["rows_in"],
-                "rows_out": result["rows_out"],
-                "rows_rejected": result["rows_rejected"],
-                "intermediate_path": result.get("part_directory"),
-                "map_index": map_index,
-                "error": None,
-                "completed_at": now,
-            },
-            counts_attempt=result["status"] != "skipped",
-        ),
+    """The file's transform succeeded: ``result`` is its recorded outcome with its part's counts.
+
+    attempt_key is None for a reused, unchanged file: that is not an attempt."""
+    job = FileJobChange(
+        file["location"],
+        file["name"],
+        {
+            "store_id": file["store_id"],
+            "size_bytes": file["size_bytes"],
+            "status": result["status"],
+            "checksum": result["checksum"],
+            "rows_in": result["rows_in"],
+            "rows_out": result["rows_out"],
+            "rows_rejected": result["rows_rejected"],
+            "intermediate_path": result.get("part_directory"),
+            "map_index": map_index,
+            "error": None,
+            "completed_at": now,
+        },
+        dag_run_id=dag_run_id,
+        attempt_key=attempt_key if result["status"] != "skipped" else None,
     )
+    return _file_event(pipeline, date, dag_run_id, job)
 
 
 def file_failed(
@@ -159,18 +170,31 @@ def file_failed(
     date: dt.date,
     file: dict[str, Any],
     map_index: int,
-    error: str,
-    will_retry: bool,
+    failure: dict[str, Any],
     dag_run_id: str,
     now: dt.datetime,
 ) -> Changes:
-    """A failed attempt: the file waits for its retry (queued) or has failed for this run."""
-    fields: dict[str, Any] = {"status": "queued" if will_retry else "failed", "error": error, "map_index": map_index}
-    if not will_retry:
+    """A failed attempt: the file waits for its retry (queued) or has failed for this run.
+
+    ``failure``: error, will_retry, checksum (of the content read, if any) and
+    attempt_key (None when the task never started: not an attempt of the file)."""
+    fields: dict[str, Any] = {
+        "status": "queued" if failure["will_retry"] else "failed",
+        "error": failure["error"],
+        "map_index": map_index,
+        # The outcome of an earlier content must not be shown beside this failure.
+        "checksum": failure.get("checksum"),
+        "rows_in": 0,
+        "rows_out": 0,
+        "rows_rejected": 0,
+        "intermediate_path": None,
+    }
+    if not failure["will_retry"]:
         fields["completed_at"] = now
-    return _while_processing(
-        pipeline, date, dag_run_id, FileJobChange(file["location"], file["name"], fields, counts_attempt=True)
+    job = FileJobChange(
+        file["location"], file["name"], fields, dag_run_id=dag_run_id, attempt_key=failure.get("attempt_key")
     )
+    return _file_event(pipeline, date, dag_run_id, job)
 
 
 def snapshot_loaded(pipeline: str, date: dt.date, rows: int, rejected: int, dag_run_id: str) -> Changes:

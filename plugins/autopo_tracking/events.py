@@ -6,7 +6,9 @@ The listeners call these; each returns quietly for DAGs that are not pipelines.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+from pathlib import Path
 from typing import Any
 
 from autopo_pipelines import day_run, tracking
@@ -22,13 +24,20 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def pipeline_config(dag_id: str) -> PipelineConfig | None:
-    path = default_config_dir() / f"{dag_id}.yaml"
-    if not path.exists():
-        return None
+@functools.lru_cache(maxsize=32)
+def _config_at(path: Path, mtime: float) -> PipelineConfig | None:
     try:
         return load_config_file(path)
     except ConfigError:
+        return None
+
+
+def pipeline_config(dag_id: str) -> PipelineConfig | None:
+    """The pipeline's config, read again only when its file changes: listeners run on every event."""
+    path = default_config_dir() / f"{dag_id}.yaml"
+    try:
+        return _config_at(path, path.stat().st_mtime)
+    except FileNotFoundError:
         return None
 
 
@@ -37,9 +46,14 @@ def _date_of(config: PipelineConfig, dag_run: Any) -> dt.date:
     return business_date_of(config, conf.get("date"), getattr(dag_run, "logical_date", None), dag_run.run_after)
 
 
+def _in_task_process(task_instance: Any) -> bool:
+    # The worker hands a RuntimeTaskInstance; the scheduler (a killed task) and the API server
+    # (a state set by hand) hand the ORM row, where a write must not wait on retries.
+    return hasattr(task_instance, "get_template_context")
+
+
 def _dag_run_of(task_instance: Any) -> Any:
-    # In the task process the instance carries its context; in the API server (a state set by hand) the ORM row.
-    if hasattr(task_instance, "get_template_context"):
+    if _in_task_process(task_instance):
         return task_instance.get_template_context()["dag_run"]
     return task_instance.dag_run
 
@@ -49,69 +63,85 @@ def task_event(task_instance: Any, state: str, error: object = None, marked_by_h
     config = pipeline_config(task_instance.dag_id)
     if config is None:
         return
-    dag_run = _dag_run_of(task_instance)
-    date = _date_of(config, dag_run)
-    run_id = task_instance.run_id
-    layout = DataLayout.from_env()
-    changes = changes_for_task(config, layout, date, run_id, task_instance, state, error, marked_by_hand)
+    date = _date_of(config, _dag_run_of(task_instance))
+    event = TaskEvent(task_instance, state, error, marked_by_hand)
+    changes = changes_for_task(config, DataLayout.from_env(), date, task_instance.run_id, event)
     if changes is not None:
-        TrackingHook().record(changes)
+        retry_delays = TrackingHook.DEFAULT_RETRY_DELAYS if _in_task_process(task_instance) else ()
+        TrackingHook(retry_delays=retry_delays).record(changes)
 
 
-def _will_retry(task_instance: Any, error: object, marked_by_hand: bool) -> bool:
-    from airflow.sdk.exceptions import AirflowFailException
+class TaskEvent:
+    """What a listener learnt about a task instance, in the terms the tracking rows need."""
 
-    if marked_by_hand or isinstance(error, AirflowFailException):
-        return False
-    return int(task_instance.try_number or 0) <= int(task_instance.max_tries or 0)
+    def __init__(self, task_instance: Any, state: str, error: object, marked_by_hand: bool) -> None:
+        self.task_id: str = task_instance.task_id
+        self.map_index: int = task_instance.map_index
+        self.state = state
+        self.error_text = str(error) if error else "the task failed; see its log"
+        self.marked_by_hand = marked_by_hand
+        # Airflow has already decided by the time the listener runs: the instance waits for a retry or not.
+        state_now = getattr(task_instance, "state", None)
+        self.will_retry = not marked_by_hand and getattr(state_now, "value", state_now) == "up_for_retry"
+        started = getattr(task_instance, "start_date", None) is not None
+        # A task killed before it started, or a state set by hand, is no attempt at the file.
+        self.attempt_key = (
+            f"{task_instance.run_id}#{task_instance.try_number}" if started and not marked_by_hand else None
+        )
 
 
 def changes_for_task(
-    config: PipelineConfig,
-    layout: DataLayout,
-    date: dt.date,
-    run_id: str,
-    task_instance: Any,
-    state: str,
-    error: object,
-    marked_by_hand: bool = False,
+    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, event: TaskEvent
 ) -> tracking.Changes | None:
-    name, task_id = config.name, task_instance.task_id
+    name = config.name
     listing = day_run.current_listing(config, layout, date, run_id)
-    if task_id == "list_files":
-        if state == "success" and listing is not None:
+    if event.task_id == "list_files":
+        if event.state == "success" and listing is not None:
             return tracking.files_listed(name, date, listing, run_id, _now())
-        if state == "failed" and not _will_retry(task_instance, error, marked_by_hand):
-            return tracking.listing_failed(name, date, run_id, str(error), _now())
+        if event.state == "failed" and not event.will_retry:
+            return tracking.listing_failed(name, date, run_id, event.error_text, _now())
         return None
-    if task_id == "transform_file":
-        if listing is None or not 0 <= task_instance.map_index < len(listing["routed"]):
-            return None
-        file = listing["routed"][task_instance.map_index]
-        if state == "running":
-            return tracking.file_started(name, date, file, task_instance.map_index, run_id, _now())
-        if state == "success":
-            result = day_run.file_result(config, layout, date, file["name"])
-            if result is None:
-                return None
-            return tracking.file_finished(name, date, file, task_instance.map_index, result, run_id, _now())
-        if state == "failed":
-            will_retry = _will_retry(task_instance, error, marked_by_hand)
-            return tracking.file_failed(
-                name, date, file, task_instance.map_index, str(error), will_retry, run_id, _now()
-            )
+    if listing is None:
+        # Not this run's listing: another run owns the date's state, or list_files failed.
         return None
-    if task_id == "load_snapshot" and state == "success":
+    if event.task_id == "transform_file":
+        return _file_changes(config, layout, date, run_id, listing, event)
+    if event.task_id == "load_snapshot" and event.state == "success":
         loaded = day_run.read_json(layout.intermediate(name, date) / day_run.LOAD)
         aggregate = day_run.read_json(layout.intermediate(name, date) / day_run.AGGREGATE) or {}
-        if loaded is None:
+        if loaded is None or loaded.get("run_id") != run_id:
             return None
         rejected = int((aggregate.get("outputs") or {}).get("rows_rejected", 0))
         return tracking.snapshot_loaded(name, date, int(loaded["rows"]), rejected, run_id)
-    if task_id == "check_day" and state in ("success", "failed"):
-        if state == "failed" and _will_retry(task_instance, error, marked_by_hand):
-            return None
+    if event.task_id == "check_day" and event.state in ("success", "failed") and not event.will_retry:
         return judge_day(config, layout, date, run_id)
+    return None
+
+
+def _file_changes(
+    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, listing: Any, event: TaskEvent
+) -> tracking.Changes | None:
+    if not 0 <= event.map_index < len(listing["routed"]):
+        return None
+    file = listing["routed"][event.map_index]
+    name = config.name
+    if event.state == "running":
+        return tracking.file_started(name, date, file, event.map_index, run_id, _now())
+    result = day_run.file_result(config, layout, date, file["name"])
+    if event.state == "success":
+        if result is None or result.get("run_id") != run_id or result["status"] == "failed":
+            # Marked successful by hand without a transform: there is no outcome to record.
+            return None
+        return tracking.file_finished(name, date, file, event.map_index, result, run_id, _now(), event.attempt_key)
+    if event.state == "failed":
+        failure = {
+            "error": (result or {}).get("error") if (result or {}).get("run_id") == run_id else None,
+            "will_retry": event.will_retry,
+            "checksum": (result or {}).get("checksum"),
+            "attempt_key": event.attempt_key,
+        }
+        failure["error"] = failure["error"] or event.error_text
+        return tracking.file_failed(name, date, file, event.map_index, failure, run_id, _now())
     return None
 
 

@@ -81,6 +81,8 @@ FILE_JOB_COLUMNS = [
     ("started_at", "timestamp with time zone"),
     ("completed_at", "timestamp with time zone"),
     ("attempts", "integer"),
+    ("last_attempt", "text"),
+    ("dag_run_id", "text"),
 ]
 
 

@@ -25,9 +25,7 @@ def hook(clean_tables: str, monkeypatch: pytest.MonkeyPatch) -> object:
     from autopo_tracking.hooks.tracking import TrackingHook
 
     monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", clean_tables)
-    tracking_hook = TrackingHook()
-    tracking_hook.retry_delays = (0.05, 0.05)
-    return tracking_hook
+    return TrackingHook(retry_delays=(0.05, 0.05))
 
 
 def rows(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -37,9 +35,9 @@ def rows(url: str, sql: str) -> list[tuple[object, ...]]:
 
 def test_a_date_keeps_one_row_and_counts_its_runs(hook: object, clean_tables: str) -> None:
     assert hook.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
-    assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW))
+    assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
     assert hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "run_id": "run-2"}, "run-2", NOW))
-    assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-2", NOW))
+    assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-2", NOW, "run-2#1"))
     assert rows(
         clean_tables, "SELECT pipeline_name, date, attempt, dag_run_id, status, missing_stores FROM pipeline_runs"
     ) == [("stock_health", DATE, 2, "run-2", "processing", ["S9", "TOKO 7"])]
@@ -74,13 +72,40 @@ def test_a_database_outage_is_logged_not_raised_and_the_next_event_heals_the_row
     from autopo_tracking.hooks.tracking import TrackingHook
 
     monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DOWN", f"postgresql://autopo@127.0.0.1:{free_port()}/autopo")
-    down = TrackingHook(tracking_conn_id="autopo_down")
-    down.retry_delays = (0.05, 0.05)
+    down = TrackingHook(tracking_conn_id="autopo_down", retry_delays=(0.05, 0.05))
     with caplog.at_level(logging.WARNING):
         assert down.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW)) is False
     assert "given up" in caplog.text
     assert rows(clean_tables, "SELECT count(*) FROM pipeline_runs") == [(0,)]
     # The database is back: the file's next event creates the run row it needs and its own.
-    assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW))
+    assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
     assert rows(clean_tables, "SELECT dag_run_id, attempt FROM pipeline_runs") == [("run-1", 1)]
     assert rows(clean_tables, "SELECT status, rows_out FROM pipeline_file_jobs") == [("completed", 4)]
+
+
+def test_an_attempt_counts_once_however_often_its_write_is_repeated(hook: object, clean_tables: str) -> None:
+    hook.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
+    for _ in range(3):
+        hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
+    hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#2"))
+    assert rows(clean_tables, "SELECT attempts, retry_count FROM pipeline_file_jobs") == [(2, 1)]
+
+
+def test_a_late_event_of_an_older_run_leaves_the_newer_runs_row_alone(hook: object, clean_tables: str) -> None:
+    hook.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
+    hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "run_id": "run-2"}, "run-2", NOW))
+    judged = tracking.day_judged(
+        "stock_health", DATE, statuses={}, problems=["stale"], loaded=False, dag_run_id="run-1", now=NOW
+    )
+    hook.record(judged)
+    hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#2"))
+    assert rows(clean_tables, "SELECT dag_run_id, status, attempt FROM pipeline_runs") == [("run-2", "processing", 2)]
+    assert rows(clean_tables, "SELECT status, attempts FROM pipeline_file_jobs") == [("queued", 0)]
+
+
+def test_a_late_listing_does_not_reset_a_file_already_under_way(hook: object, clean_tables: str) -> None:
+    hook.record(tracking.file_started("stock_health", DATE, FILE, 0, "run-1", NOW))
+    hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
+    hook.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
+    assert rows(clean_tables, "SELECT status, rows_out FROM pipeline_file_jobs") == [("completed", 4)]
+    assert rows(clean_tables, "SELECT total_files, missing_stores FROM pipeline_runs") == [(1, ["S9", "TOKO 7"])]

@@ -125,6 +125,18 @@ def test_clear_failed_file_reruns_only_that_file(
     assert {s: second_load[s] for s in first_load} == first_load
 
     # The tracking tables agree: one run of the date, completed; only the cleared file retried.
+    # The worker's listener writes after the task reports its state: give it a moment.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with psycopg.connect(pg_url) as conn:
+            judged = conn.execute(
+                "SELECT completed_at IS NOT NULL AND status = 'completed' FROM pipeline_runs "
+                "WHERE pipeline_name = %s AND date = %s",
+                (DAG_ID, DATE),
+            ).fetchone()
+        if judged and judged[0]:
+            break
+        time.sleep(0.5)
     with psycopg.connect(pg_url) as conn:
         run_row = conn.execute(
             "SELECT status, attempt, dag_run_id, total_files, processed_files, failed_files, total_rows, error "

@@ -43,15 +43,17 @@ def test_files_listed_starts_the_run_and_queues_every_routed_file() -> None:
     assert by_name["S2_stock_20241204.xlsx"].file_path == "/in/S2_stock_20241204.xlsx"
     assert by_name["notes.txt"].fields == {"status": "unrouted", "error": "no match", "map_index": None}
     assert by_name["S1 old.xlsx"].fields["status"] == "unrouted"
-    assert not any(c.counts_attempt for c in changes.files)
+    assert not any(c.attempt_key for c in changes.files)
+    assert changes.run.takes_over
+    assert all(c.only_older for c in changes.files if c.fields["status"] == "queued")
 
 
 def test_a_finished_transform_counts_an_attempt_but_a_reused_part_does_not() -> None:
     file = LISTING["routed"][0]
     result = {"status": "completed", "checksum": "sha256:ab", "rows_in": 5, "rows_out": 4, "rows_rejected": 1}
-    done = tracking.file_finished("stock_health", DATE, file, 0, result, "run-1", NOW)
+    done = tracking.file_finished("stock_health", DATE, file, 0, result, "run-1", NOW, "run-1#1")
     job = done.files[0]
-    assert job.counts_attempt
+    assert job.attempt_key == "run-1#1"
     assert (job.fields["status"], job.fields["rows_in"], job.fields["rows_out"], job.fields["rows_rejected"]) == (
         "completed",
         5,
@@ -59,18 +61,33 @@ def test_a_finished_transform_counts_an_attempt_but_a_reused_part_does_not() -> 
         1,
     )
     assert job.fields["error"] is None and job.fields["completed_at"] == NOW
-    reused = tracking.file_finished("stock_health", DATE, file, 0, {**result, "status": "skipped"}, "run-2", NOW)
+    # A file's outcome never moves the run's status (the day may already be judged).
+    assert done.run.fields == {} and done.run.insert_only == {"status": "processing"} and not done.run.takes_over
+    reused = tracking.file_finished(
+        "stock_health", DATE, file, 0, {**result, "status": "skipped"}, "run-2", NOW, "run-2#1"
+    )
     assert reused.files[0].fields["status"] == "skipped"
-    assert not reused.files[0].counts_attempt
+    assert reused.files[0].attempt_key is None
 
 
 def test_a_failed_attempt_waits_for_its_retry_or_fails_the_file() -> None:
     file = LISTING["routed"][1]
-    retrying = tracking.file_failed("stock_health", DATE, file, 1, "boom", True, "run-1", NOW).files[0]
-    assert retrying.fields == {"status": "queued", "error": "boom", "map_index": 1}
-    assert retrying.counts_attempt
-    final = tracking.file_failed("stock_health", DATE, file, 1, "boom", False, "run-1", NOW).files[0]
+    failure = {"error": "boom", "will_retry": True, "checksum": "sha256:cd", "attempt_key": "run-1#1"}
+    retrying = tracking.file_failed("stock_health", DATE, file, 1, failure, "run-1", NOW).files[0]
+    assert retrying.fields["status"] == "queued" and retrying.fields["error"] == "boom"
+    assert "completed_at" not in retrying.fields
+    assert retrying.attempt_key == "run-1#1"
+    # The failure replaces the outcome of an earlier content of the file.
+    assert (retrying.fields["checksum"], retrying.fields["rows_out"], retrying.fields["intermediate_path"]) == (
+        "sha256:cd",
+        0,
+        None,
+    )
+    final = tracking.file_failed(
+        "stock_health", DATE, file, 1, {**failure, "will_retry": False, "attempt_key": None}, "run-1", NOW
+    ).files[0]
     assert final.fields["status"] == "failed" and final.fields["completed_at"] == NOW
+    assert final.attempt_key is None
 
 
 def test_the_day_is_judged_by_what_was_loaded() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from psycopg.conninfo import make_conninfo
 
@@ -27,6 +28,11 @@ def warehouse_conninfo(conn_id: str = WAREHOUSE_CONN_ID) -> str:
         log.warning("connection %r is not defined; using the embedded PostgreSQL in %s", conn_id, cluster.data_dir)
         cluster.start()
         return cluster.url
+    return conninfo_of(conn)
+
+
+def conninfo_of(conn: Any) -> str:
+    """libpq address of an Airflow connection (host, port, login, password, schema = database)."""
     params = {
         "host": conn.host or None,
         "port": conn.port or None,

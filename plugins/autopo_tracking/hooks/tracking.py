@@ -6,9 +6,11 @@ import logging
 import time
 from typing import Any
 
+import psycopg
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-from autopo_pipelines.orchestration.connections import WAREHOUSE_CONN_ID
+from autopo_pipelines.embedded_pg import EmbeddedPostgres, default_data_dir
+from autopo_pipelines.orchestration.connections import WAREHOUSE_CONN_ID, conninfo_of
 from autopo_pipelines.tracking import FINAL_RUN_STATUSES, Changes, FileJobChange, RunChange
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,9 @@ FILE_COLUMNS = frozenset(
         "intermediate_path", "map_index", "started_at", "completed_at",
     }
 )  # fmt: skip
+# Short limits: a tracking write must never hold a task, the scheduler or the API server.
+CONNECT_TIMEOUT_S = 3
+STATEMENT_TIMEOUT_MS = 5000
 
 
 class TrackingHook(PostgresHook):
@@ -35,41 +40,64 @@ class TrackingHook(PostgresHook):
     conn_type = "postgres"
     hook_name = "autopo tracking"
 
-    #: seconds to wait before each retry of a failed write
-    retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0)
+    DEFAULT_RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0)
+
+    def __init__(self, *args: Any, retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: seconds to wait before each retry of a write that could not reach the database
+        self.retry_delays = retry_delays
+
+    def conninfo(self) -> str:
+        from airflow.exceptions import AirflowNotFoundException
+
+        try:
+            return conninfo_of(self.get_connection(self.tracking_conn_id))
+        except AirflowNotFoundException:
+            # The tasks fall back to the embedded cluster when the connection is not defined; so does tracking.
+            return EmbeddedPostgres(default_data_dir()).url
 
     def record(self, changes: Changes) -> bool:
-        """Apply the changes in one transaction; False (and a log line) when the database stays down."""
+        """Apply the changes in one transaction; False (and a log line) when that is not possible."""
+        where = f"{changes.run.pipeline_name} {changes.run.date}"
         for attempt, delay in enumerate((0.0, *self.retry_delays)):
             time.sleep(delay)
             try:
-                with self.get_conn() as conn:
-                    if changes.only_if_unfinished:
-                        self._close_unfinished_run(conn, changes.run)
-                        return True
-                    run_id = self._upsert_run(conn, changes.run)
-                    for change in changes.files:
-                        self._upsert_file_job(conn, run_id, change)
+                with psycopg.connect(
+                    self.conninfo(),
+                    connect_timeout=CONNECT_TIMEOUT_S,
+                    options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                ) as conn:
+                    self._apply(conn, changes)
                 return True
-            except Exception:  # any driver or network error: tracking must never fail the task
-                log.warning(
-                    "tracking write for %s %s failed (attempt %d)",
-                    changes.run.pipeline_name,
-                    changes.run.date,
-                    attempt + 1,
-                    exc_info=True,
-                )
-        log.error(
-            "tracking write for %s %s given up; the next event heals it", changes.run.pipeline_name, changes.run.date
-        )
+            except psycopg.OperationalError:
+                log.warning("tracking write for %s could not reach the database (attempt %d)", where, attempt + 1)
+            except Exception:  # a bug or a constraint: retrying will not help, and the task must go on
+                log.exception("tracking write for %s failed", where)
+                return False
+        log.error("tracking write for %s given up; the next event heals it", where)
         return False
 
+    def _apply(self, conn: psycopg.Connection[Any], changes: Changes) -> None:
+        if changes.only_if_unfinished:
+            self._close_unfinished_run(conn, changes.run)
+            return
+        run_id = self._upsert_run(conn, changes.run)
+        if run_id is None:
+            log.info(
+                "tracking: %s now belongs to a newer run; event of %s ignored", changes.run.date, changes.run.dag_run_id
+            )
+            return
+        for change in changes.files:
+            self._upsert_file_job(conn, run_id, change)
+
     @staticmethod
-    def _upsert_run(conn: Any, change: RunChange) -> int:
+    def _upsert_run(conn: psycopg.Connection[Any], change: RunChange) -> int | None:
+        """The date's row, or None when it belongs to another run that this event may not take over."""
         fields = {k: v for k, v in change.fields.items() if k in RUN_COLUMNS}
-        columns = ["pipeline_name", "date", "dag_run_id", *fields]
-        values = [change.pipeline_name, change.date, change.dag_run_id, *fields.values()]
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in fields)
+        inserted = {**{k: v for k, v in change.insert_only.items() if k in RUN_COLUMNS}, **fields}
+        columns = ["pipeline_name", "date", "dag_run_id", *inserted]
+        values = [change.pipeline_name, change.date, change.dag_run_id, *inserted.values()]
+        updates = "".join(f", {c} = EXCLUDED.{c}" for c in fields)
         sql = f"""
             INSERT INTO pipeline_runs ({", ".join(columns)}, attempt)
             VALUES ({", ".join(["%s"] * len(columns))}, 1)
@@ -77,14 +105,17 @@ class TrackingHook(PostgresHook):
                 attempt = pipeline_runs.attempt
                     + CASE WHEN pipeline_runs.dag_run_id IS DISTINCT FROM EXCLUDED.dag_run_id THEN 1 ELSE 0 END,
                 dag_run_id = EXCLUDED.dag_run_id
-                {", " + updates if updates else ""}
+                {updates}
+            WHERE pipeline_runs.dag_run_id IS NOT DISTINCT FROM EXCLUDED.dag_run_id
+               OR pipeline_runs.dag_run_id IS NULL
+               OR %s
             RETURNING id
         """  # noqa: S608 - column names come from the fixed sets above
-        row = conn.execute(sql, values).fetchone()
-        return int(row[0])
+        row = conn.execute(sql, [*values, change.takes_over]).fetchone()
+        return int(row[0]) if row else None
 
     @staticmethod
-    def _close_unfinished_run(conn: Any, change: RunChange) -> None:
+    def _close_unfinished_run(conn: psycopg.Connection[Any], change: RunChange) -> None:
         """End the date's row for this DAG run, unless check_day already judged it or a newer run owns it."""
         fields = {k: v for k, v in change.fields.items() if k in RUN_COLUMNS}
         assignments = ", ".join(f"{c} = %s" for c in fields)
@@ -96,18 +127,28 @@ class TrackingHook(PostgresHook):
         )
 
     @staticmethod
-    def _upsert_file_job(conn: Any, run_id: int, change: FileJobChange) -> None:
+    def _upsert_file_job(conn: psycopg.Connection[Any], run_id: int, change: FileJobChange) -> None:
         fields = {k: v for k, v in change.fields.items() if k in FILE_COLUMNS}
-        columns = ["pipeline_run_id", "file_path", "file_name", *fields]
-        values = [run_id, change.file_path, change.file_name, *fields.values()]
-        updates = [f"{c} = EXCLUDED.{c}" for c in fields]
-        if change.counts_attempt:
-            updates.append("attempts = pipeline_file_jobs.attempts + 1")
-            updates.append("retry_count = GREATEST(pipeline_file_jobs.attempts, 0)")
-        assignments = ", ".join(updates) or "file_name = EXCLUDED.file_name"
+        columns = ["pipeline_run_id", "file_path", "file_name", "dag_run_id", *fields, "attempts", "last_attempt"]
+        values = [run_id, change.file_path, change.file_name, change.dag_run_id, *fields.values()]
+        values += [1 if change.attempt_key else 0, change.attempt_key]
+        updates = ["dag_run_id = EXCLUDED.dag_run_id", *(f"{c} = EXCLUDED.{c}" for c in fields)]
+        if change.attempt_key:
+            # Counted once per (run, try): a write repeated after a lost acknowledgement does not count again.
+            new_attempt = (
+                "CASE WHEN pipeline_file_jobs.last_attempt IS DISTINCT FROM EXCLUDED.last_attempt THEN 1 ELSE 0 END"
+            )
+            updates += [
+                f"attempts = pipeline_file_jobs.attempts + {new_attempt}",
+                f"retry_count = GREATEST(pipeline_file_jobs.attempts + {new_attempt} - 1, 0)",
+                "last_attempt = EXCLUDED.last_attempt",
+            ]
+        # A listing resets only rows an earlier run left: this run's transforms may already be under way.
+        guard = "WHERE pipeline_file_jobs.dag_run_id IS DISTINCT FROM EXCLUDED.dag_run_id" if change.only_older else ""
         sql = f"""
-            INSERT INTO pipeline_file_jobs ({", ".join(columns)}, attempts)
-            VALUES ({", ".join(["%s"] * len(columns))}, {1 if change.counts_attempt else 0})
-            ON CONFLICT (pipeline_run_id, file_path) DO UPDATE SET {assignments}
+            INSERT INTO pipeline_file_jobs ({", ".join(columns)})
+            VALUES ({", ".join(["%s"] * len(columns))})
+            ON CONFLICT (pipeline_run_id, file_path) DO UPDATE SET {", ".join(updates)}
+            {guard}
         """  # noqa: S608 - column names come from the fixed sets above
         conn.execute(sql, values)
