@@ -211,6 +211,7 @@ def day_judged(
     dag_run_id: str,
     now: dt.datetime,
     rows: tuple[int, int] | None = None,
+    listing: dict[str, Any] | None = None,
 ) -> Changes:
     """check_day ran: the run's final status and counts.
 
@@ -236,6 +237,12 @@ def day_judged(
                 "completed_at": now,
                 # Rows loaded and rejected, when known: check_day may have reloaded the day itself.
                 **({"total_rows": rows[0], "rejected_rows": rows[1]} if rows is not None else {}),
+                # Repeated from the listing, in case its own write was lost.
+                **(
+                    {"total_files": len(listing["routed"]), "missing_stores": listing.get("missing_stores")}
+                    if listing is not None
+                    else {}
+                ),
             },
             dag_run_id=dag_run_id,
         )

@@ -146,18 +146,21 @@ def _file_changes(
 
 
 def judge_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str) -> tracking.Changes:
+    """The day's verdict, with every file's outcome written again: whatever earlier write was lost is healed."""
     listing = day_run.current_listing(config, layout, date, run_id)
     statuses: dict[str, int] = {}
+    files: list[tracking.FileJobChange] = []
     if listing is not None:
         parts = day_run.collect_parts(config, layout, date, listing)
         for part in parts.parts:
             statuses[part.meta["status"]] = statuses.get(part.meta["status"], 0) + 1
         statuses["failed"] = len(parts.failed)
+        files = _file_outcomes(config, layout, date, run_id, listing)
     load = day_run.read_json(layout.intermediate(config.name, date) / day_run.LOAD)
     aggregate = day_run.read_json(layout.intermediate(config.name, date) / day_run.AGGREGATE) or {}
     loaded = load is not None and load.get("run_id") == run_id
     rows = (int(load["rows"]), int((aggregate.get("outputs") or {}).get("rows_rejected", 0))) if loaded else None
-    return tracking.day_judged(
+    judged = tracking.day_judged(
         config.name,
         date,
         statuses=statuses,
@@ -166,7 +169,28 @@ def judge_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id:
         dag_run_id=run_id,
         now=_now(),
         rows=rows,
+        listing=listing,
     )
+    return tracking.Changes(judged.run, files)
+
+
+def _file_outcomes(
+    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, listing: Any
+) -> list[tracking.FileJobChange]:
+    """Each routed file's recorded outcome in this run, as rows; attempts are not counted again."""
+    changes = []
+    now = _now()
+    for index, file in enumerate(listing["routed"]):
+        result = day_run.file_result(config, layout, date, file["name"])
+        if result is None or result.get("run_id") != run_id:
+            failure = {"error": f"{file['name']}: not transformed in this run", "will_retry": False}
+            changes += tracking.file_failed(config.name, date, file, index, failure, run_id, now).files
+        elif result["status"] == "failed":
+            failure = {"error": result["error"], "will_retry": False, "checksum": result.get("checksum")}
+            changes += tracking.file_failed(config.name, date, file, index, failure, run_id, now).files
+        else:
+            changes += tracking.file_finished(config.name, date, file, index, result, run_id, now, None).files
+    return changes
 
 
 def dag_run_event(dag_run: Any, succeeded: bool, message: str) -> None:

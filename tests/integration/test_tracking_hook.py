@@ -58,6 +58,10 @@ def test_a_run_ended_by_hand_does_not_overwrite_a_judged_day(hook: object, clean
     hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "run_id": "run-2"}, "run-2", NOW))
     hook.record(tracking.run_ended_without_judgement("stock_health", DATE, False, "marked failed", "run-2", NOW))
     assert rows(clean_tables, "SELECT status, error FROM pipeline_runs") == [("failed", "marked failed")]
+    # Its files that never ran end with it instead of staying queued.
+    assert rows(clean_tables, "SELECT status, error FROM pipeline_file_jobs") == [
+        ("failed", "the run ended before this file was transformed")
+    ]
 
 
 def free_port() -> int:

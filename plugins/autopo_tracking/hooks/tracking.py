@@ -119,12 +119,25 @@ class TrackingHook(PostgresHook):
         """End the date's row for this DAG run, unless check_day already judged it or a newer run owns it."""
         fields = {k: v for k, v in change.fields.items() if k in RUN_COLUMNS}
         assignments = ", ".join(f"{c} = %s" for c in fields)
-        conn.execute(
+        closed = conn.execute(
             f"""UPDATE pipeline_runs SET {assignments}
                 WHERE pipeline_name = %s AND date = %s AND dag_run_id = %s
-                  AND status NOT IN ({", ".join(["%s"] * len(FINAL_RUN_STATUSES))})""",  # noqa: S608
+                  AND status NOT IN ({", ".join(["%s"] * len(FINAL_RUN_STATUSES))})
+                RETURNING id""",  # noqa: S608
             [*fields.values(), change.pipeline_name, change.date, change.dag_run_id, *FINAL_RUN_STATUSES],
-        )
+        ).fetchone()
+        if closed is not None and fields.get("status") == "failed":
+            # Files the ended run never got to (Airflow skips them without an event) end with it.
+            conn.execute(
+                """UPDATE pipeline_file_jobs SET status = 'failed', error = %s, completed_at = %s
+                   WHERE pipeline_run_id = %s AND dag_run_id = %s AND status IN ('queued', 'processing')""",
+                [
+                    "the run ended before this file was transformed",
+                    fields.get("completed_at"),
+                    closed[0],
+                    change.dag_run_id,
+                ],
+            )
 
     @staticmethod
     def _upsert_file_job(conn: psycopg.Connection[Any], run_id: int, change: FileJobChange) -> None:
