@@ -193,7 +193,8 @@ def batches(parts: Sequence[Part], aggregation: AggregationConfig) -> Iterator[l
     ordered = sorted(parts, key=lambda p: (p.partition, str(p.meta.get("file_name", ""))))
     groups: list[list[Part]] = []
     for part in ordered:
-        if groups and groups[-1][0].partition == part.partition and part.partition:
+        # Parts without a partition may hold any keys: they can only be sorted together, in one batch.
+        if groups and groups[-1][0].partition == part.partition:
             groups[-1].append(part)
         else:
             groups.append([part])

@@ -489,3 +489,10 @@ def test_large_numbers_are_written_without_exponents() -> None:
     assert csv_bytes(_to_arrow(frame, ["stock_value"])).decode() == (
         "10000000000\n-250000000000\n123456.789\n\n0.3333\n"
     )
+
+
+def test_parts_without_a_partition_are_sorted_together() -> None:
+    parts = [fake_part("", "x1"), fake_part("A", "a1"), fake_part("", "x2"), fake_part("", "x3")]
+    result = list(batches(parts, AggregationConfig(files_per_batch=1, bytes_per_batch=10**9)))
+    # Their rows may interleave in sort order, so no batch boundary may fall between them.
+    assert batch_names(result) == [["x1", "x2", "x3"], ["a1"]]
