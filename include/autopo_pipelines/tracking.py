@@ -53,6 +53,8 @@ class Changes:
     files: list[FileJobChange] = field(default_factory=list)
     # Apply only to the date's row of this DAG run, and only while it is not final.
     only_if_unfinished: bool = False
+    # The files are the whole listing: rows of files no longer at the source are retired.
+    complete_listing: bool = False
 
 
 def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_id: str, now: dt.datetime) -> Changes:
@@ -103,7 +105,7 @@ def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_
         )
         for other in [*listing.get("unrouted", []), *listing.get("superseded", [])]
     ]
-    return Changes(run, files)
+    return Changes(run, files, complete_listing=True)
 
 
 def listing_failed(pipeline: str, date: dt.date, dag_run_id: str, error: str, now: dt.datetime) -> Changes:

@@ -113,3 +113,13 @@ def test_a_late_listing_does_not_reset_a_file_already_under_way(hook: object, cl
     hook.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
     assert rows(clean_tables, "SELECT status, rows_out FROM pipeline_file_jobs") == [("completed", 4)]
     assert rows(clean_tables, "SELECT total_files, missing_stores FROM pipeline_runs") == [(1, ["S9", "TOKO 7"])]
+
+
+def test_a_file_gone_from_the_source_is_retired_by_the_next_listing(hook: object, clean_tables: str) -> None:
+    other = {**FILE, "name": "S2_stock_20241204.xlsx", "location": "/in/S2_stock_20241204.xlsx", "store_id": "S2"}
+    hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "routed": [FILE, other]}, "run-1", NOW))
+    hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "run_id": "run-2"}, "run-2", NOW))
+    assert rows(clean_tables, "SELECT file_name, status, map_index, error FROM pipeline_file_jobs ORDER BY 1") == [
+        ("S1_stock_20241204.xlsx", "queued", 0, None),
+        ("S2_stock_20241204.xlsx", "unrouted", None, "no longer at the source"),
+    ]

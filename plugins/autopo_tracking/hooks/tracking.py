@@ -89,6 +89,14 @@ class TrackingHook(PostgresHook):
             return
         for change in changes.files:
             self._upsert_file_job(conn, run_id, change)
+        if changes.complete_listing:
+            # A file deleted or renamed at the source since an earlier run of the date is no longer part of it.
+            conn.execute(
+                """UPDATE pipeline_file_jobs SET status = 'unrouted', error = 'no longer at the source',
+                          map_index = NULL, dag_run_id = %s
+                   WHERE pipeline_run_id = %s AND NOT (file_path = ANY(%s))""",
+                [changes.run.dag_run_id, run_id, [c.file_path for c in changes.files]],
+            )
 
     @staticmethod
     def _upsert_run(conn: psycopg.Connection[Any], change: RunChange) -> int | None:
