@@ -404,8 +404,13 @@ def outputs_are_stale(config: PipelineConfig, layout: DataLayout, date: dt.date,
     aggregate = read_json(layout.intermediate(config.name, date) / AGGREGATE)
     if listing is None or aggregate is None or aggregate.get("run_id") != run_id:
         return False
-    parts = sorted(str(p.directory) for p in collect_parts(config, layout, date, listing).parts)
-    return bool(parts) and aggregate.get("parts", []) != parts
+    day = collect_parts(config, layout, date, listing)
+    return bool(day.parts) and _built_from_other_parts(aggregate, day)
+
+
+def _built_from_other_parts(aggregate: dict[str, Any], day: DayParts) -> bool:
+    """The aggregate was written from other parts than the files' latest results."""
+    return aggregate.get("parts", []) != sorted(str(p.directory) for p in day.parts)
 
 
 def day_problems(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str | None = None) -> list[str]:
@@ -427,7 +432,7 @@ def day_problems(config: PipelineConfig, layout: DataLayout, date: dt.date, run_
     if aggregate is None or aggregate.get("run_id") != listing["run_id"]:
         problems.append("the day's outputs were not written in this run (see the aggregate_and_flush task)")
         return problems
-    if aggregate.get("outputs") and aggregate.get("parts") != sorted(str(p.directory) for p in day.parts):
+    if aggregate.get("outputs") and _built_from_other_parts(aggregate, day):
         problems.append(
             "the day's outputs predate the latest file results: clear aggregate_and_flush with its downstream tasks"
         )

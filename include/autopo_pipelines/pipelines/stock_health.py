@@ -16,6 +16,7 @@ from pydantic import Field
 
 from autopo_pipelines.config import ColumnSpec, NumberFormat, StrictModel
 from autopo_pipelines.errors import InputFileError, ReferenceDataError
+from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.pipeline import CleanRows, DayContext, FileContext, TransformDefinition
 from autopo_pipelines.routing import normalise_store
 from autopo_pipelines.tabular import header_matcher, normalise_header, parse_numbers, text_column
@@ -83,8 +84,8 @@ class StockHealthSettings(StrictModel):
 
 
 def _supplier_path(root: Path, configured: str) -> Path:
-    path = Path(configured)
-    path = path if path.is_absolute() else root / path
+    layout = DataLayout(root)
+    path = layout.resolve(configured, layout.reference() / "suppliers.csv")
     if path.suffix.lower() == ".csv" and not path.exists():
         alternative = path.with_suffix(".xlsx")
         if alternative.exists():
