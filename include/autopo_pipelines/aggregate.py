@@ -218,6 +218,8 @@ class DayOutputs:
     files: dict[str, str] = field(default_factory=dict)
     rows_out: int = 0
     rows_rejected: int = 0
+    # Rows of several files that were one row of the day (merge_day_rows).
+    rows_merged: int = 0
     batches: int = 0
     status_counts: dict[str, int] = field(default_factory=dict)
 
@@ -242,11 +244,17 @@ def write_day_outputs(
     try:
         for batch in batches(parts, aggregation):
             result.batches += 1
-            rows = pd.concat([pd.read_parquet(p.directory / ROWS_FILE) for p in batch], ignore_index=True)
+            # Oldest file first: where rows of several files merge, the latest file's values win.
+            oldest_first = sorted(batch, key=lambda p: (float(p.meta.get("modified") or 0), str(p.meta["file_name"])))
+            rows = pd.concat([pd.read_parquet(p.directory / ROWS_FILE) for p in oldest_first], ignore_index=True)
+            if definition.merge_day_rows is not None:
+                before = len(rows)
+                rows = definition.merge_day_rows(rows, settings)
+                result.rows_merged += before - len(rows)
             rows = rows.sort_values(list(definition.sort_columns), kind="stable")
             snapshot.write(rows)
-            if "status" in rows.columns:
-                for status, count in rows["status"].value_counts().items():
+            if definition.status_column is not None:
+                for status, count in rows[definition.status_column].value_counts().items():
                     result.status_counts[str(status)] = result.status_counts.get(str(status), 0) + int(count)
             for output in derived:
                 output.update(rows)

@@ -4,7 +4,10 @@ The state of a day lives on disk in its intermediate folder, stamped with the
 Airflow run that wrote it, so any step can be retried or cleared and rerun
 and still tell its own run's results from an earlier run's:
 
-- ``listing.json``: the files routed for the date, written by ``list_files``;
+- ``listing.json``: the files routed for the date, written by ``list_files``,
+  with the notes and fingerprint of the day's reference data;
+- ``inputs/``: that reference data (a supplier master, open PO quantities),
+  read once per run so every file of the run is transformed with the same;
 - ``results/<file>.json``: each file's outcome in this run (completed,
   skipped because unchanged, or failed with its error) and its part;
 - ``parts/<file>.<checksum>/``: a transformed file (see ``aggregate``);
@@ -19,6 +22,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -33,11 +38,12 @@ from autopo_pipelines.pipeline import DayContext, TransformDefinition, transform
 from autopo_pipelines.routing import RoutedFile, UnroutedFile, normalise_store, route_files
 from autopo_pipelines.sources import Source, SourceFile
 from autopo_pipelines.sources.local import LocalFolderSource, sha256_of
-from autopo_pipelines.warehouse import replace_date_rows
+from autopo_pipelines.warehouse import create_table_if_missing, replace_date_rows
 
 LISTING = "listing.json"
 AGGREGATE = "aggregate.json"
 LOAD = "load.json"
+INPUTS = "inputs"
 RESULTS = "results"
 
 log = logging.getLogger(__name__)
@@ -140,8 +146,10 @@ def list_day_files(
     # state first, so nothing downstream can mistake it for this run's.
     for stale in (LISTING, AGGREGATE, LOAD):
         (intermediate / stale).unlink(missing_ok=True)
-    definition = load_transform(config.transform)
-    definition.load_day_inputs(day_context(config, layout, date, conninfo), transform_settings(config))
+    inputs = prepare_day_inputs(config, layout, date, conninfo)
+    for note in inputs["notes"]:
+        # Warning level: the run's log shows it among the few lines people read.
+        log.warning("%s %s: %s", config.name, date, note)
     source = source_for(config, layout)
     files = source.list_files()
     routing = route_files(files, config.compiled_pattern, date, duplicates=config.duplicate_store_files)
@@ -174,9 +182,42 @@ def list_day_files(
             "superseded": [_not_routed(u) for u in routing.superseded],
             "missing_stores": missing,
             "other_dates": routing.other_dates,
+            "inputs": inputs,
         },
     )
     return tasks
+
+
+def prepare_day_inputs(
+    config: PipelineConfig, layout: DataLayout, date: dt.date, conninfo: str | None
+) -> dict[str, Any]:
+    """Read the day's reference data once into ``inputs/``: every file of the run uses this copy.
+
+    Returns the folder, a fingerprint of its content (a part made from other
+    reference data is not reused) and the transform's notes.
+    """
+    intermediate = layout.intermediate(config.name, date)
+    intermediate.mkdir(parents=True, exist_ok=True)
+    definition = load_transform(config.transform)
+    staging = Path(tempfile.mkdtemp(prefix=f".{INPUTS}.", dir=intermediate))
+    try:
+        notes = definition.prepare_day_inputs(
+            day_context(config, layout, date, conninfo), transform_settings(config), staging
+        )
+        digest = hashlib.sha256()
+        for path in sorted(staging.rglob("*")):
+            if path.is_file():
+                digest.update(path.relative_to(staging).as_posix().encode() + b"\0" + sha256_of(path).encode())
+        folder = intermediate / INPUTS
+        if folder.exists():
+            retired = intermediate / f".{INPUTS}.old.{os.getpid()}"
+            os.replace(folder, retired)
+            shutil.rmtree(retired, ignore_errors=True)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {"folder": str(folder), "fingerprint": "sha256:" + digest.hexdigest(), "notes": list(notes)}
 
 
 def _not_routed(file: UnroutedFile) -> dict[str, str]:
@@ -197,19 +238,16 @@ def _package_version() -> str:
         return "unknown"
 
 
-def inputs_fingerprint(
-    config: PipelineConfig, definition: TransformDefinition, settings: Any, context: DayContext
-) -> str:
-    """What besides the file decides its rows: config, code version, reference data.
+def inputs_fingerprint(config: PipelineConfig, day_inputs: str) -> str:
+    """What besides the file decides its rows: config, code version, the day's reference data.
 
-    A part made with other inputs is not reused, so a changed supplier master or
-    a changed setting transforms the day's files again.
+    A part made with other inputs is not reused, so a changed supplier master, PO
+    data loaded since, or a changed setting transforms the day's files again.
     """
     digest = hashlib.sha256()
     digest.update(config.model_dump_json().encode())
     digest.update(_package_version().encode())
-    for path in definition.reference_files(context, settings):
-        digest.update(sha256_of(path).encode() if path.exists() else b"missing")
+    digest.update(day_inputs.encode())
     return "sha256:" + digest.hexdigest()
 
 
@@ -231,6 +269,9 @@ def run_file(
     record_path = _result_path(intermediate, task.name)
     checksum: str | None = None
     try:
+        listing = current_listing(config, layout, date, run_id)
+        if listing is None:
+            raise LookupError(f"{config.name} {date}: the files were not listed in this run; rerun list_files")
         if task.conflict:
             raise InputFileError(task.name, task.conflict)
         fetched = source_for(config, layout).fetch(task.source_file(), intermediate / "downloads")
@@ -238,7 +279,7 @@ def run_file(
         definition = load_transform(config.transform)
         settings = transform_settings(config)
         context = day_context(config, layout, date, conninfo)
-        inputs = inputs_fingerprint(config, definition, settings, context)
+        inputs = inputs_fingerprint(config, listing["inputs"]["fingerprint"])
         directory = part_directory(intermediate, task.name, checksum)
         meta = read_part_meta(directory)
         if meta is not None and meta.get("inputs") == inputs:
@@ -250,7 +291,7 @@ def run_file(
                 config=config,
                 definition=definition,
                 settings=settings,
-                day_inputs=definition.load_day_inputs(context, settings),
+                day_inputs=definition.load_day_inputs(context, settings, Path(listing["inputs"]["folder"])),
                 date=date,
                 store_id=task.store_id,
                 file_name=task.name,
@@ -335,7 +376,10 @@ def collect_parts(config: PipelineConfig, layout: DataLayout, date: dt.date, lis
         if meta is None or meta.get("checksum") != record["checksum"]:
             failed.append({"file_name": name, "error": f"{name}: its transformed part is missing; rerun its task"})
             continue
-        parts.append(Part(directory=directory, meta={**meta, "status": record["status"]}))
+        # The source's modified time orders the files when rows of several are merged (latest wins).
+        parts.append(
+            Part(directory=directory, meta={**meta, "status": record["status"], "modified": routed["modified"]})
+        )
     return DayParts(parts=parts, failed=failed)
 
 
@@ -377,6 +421,8 @@ def load_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: 
     if not aggregate or aggregate.get("run_id") != run_id or not aggregate.get("outputs"):
         raise LookupError(f"{config.name} {date}: nothing aggregated in this run; run aggregate_and_flush first")
     definition = load_transform(config.transform)
+    if definition.table_ddl and create_table_if_missing(conninfo, definition.table, definition.table_ddl):
+        log.info("created table %s from the %s transform's table_ddl", definition.table, config.name)
     rows = replace_date_rows(
         conninfo,
         table=definition.table,

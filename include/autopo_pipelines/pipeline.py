@@ -72,6 +72,14 @@ class DerivedOutput(Protocol):
     def result(self) -> pd.DataFrame: ...
 
 
+def _no_day_inputs(context: DayContext, settings: Any, folder: Path) -> list[str]:
+    return []
+
+
+def _no_loaded_inputs(context: DayContext, settings: Any, folder: Path) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class TransformDefinition:
     settings_model: type[BaseModel]
@@ -85,14 +93,34 @@ class TransformDefinition:
     # Files of one partition value never overlap another's rows, so the day can
     # be written partition by partition in bounded memory and stay sorted.
     partition_column: str | None
-    load_day_inputs: Callable[[DayContext, Any], Any]
     transform: Callable[[CleanRows, FileContext, Any, Any], pd.DataFrame]
+    # Reference data the day's files are transformed with (a supplier master, another
+    # pipeline's table), read once when the day's files are listed and written into
+    # ``folder``, so every file of the run sees the same data and a later change of it
+    # reaches the snapshot only through a new run. Returns notes for the run's log and
+    # tracking row (e.g. "ran without PO data"); raises ReferenceDataError when unusable.
+    prepare_day_inputs: Callable[[DayContext, Any, Path], list[str]] = _no_day_inputs
+    # What each file's transform receives as ``day``, read back from that folder.
+    load_day_inputs: Callable[[DayContext, Any, Path], Any] = _no_loaded_inputs
     derived_outputs: Callable[[Any], Sequence[DerivedOutput]] = field(default=lambda settings: ())
-    # Files besides the source file that decide its rows (a supplier master): a part
-    # made before one of them changed is transformed again, not reused.
-    reference_files: Callable[[DayContext, Any], Sequence[Path]] = field(default=lambda context, settings: ())
+    # Rows of several files that share a key are one row of the day (the same PO line
+    # in two exports). Called with a batch's rows, oldest file first; needs every file
+    # in one batch, so only for pipelines without a partition column.
+    merge_day_rows: Callable[[pd.DataFrame, Any], pd.DataFrame] | None = None
+    # A column whose value counts the run reports (e.g. stock status).
+    status_column: str | None = None
     # Named groups the file pattern must have for this transform (e.g. "store").
     pattern_groups: tuple[str, ...] = ()
+    # CREATE TABLE for a pipeline whose table no project migration creates: it is
+    # created before the first load. Later changes of its shape are migrations.
+    table_ddl: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.merge_day_rows is not None and self.partition_column is not None:
+            raise ValueError("merge_day_rows needs the whole day in one batch: set partition_column to None")
+        unknown = [c for c in (*self.sort_columns, self.date_column) if c not in self.output_columns]
+        if unknown:
+            raise ValueError(f"sort/date columns {unknown} are not output columns")
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,10 @@ def route_files(
 ) -> Routing:
     """Route by file name: files of the date go on, others are counted, never failed."""
     routing = Routing()
-    by_store: dict[str | None, list[RoutedFile]] = defaultdict(list)
+    # Files are the same report when every named group but the date agrees (the store,
+    # and e.g. the supplier of a per-supplier export); files with none of them are
+    # separate parts of the day (several consolidated exports), never duplicates.
+    by_identity: dict[tuple[tuple[str, str], ...], list[RoutedFile]] = defaultdict(list)
     for file in files:
         match = pattern.fullmatch(file.name)
         if match is None:
@@ -72,16 +75,20 @@ def route_files(
             continue
         store = match.groupdict().get("store")
         store_id = normalise_store(store) if store else None
-        by_store[store_id].append(RoutedFile(file=file, store_id=store_id, file_date=file_date))
-    for store_id, candidates in sorted(by_store.items(), key=lambda item: item[0] or ""):
-        if store_id is None or len(candidates) == 1:
+        identity = tuple(
+            (group, normalise_store(value))
+            for group, value in sorted(match.groupdict().items())
+            if group != "date" and value and value.strip()
+        )
+        by_identity[identity].append(RoutedFile(file=file, store_id=store_id, file_date=file_date))
+    for identity, candidates in sorted(by_identity.items()):
+        if not identity or len(candidates) == 1:
             routing.routed.extend(sorted(candidates, key=lambda r: r.file.name))
             continue
         names = ", ".join(sorted(c.file.name for c in candidates))
+        label = ", ".join(f"{group} {value}" for group, value in identity)
         if duplicates == "fail":
-            message = (
-                f"{len(candidates)} files for store {store_id} on {date.isoformat()} ({names}); keep one and rerun"
-            )
+            message = f"{len(candidates)} files for {label} on {date.isoformat()} ({names}); keep one and rerun"
             routing.routed.extend(
                 RoutedFile(c.file, c.store_id, c.file_date, conflict=message)
                 for c in sorted(candidates, key=lambda r: r.file.name)
@@ -92,6 +99,6 @@ def route_files(
         for candidate in candidates:
             if candidate is not newest:
                 routing.superseded.append(
-                    UnroutedFile(candidate.file, f"superseded by the newer {newest.file.name} for store {store_id}")
+                    UnroutedFile(candidate.file, f"superseded by the newer {newest.file.name} for {label}")
                 )
     return routing

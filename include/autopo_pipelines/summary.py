@@ -63,6 +63,7 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
         "tracked": tracked,
         "failures": failures,
         "unrouted": listing.get("unrouted", []),
+        "notes": (listing.get("inputs") or {}).get("notes", []),
         "problems": day_run.day_problems(config, layout, date),
     }
 
@@ -71,13 +72,13 @@ def tracked_run(conninfo: str, pipeline: str, date: dt.date) -> dict[str, Any] |
     """The date's row in pipeline_runs, as the tracking plugin left it."""
     with psycopg.connect(conninfo) as conn:
         row = conn.execute(
-            "SELECT status, attempt, processed_files, skipped_files, failed_files, missing_stores "
+            "SELECT status, attempt, processed_files, skipped_files, failed_files, missing_stores, notes "
             "FROM pipeline_runs WHERE pipeline_name = %s AND date = %s",
             (pipeline, date),
         ).fetchone()
     if row is None:
         return None
-    keys = ("status", "attempt", "processed_files", "skipped_files", "failed_files", "missing_stores")
+    keys = ("status", "attempt", "processed_files", "skipped_files", "failed_files", "missing_stores", "notes")
     return dict(zip(keys, row, strict=True))
 
 
@@ -90,9 +91,11 @@ def render_summary(summary: dict[str, Any]) -> str:
         f"{summary['files_unrouted']} unrouted, {summary['files_superseded']} superseded, "
         f"{summary['files_other_dates']} for other dates",
         f"rows: {summary['rows_in']} in, {summary['rows_out']} out, {summary['rows_rejected']} rejected, "
-        f"skipped {summary['rows_skipped'] or {}}, merged into another row (duplicate SKUs) "
+        f"skipped {summary['rows_skipped'] or {}}, merged into another row (duplicate keys) "
         f"{summary['rows_merged']}",
     ]
+    for note in summary["notes"]:
+        lines.append(f"note: {note}")
     if summary["status_counts"]:
         lines.append("status: " + ", ".join(f"{k} {v}" for k, v in summary["status_counts"].items()))
     for path in summary["outputs"].values():

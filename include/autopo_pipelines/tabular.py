@@ -277,3 +277,52 @@ def skip_rows(
         row_numbers=selected.row_numbers[keep],
     )
     return kept, SkippedRows(blank=int(fully_blank.sum()), no_key=int(no_key.sum()), total=int(total.sum()))
+
+
+# Excel's day 0 in the 1900 date system (its phantom 29 Feb 1900 folded in), and its last day.
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+_EXCEL_MAX_SERIAL = 2_958_465  # 9999-12-31
+
+
+@dataclass(frozen=True)
+class ParsedDates:
+    values: pd.Series  # object: datetime.date, None where blank or bad
+    blank: pd.Series  # bool
+    bad: pd.Series  # bool: present but not a date in an accepted form
+
+
+def _date_of(value: object, formats: Sequence[str]) -> dt.date | None | bool:
+    """A cell as a date; None when blank; False when it is not a date in an accepted form."""
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)) or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, int | float | np.integer | np.floating):
+        # An Excel serial number: a date cell that lost its date format on the way.
+        if not 1 <= value <= _EXCEL_MAX_SERIAL:
+            return False
+        return _EXCEL_EPOCH + dt.timedelta(days=int(value))
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        for fmt in formats:
+            try:
+                return dt.datetime.strptime(text, fmt).date()
+            except ValueError:
+                continue
+    return False
+
+
+def parse_dates(values: pd.Series, formats: Sequence[str]) -> ParsedDates:
+    """Date cells as they are, Excel serial numbers (1900 system), and text in one of ``formats``."""
+    dates = [_date_of(value, formats) for value in values.astype(object)]
+    index = values.index
+    bad = pd.Series([d is False for d in dates], index=index, dtype=bool)
+    blank = pd.Series([d is None for d in dates], index=index, dtype=bool)
+    parsed = pd.Series([d if isinstance(d, dt.date) else None for d in dates], index=index, dtype=object)
+    return ParsedDates(parsed, blank, bad)

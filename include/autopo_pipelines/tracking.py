@@ -57,6 +57,11 @@ class Changes:
     complete_listing: bool = False
 
 
+def listing_notes(listing: dict[str, Any]) -> list[str]:
+    """What the day's reference data said (e.g. "ran without PO data"), for the run's row."""
+    return list((listing.get("inputs") or {}).get("notes") or [])
+
+
 def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_id: str, now: dt.datetime) -> Changes:
     """list_files succeeded: the run is processing its routed files; the rest are unrouted."""
     run = RunChange(
@@ -71,6 +76,7 @@ def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_
             "total_rows": 0,
             "rejected_rows": 0,
             "missing_stores": listing.get("missing_stores"),
+            "notes": listing_notes(listing),
             "started_at": now,
             "completed_at": None,
             "error": None,
@@ -241,7 +247,11 @@ def day_judged(
                 **({"total_rows": rows[0], "rejected_rows": rows[1]} if rows is not None else {}),
                 # Repeated from the listing, in case its own write was lost.
                 **(
-                    {"total_files": len(listing["routed"]), "missing_stores": listing.get("missing_stores")}
+                    {
+                        "total_files": len(listing["routed"]),
+                        "missing_stores": listing.get("missing_stores"),
+                        "notes": listing_notes(listing),
+                    }
                     if listing is not None
                     else {}
                 ),

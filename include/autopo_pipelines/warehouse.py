@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import datetime
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import pandas as pd
 import psycopg
 from psycopg import sql
 
@@ -145,7 +147,65 @@ def replace_date_rows(
                         f"{exc.diag.message_primary or exc}"
                         + (f" ({exc.diag.message_detail})" if exc.diag.message_detail else "")
                     ) from exc
-                return cur.rowcount
+                rows = cur.rowcount
+                # In the same transaction: the record says which load the date's rows are, never another's.
+                conn.execute(
+                    "INSERT INTO snapshot_loads (table_name, snapshot_date, rows, loaded_at) "
+                    "VALUES (%s, %s, %s, now()) ON CONFLICT (table_name, snapshot_date) "
+                    "DO UPDATE SET rows = EXCLUDED.rows, loaded_at = EXCLUDED.loaded_at",
+                    (table, date, rows),
+                )
+                return rows
+
+
+@dataclass(frozen=True)
+class LoadedSnapshot:
+    """A date's rows of a snapshot table as its latest load left them."""
+
+    table: str
+    date: datetime.date
+    loaded_at: datetime.datetime
+    rows: pd.DataFrame
+
+
+def read_loaded_snapshot(
+    conninfo: str, *, table: str, date_column: str, date: datetime.date, columns: Sequence[str]
+) -> LoadedSnapshot | None:
+    """The date's rows of ``table``, or None when no load of the date was ever recorded.
+
+    An empty frame means the date was loaded with no rows, which is not the same as never loaded.
+    """
+    ident = _table_ident(table)
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=30) as conn:
+        # One snapshot of the database for both reads: a load committing in between is seen whole or not at all.
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            load = conn.execute(
+                "SELECT loaded_at FROM snapshot_loads WHERE table_name = %s AND snapshot_date = %s", (table, date)
+            ).fetchone()
+            if load is None:
+                return None
+            with conn.cursor() as cur:
+                cur.execute(
+                    sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
+                        sql.SQL(", ").join(sql.Identifier(c) for c in columns), ident, sql.Identifier(date_column)
+                    ),
+                    (date,),
+                )
+                records = cur.fetchall()
+    return LoadedSnapshot(table, date, load[0], pd.DataFrame.from_records(records, columns=list(columns)))
+
+
+def create_table_if_missing(conninfo: str, table: str, ddl: str) -> bool:
+    """Run a pipeline's own CREATE TABLE when its table does not exist yet; True when it did."""
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=30) as conn:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"create_table:{table}",))
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+            if exists and exists[0]:
+                return False
+            conn.execute(ddl.encode())
+            return True
 
 
 def count_rows(conninfo: str, table: str, date_column: str, date: datetime.date) -> int:

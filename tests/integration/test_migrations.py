@@ -13,12 +13,19 @@ import psycopg
 import pytest
 
 from autopo_pipelines.migrations import MigrationError, apply_migrations, discover
+from autopo_pipelines.pipelines import po_snapshots
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
-EXPECTED = ["0001_stock_health_snapshots", "0002_pipeline_tracking", "0003_file_job_attempts"]
+EXPECTED = [
+    "0001_stock_health_snapshots",
+    "0002_pipeline_tracking",
+    "0003_file_job_attempts",
+    "0004_po_snapshots",
+    "0005_snapshot_loads_and_run_notes",
+]
 
 SNAPSHOT_COLUMNS = [
     ("snapshot_date", "date"),
@@ -61,6 +68,7 @@ RUN_COLUMNS = [
     ("started_at", "timestamp with time zone"),
     ("completed_at", "timestamp with time zone"),
     ("error", "text"),
+    ("notes", "ARRAY"),
 ]
 FILE_JOB_COLUMNS = [
     ("id", "bigint"),
@@ -132,6 +140,15 @@ def test_apply_twice_applies_nothing_new(fresh_db_url: str) -> None:
 def test_tables_have_the_contract_columns(pg_url: str) -> None:
     assert _columns(pg_url, "stock_health_snapshots") == SNAPSHOT_COLUMNS
     assert _columns(pg_url, "pipeline_runs") == RUN_COLUMNS
+    # The PO table holds exactly the spec's D.csv columns, in order, plus when they were loaded.
+    po_columns = [name for name, _type in _columns(pg_url, "po_snapshots")]
+    assert po_columns == [*po_snapshots.OUTPUT_COLUMNS, "loaded_at"]
+    assert [name for name, _type in _columns(pg_url, "snapshot_loads")] == [
+        "table_name",
+        "snapshot_date",
+        "rows",
+        "loaded_at",
+    ]
     assert _columns(pg_url, "pipeline_file_jobs") == FILE_JOB_COLUMNS
 
 

@@ -58,6 +58,7 @@ def test_real_stock_health_config_loads_with_spec_values() -> None:
         "overstock_days": 90,
         "default_lead_time_days": 14,
         "supplier_master": "reference/suppliers.csv",
+        "on_order_table": "po_snapshots",
     }
     assert "date" in config.compiled_pattern.groupindex
     assert "store" in config.compiled_pattern.groupindex

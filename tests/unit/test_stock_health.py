@@ -631,12 +631,25 @@ def test_supplier_master_that_is_not_a_workbook_is_reference_error(tmp_path: Pat
         read_supplier_master(path)
 
 
-def test_load_day_inputs_joins_suppliers_from_the_data_root(tmp_path: Path, config: PipelineConfig) -> None:
+def test_day_inputs_read_the_supplier_master_from_the_data_root(tmp_path: Path, config: PipelineConfig) -> None:
     (tmp_path / "reference").mkdir()
     (tmp_path / "reference" / "suppliers.csv").write_text(SUPPLIER_HEADER + "007,S,N,3,0,1\n", encoding="utf-8")
-    day = sh.load_day_inputs(DayContext(pipeline="stock_health", date=DAY, data_root=tmp_path), StockHealthSettings())
+    context = DayContext(pipeline="stock_health", date=DAY, data_root=tmp_path)
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    notes = sh.prepare_day_inputs(context, StockHealthSettings(), folder)
+    day = sh.load_day_inputs(context, StockHealthSettings(), folder)
     assert day.suppliers["sku"].tolist() == ["007"]
+    # No warehouse to read PO data from: nothing on order, and the run says so.
     assert day.on_order.empty
+    assert notes == ["ran without PO data for 2024-12-04: no warehouse to read po_snapshots from"]
+
+
+def test_on_order_link_can_be_turned_off(tmp_path: Path) -> None:
+    context = DayContext(pipeline="stock_health", date=DAY, data_root=tmp_path, warehouse_conninfo="postgresql://x")
+    on_order = sh.open_po_quantities(context, StockHealthSettings(on_order_table=None))
+    assert on_order.quantities.empty
+    assert "link to PO data is off" in on_order.note
 
 
 # --- PurchasingSummary (D_m2) ------------------------------------------------------------------

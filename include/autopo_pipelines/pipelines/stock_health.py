@@ -7,11 +7,13 @@ what that spec leaves open).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import psycopg
 from pydantic import Field
 
 from autopo_pipelines.config import ColumnSpec, NumberFormat, StrictModel
@@ -20,6 +22,7 @@ from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.pipeline import CleanRows, DayContext, FileContext, TransformDefinition
 from autopo_pipelines.routing import normalise_store
 from autopo_pipelines.tabular import header_matcher, normalise_header, parse_numbers, text_column
+from autopo_pipelines.warehouse import read_loaded_snapshot
 from autopo_pipelines.xlsx_reader import WorkbookError, read_sheet_table
 
 STATUSES = ("out_of_stock", "inactive", "no_sales", "critical", "low", "overstock", "healthy")
@@ -78,6 +81,8 @@ class StockHealthSettings(StrictModel):
     default_lead_time_days: float = Field(default=14, ge=0)
     # Relative to the data root; CSV or XLSX.
     supplier_master: str = "reference/suppliers.csv"
+    # Where on_order_qty comes from (the PO pipeline's table); null: nothing is ever on order.
+    on_order_table: str | None = "po_snapshots"
 
 
 # --- supplier master -------------------------------------------------------
@@ -139,13 +144,16 @@ def read_supplier_master(path: Path) -> pd.DataFrame:
 
 # --- open purchase orders --------------------------------------------------
 
+ON_ORDER_COLUMNS = ("store_id", "sku", "on_order_qty")
 
-def open_po_quantities(context: DayContext) -> pd.DataFrame:
-    """Open PO quantity per (store_id, sku) for the day, from the po_snapshots table.
 
-    The PO pipeline does not exist yet, so nothing is on order; this is the one
-    place that will read it.
-    """
+@dataclass(frozen=True)
+class OnOrder:
+    quantities: pd.DataFrame  # store_id, sku, on_order_qty
+    note: str
+
+
+def _no_on_order() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "store_id": pd.Series(dtype=object),
@@ -155,19 +163,69 @@ def open_po_quantities(context: DayContext) -> pd.DataFrame:
     )
 
 
+def open_po_quantities(context: DayContext, settings: StockHealthSettings) -> OnOrder:
+    """Open PO quantity per (store_id, sku) for the day, from the PO pipeline's table.
+
+    When the PO pipeline has not loaded the date, nothing is on order and the note
+    says so; the day goes on either way (the spec: never wait for or fail on PO).
+    """
+    table = settings.on_order_table
+    day = context.date.isoformat()
+    if table is None:
+        return OnOrder(_no_on_order(), "on_order_qty is 0: the link to PO data is off (settings.on_order_table)")
+    if context.warehouse_conninfo is None:
+        return OnOrder(_no_on_order(), f"ran without PO data for {day}: no warehouse to read {table} from")
+    try:
+        loaded = read_loaded_snapshot(
+            context.warehouse_conninfo,
+            table=table,
+            date_column="snapshot_date",
+            date=context.date,
+            columns=("store_id", "sku", "qty_open"),
+        )
+    except psycopg.errors.UndefinedTable:
+        loaded = None
+    if loaded is None:
+        return OnOrder(
+            _no_on_order(), f"ran without PO data for {day}: {table} has no load for the date; on_order_qty is 0"
+        )
+    lines = loaded.rows
+    quantities = (
+        lines.assign(on_order_qty=pd.to_numeric(lines["qty_open"]).astype("float64"))
+        .groupby(["store_id", "sku"], sort=True)["on_order_qty"]
+        .sum()
+        .reset_index()
+    )
+    quantities = quantities.loc[quantities["on_order_qty"] > 0].reset_index(drop=True)
+    note = (
+        f"on_order_qty from {table} for {day} as loaded at {loaded.loaded_at.isoformat(timespec='seconds')}: "
+        f"{len(lines)} PO lines, {len(quantities)} (store, sku) with open quantity"
+    )
+    return OnOrder(quantities, note)
+
+
 class StockDayInputs:
     def __init__(self, suppliers: pd.DataFrame, on_order: pd.DataFrame) -> None:
         self.suppliers = suppliers
         self.on_order = on_order
 
 
-def reference_files(context: DayContext, settings: StockHealthSettings) -> list[Path]:
-    return [_supplier_path(context.data_root, settings.supplier_master)]
+SUPPLIERS_FILE = "suppliers.parquet"
+ON_ORDER_FILE = "on_order.parquet"
 
 
-def load_day_inputs(context: DayContext, settings: StockHealthSettings) -> StockDayInputs:
+def prepare_day_inputs(context: DayContext, settings: StockHealthSettings, folder: Path) -> list[str]:
     suppliers = read_supplier_master(_supplier_path(context.data_root, settings.supplier_master))
-    return StockDayInputs(suppliers=suppliers, on_order=open_po_quantities(context))
+    on_order = open_po_quantities(context, settings)
+    suppliers.to_parquet(folder / SUPPLIERS_FILE, index=False)
+    on_order.quantities.to_parquet(folder / ON_ORDER_FILE, index=False)
+    return [on_order.note]
+
+
+def load_day_inputs(context: DayContext, settings: StockHealthSettings, folder: Path) -> StockDayInputs:
+    return StockDayInputs(
+        suppliers=pd.read_parquet(folder / SUPPLIERS_FILE), on_order=pd.read_parquet(folder / ON_ORDER_FILE)
+    )
 
 
 # --- the per-file transform ------------------------------------------------
@@ -399,9 +457,10 @@ TRANSFORM = TransformDefinition(
     output_columns=OUTPUT_COLUMNS,
     sort_columns=("store_id", "sku"),
     partition_column="store_id",
-    load_day_inputs=load_day_inputs,
     transform=transform,
+    prepare_day_inputs=prepare_day_inputs,
+    load_day_inputs=load_day_inputs,
     derived_outputs=derived_outputs,
-    reference_files=reference_files,
+    status_column="status",
     pattern_groups=("store",),
 )
