@@ -21,7 +21,7 @@ export AUTOPO_CONFIG_DIR := $(CURDIR)/dags/configs
 .PHONY: help setup demo run test lint pools db-start db-stop db-url sample clean check-config
 
 help:
-	@echo "make demo                      set up, run stock_health on a generated sample day, print what it did"
+	@echo "make demo                      set up, run po_snapshots then stock_health on a generated sample day, print what they did"
 	@echo "make test                      run the whole test suite"
 	@echo "make run PIPELINE=.. DATE=.. DATA=..   run one date through the DAG on a data root"
 	@echo "make db-url                    the warehouse's connection URI"
@@ -75,9 +75,12 @@ run: setup
 	else echo "the DAG did not run; the end of its log:"; tail -25 $$log; fi; \
 	exit $$rc
 
+# PO first: stock_health's on_order_qty comes from the PO snapshot of the same date.
 demo: setup
-	@if ! ls "$(AUTOPO_DATA_DIR)/inbox/stock_health/"*"$$(echo $(DATE) | tr -d -)"* >/dev/null 2>&1; then \
-		$(BIN)/python -m autopo_pipelines.sample_day --date $(DATE); fi
+	@stamp=$$(echo $(DATE) | tr -d -); \
+	if ! ls "$(AUTOPO_DATA_DIR)/inbox/stock_health/"*"$$stamp"* "$(AUTOPO_DATA_DIR)/inbox/po_snapshots/"*"$(DATE)"* \
+		>/dev/null 2>&1; then $(BIN)/python -m autopo_pipelines.sample_day --date $(DATE); fi
+	@$(MAKE) --no-print-directory run PIPELINE=po_snapshots DATE=$(DATE)
 	@$(MAKE) --no-print-directory run PIPELINE=stock_health DATE=$(DATE)
 
 test: $(VENV)/.installed

@@ -163,6 +163,7 @@ def transform_file(
             sheet=config.sheet,
             header_search_rows=config.header_search_rows,
             is_header=header_matcher(config.columns),
+            file_name=name,
         )
     except HeaderNotFoundError:
         # A header that names most required columns is a header with one missing:
@@ -172,6 +173,7 @@ def transform_file(
             sheet=config.sheet,
             header_search_rows=config.header_search_rows,
             is_header=partial_header_matcher(config.columns),
+            file_name=name,
         )
     selected = select_columns(
         table.header,

@@ -1,4 +1,4 @@
-"""A realistic sample day: store stock reports as stores really send them, and a supplier master.
+"""A realistic sample day: store stock reports and PO exports as they really arrive, and a supplier master.
 
 Used by ``make demo`` and by tests that need a plausible day. Deterministic for
 a given seed, so two demo runs load the same table.
@@ -51,6 +51,7 @@ class SampleDay:
     stores: list[str]
     files: list[Path]
     supplier_master: Path
+    po_files: list[Path]
 
 
 def _sku(index: int) -> str:
@@ -113,7 +114,87 @@ def generate_sample_day(
         assortment = sorted(rng.sample(catalogue, k=int(skus * rng.uniform(0.7, 1.0))), key=catalogue.index)
         name = f"{store}_stock_{date:%Y%m%d}.xlsx" if number % 4 else f"{store} stock health {date.isoformat()}.xlsx"
         files.append(write_store_file(inbox / name, store, date, assortment, rng, style=number))
-    return SampleDay(date=date, stores=names, files=files, supplier_master=master)
+    po_files = write_po_exports(layout.inbox("po_snapshots"), date, names, catalogue, random.Random(seed + 1))
+    return SampleDay(date=date, stores=names, files=files, supplier_master=master, po_files=po_files)
+
+
+PO_STATUSES = ["Open", "Open", "Partial", "Dibuka", "Closed", "Selesai", "Batal", "Cancelled"]
+
+
+def _date_cell(day: dt.date, style: int) -> object:
+    """Dates as PO exports really carry them: date cells, text in both orders, serial numbers."""
+    if style == 0:
+        return day
+    if style == 1:
+        return day.isoformat()
+    if style == 2:
+        return day.strftime("%d/%m/%Y")
+    return (day - dt.date(1899, 12, 30)).days
+
+
+def write_po_exports(inbox: Path, date: dt.date, stores: list[str], skus: list[str], rng: random.Random) -> list[Path]:
+    """The purchasing team's exports for a day: one consolidated export, one supplier's own export
+    repeating some of its lines (split deliveries), and one store's export without a store column."""
+    inbox.mkdir(parents=True, exist_ok=True)
+    header = ["PO No", "Toko", "Kode Barang", "Supplier Code", "Supplier", "PO Date", "ETA", "Qty PO", "Qty Terima"]
+    consolidated: list[list[object]] = []
+    for number in range(1, 121):
+        po = f"PO-{date:%y%m}-{number:04d}"
+        store = rng.choice(stores)
+        supplier_id, supplier_name = rng.choice(SUPPLIERS)
+        ordered_on = date - dt.timedelta(days=rng.randint(3, 40))
+        eta = ordered_on + dt.timedelta(days=rng.choice([5, 7, 14, 21]))
+        for sku in rng.sample(skus, k=rng.randint(1, 4)):
+            ordered = rng.choice([12, 24, 48, 96, 144])
+            status = rng.choice(PO_STATUSES)
+            received: object = None
+            if status in ("Partial",):
+                received = ordered // 2
+            elif status in ("Closed", "Selesai"):
+                received = ordered
+            style = number % 4
+            consolidated.append(
+                [po, store, sku, supplier_id, supplier_name, _date_cell(ordered_on, style), _date_cell(eta, style),
+                 ordered, received, status]
+            )  # fmt: skip
+    paths = [_write_po_sheet(inbox / f"po_snapshot_{date:%Y%m%d}.xlsx", [*header, "Status"], consolidated, date)]
+    # SUP-02 sends its own export: some lines again (a second delivery split), summed with the consolidated ones.
+    supplier_lines = [row for row in consolidated if row[3] == "SUP-02"][::3]
+    repeated = [[*row[:7], rng.choice([6, 12]), None, "Open"] for row in supplier_lines]
+    paths.append(
+        _write_po_sheet(inbox / f"PO export SUP-02 {date.isoformat()}.xlsx", [*header, "PO Status"], repeated, date)
+    )
+    store = stores[2]
+    store_lines = [
+        [f"PO-{date:%y%m}-9{n:03d}", sku, "SUP-01", "PT Sumber Makmur", _date_cell(date - dt.timedelta(days=20), 2),
+         _date_cell(date - dt.timedelta(days=n % 9), 1), 24, n % 3 * 6 or None, "Open"]
+        for n, sku in enumerate(rng.sample(skus, k=30))
+    ]  # fmt: skip
+    store_header = [
+        "No PO",
+        "PLU",
+        "Vendor Code",
+        "Vendor",
+        "Order Date",
+        "Delivery Date",
+        "Order Qty",
+        "Received Qty",
+        "Status",
+    ]
+    paths.append(_write_po_sheet(inbox / f"{store} PO {date.isoformat()}.xlsx", store_header, store_lines, date))
+    return paths
+
+
+def _write_po_sheet(path: Path, header: list[str], rows: list[list[object]], date: dt.date) -> Path:
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("PO")
+    sheet.append([f"Outstanding PO per {date.isoformat()}"])
+    sheet.append([])
+    sheet.append(header)
+    for row in rows:
+        sheet.append(row)
+    workbook.save(path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = DataLayout(args.data.resolve()) if args.data else DataLayout.from_env()
     day = generate_sample_day(layout, args.date, stores=args.stores, skus=args.skus)
     print(f"sample day {day.date}: {len(day.files)} store files in {layout.inbox('stock_health')}")
+    print(f"PO exports: {len(day.po_files)} in {layout.inbox('po_snapshots')}")
     print(f"supplier master: {day.supplier_master}")
     return 0
 

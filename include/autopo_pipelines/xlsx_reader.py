@@ -131,9 +131,14 @@ def read_sheet_table(
     sheet: str | None = None,
     header_search_rows: int = 20,
     is_header: HeaderPredicate = _any_non_empty,
+    file_name: str | None = None,
 ) -> SheetTable:
-    """Read one worksheet: find its header row, return the rows below it (see CONTRACT)."""
-    file = os.path.basename(os.fspath(path))
+    """Read one worksheet: find its header row, return the rows below it (see CONTRACT).
+
+    ``file_name`` is the name errors give the file (the name it was uploaded under,
+    when ``path`` is a local copy); default: the path's own name.
+    """
+    file = file_name or os.path.basename(os.fspath(path))
     workbook = _open_workbook(os.fspath(path), file)
     try:
         name = _choose_sheet(workbook.sheets_metadata, sheet, file)

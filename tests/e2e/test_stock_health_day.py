@@ -17,9 +17,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from dag_runs import fmt, pipeline_dag, query, read_csv
 from openpyxl import Workbook
 
-from autopo_pipelines.config import default_config_dir, load_config_file
 from autopo_pipelines.layout import DataLayout
 
 pytestmark = pytest.mark.integration
@@ -101,18 +101,6 @@ def expected_row(store: str, row: Row, source_file: str) -> dict[str, object]:
         "stock_value": row.stock * row.cost if row.cost is not None else None,
         "source_file": source_file,
     }
-
-
-def fmt(value: object) -> str:
-    """The CSV contract: blanks empty, booleans true/false, floats to 4 decimals."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | Fraction):
-        rounded = round(float(value), 4) + 0.0
-        return str(int(rounded)) if rounded.is_integer() else repr(rounded)
-    return str(value)
 
 
 def write_xlsx(path: Path, rows: list[list[object]], *, hidden_first: bool = False) -> None:
@@ -279,25 +267,6 @@ COLUMNS = [
 ]
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def pipeline_dag() -> object:
-    from autopo_pipelines.orchestration.dag_factory import build_dag
-
-    config = load_config_file(default_config_dir() / "stock_health.yaml")
-    # No retries: a bug must fail the test now, not wait out a five-minute retry delay.
-    config = config.model_copy(update={"airflow": config.airflow.model_copy(update={"retries": 0})})
-    return build_dag(config)
-
-
-def query(url: str, sql: str) -> list[tuple[object, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql).fetchall()
-
-
 def test_quirky_day_end_to_end(
     tmp_path: Path, clean_tables: str, airflow_db: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -317,7 +286,7 @@ def test_quirky_day_end_to_end(
             (DATE,),
         )
 
-    run = pipeline_dag().test(run_conf={"date": DATE.isoformat()})
+    run = pipeline_dag("stock_health").test(run_conf={"date": DATE.isoformat()})
 
     # The day fails (two bad files) but only after the good files were loaded.
     assert run.state == DagRunState.FAILED
@@ -456,7 +425,7 @@ def test_reruns_skip_unchanged_files_and_pick_up_fixed_changed_and_late_ones(
     build_quirky_day(layout)
     monkeypatch.setenv("AUTOPO_DATA_DIR", str(layout.root))
     monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", clean_tables)
-    dag = pipeline_dag()
+    dag = pipeline_dag("stock_health")
     assert dag.test(run_conf={"date": DATE.isoformat()}).state == DagRunState.FAILED
     snapshot = f"SELECT {', '.join(COLUMNS)} FROM stock_health_snapshots ORDER BY store_id, sku"
     table_before = query(clean_tables, snapshot)

@@ -1,0 +1,52 @@
+"""What the end-to-end tests share: a pipeline's DAG as the factory builds it, and reading its results."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from autopo_pipelines.config import default_config_dir, load_config_file
+
+
+def pipeline_dag(name: str, config_dir: Path | None = None) -> Any:
+    """The pipeline's DAG from its config, without retries: a bug must fail the test now,
+    not wait out a five-minute retry delay."""
+    from autopo_pipelines.orchestration.dag_factory import build_dag
+
+    config = load_config_file((config_dir or default_config_dir()) / f"{name}.yaml")
+    config = config.model_copy(update={"airflow": config.airflow.model_copy(update={"retries": 0})})
+    return build_dag(config)
+
+
+def run_day(name: str, date: dt.date, config_dir: Path | None = None) -> Any:
+    """One business date through the pipeline's DAG with dag.test(); the finished DagRun."""
+    return pipeline_dag(name, config_dir).test(run_conf={"date": date.isoformat()})
+
+
+def query(url: str, sql: str, params: tuple[object, ...] | None = None) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql.encode(), params).fetchall()
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def fmt(value: object) -> str:
+    """The CSV contract: blanks empty, booleans true/false, dates ISO, floats to 4 decimals."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Fraction):
+        rounded = round(float(value), 4) + 0.0
+        return str(int(rounded)) if rounded.is_integer() else repr(rounded)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
