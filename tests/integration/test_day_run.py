@@ -210,3 +210,33 @@ def test_stores_that_sent_nothing_are_named_in_the_listing_and_the_log(
     listing = day_run.current_listing(config, layout, DATE, "run-1")
     assert listing["missing_stores"] == ["S9", "TOKO 7"]
     assert "no file from the expected store(s) S9, TOKO 7" in caplog.text
+
+
+def test_listing_reads_the_days_po_data_once_and_says_when_there_is_none(
+    day: tuple[PipelineConfig, DataLayout], clean_tables: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config, layout = day
+    caplog.set_level("INFO", logger="autopo_pipelines.day_run")
+    day_run.list_day_files(config, layout, DATE, "run-1", clean_tables)
+    listing = day_run.current_listing(config, layout, DATE, "run-1")
+    note = "ran without PO data for 2024-03-05: po_snapshots has no load for the date; on_order_qty is 0"
+    assert listing["inputs"]["notes"] == [note]
+    # The run's log says so where people look: a warning of the listing task.
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [f"stock_health 2024-03-05: {note}"]
+    first = listing["inputs"]["fingerprint"]
+
+    # The same reference data gives the same fingerprint (unchanged files are reused) ...
+    day_run.list_day_files(config, layout, DATE, "run-2", clean_tables)
+    assert day_run.current_listing(config, layout, DATE, "run-2")["inputs"]["fingerprint"] == first
+    # ... a PO load for the date gives another, and the note says what was read.
+    with psycopg.connect(clean_tables, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO po_snapshots (snapshot_date, po_number, store_id, sku, qty_ordered, qty_received, qty_open, "
+            "status_norm, days_overdue, is_overdue) VALUES (%s, 'PO-1', 'S1', 'A', 12, 0, 12, 'open', 0, false)",
+            (DATE,),
+        )
+        conn.execute("INSERT INTO snapshot_loads VALUES ('po_snapshots', %s, 1, now())", (DATE,))
+    day_run.list_day_files(config, layout, DATE, "run-3", clean_tables)
+    inputs = day_run.current_listing(config, layout, DATE, "run-3")["inputs"]
+    assert inputs["fingerprint"] != first
+    assert inputs["notes"][0].endswith(": 1 PO lines, 1 (store, sku) with open quantity")
