@@ -200,7 +200,8 @@ class RejectCollector:
     reasons: dict[int, str] = field(default_factory=dict)
 
     def reject(self, mask: pd.Series, reason: Callable[[int], str] | str) -> None:
-        """First reason wins: a row is reported once, for its leftmost problem."""
+        """First reason wins: a row is reported once, for the first problem the transform checks
+        (transforms check the columns in the order of their spec)."""
         for position in np.flatnonzero(mask.to_numpy(dtype=bool)):
             if position not in self.reasons:
                 self.reasons[int(position)] = reason(int(position)) if callable(reason) else reason
@@ -293,7 +294,9 @@ class ParsedDates:
 
 def _date_of(value: object, formats: Sequence[str]) -> dt.date | None | bool:
     """A cell as a date; None when blank; False when it is not a date in an accepted form."""
-    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)) or value is pd.NaT:
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, float | np.floating) and math.isnan(value):
         return None
     if isinstance(value, pd.Timestamp | dt.datetime):
         return value.date()

@@ -26,8 +26,17 @@ def test_every_config_yields_a_dag_without_import_errors() -> None:
     bag = dag_bag(DAGS_DIR)
     assert bag.import_errors == {}
     configs = sorted(p.stem for p in default_config_dir().glob("*.yaml"))
-    assert configs, "no pipeline configs found"
+    assert configs == ["po_snapshots", "stock_health"]
     assert sorted(bag.dag_ids) == configs
+
+
+def test_each_pipeline_has_its_own_pool_schedule_and_pattern() -> None:
+    configs = load_configs(default_config_dir()).configs
+    assert len({c.pool for c in configs.values()}) == len(configs)
+    assert len({c.file_pattern for c in configs.values()}) == len(configs)
+    bag = dag_bag(DAGS_DIR)
+    for name, config in configs.items():
+        assert bag.dags[name].get_task("transform_file").pool == config.pool
 
 
 @pytest.mark.parametrize("name", sorted(load_configs(default_config_dir()).configs))

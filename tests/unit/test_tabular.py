@@ -3,6 +3,7 @@ skipped rows, number and text parsing, and rejects (spec: shared/spec/stock_heal
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from autopo_pipelines.tabular import (
     SelectedColumns,
     header_matcher,
     normalise_header,
+    parse_dates,
     parse_numbers,
     select_columns,
     skip_rows,
@@ -400,3 +402,153 @@ def test_reject_collector_with_no_rejects_is_an_empty_frame() -> None:
     rejects = collector.to_frame()
     assert rejects.empty
     assert list(rejects.columns) == REJECT_COLUMNS
+
+
+# --- parse_dates (spec: shared/spec/po_snapshots.md, "Dates") ------------------------------------
+
+# The spec's text forms: YYYY-MM-DD, DD/MM/YYYY, DD-MM-YYYY (day first).
+DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y"]
+DEC_4 = dt.date(2024, 12, 4)  # Excel serial 45630 in the 1900 date system
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        (dt.date(2024, 12, 4), DEC_4),  # a date cell
+        (dt.datetime(2024, 12, 4, 15, 30), DEC_4),  # a date-time cell: the time of day is dropped
+        (pd.Timestamp("2024-12-04 08:00"), DEC_4),
+        (45630, DEC_4),  # Excel serial numbers as plain numbers
+        (45630.0, DEC_4),
+        (45630.75, DEC_4),  # a serial with a time of day
+        (np.int64(45630), DEC_4),
+        (np.float64(45630.0), DEC_4),
+        (45631, dt.date(2024, 12, 5)),
+        (61, dt.date(1900, 3, 1)),  # after Excel's phantom 29 Feb 1900
+        (2958465, dt.date(9999, 12, 31)),  # Excel's last day
+        ("2024-12-04", DEC_4),
+        ("04/12/2024", DEC_4),
+        ("04-12-2024", DEC_4),
+        ("  04/12/2024  ", DEC_4),  # trimmed
+        ("05/12/2024", dt.date(2024, 12, 5)),  # day first: 5 December, not 12 May
+        ("12/01/2024", dt.date(2024, 1, 12)),
+        ("29/02/2024", dt.date(2024, 2, 29)),
+        ("31-12-2024", dt.date(2024, 12, 31)),
+    ],
+)
+def test_parse_dates_accepted_forms(cell: object, expected: dt.date) -> None:
+    parsed = parse_dates(object_series([cell]), DATE_FORMATS)
+    assert parsed.values.iloc[0] == expected
+    assert type(parsed.values.iloc[0]) is dt.date  # never a datetime or Timestamp
+    assert parsed.blank.tolist() == [False]
+    assert parsed.bad.tolist() == [False]
+
+
+@pytest.mark.parametrize("cell", [None, np.nan, float("nan"), "", "   ", "\t", pd.NaT])
+def test_parse_dates_blank_values(cell: object) -> None:
+    parsed = parse_dates(object_series([cell]), DATE_FORMATS)
+    assert parsed.values.iloc[0] is None
+    assert parsed.blank.tolist() == [True]
+    assert parsed.bad.tolist() == [False]
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "12/31/2024",  # US month first: there is no month 31
+        "2024/12/04",
+        "tomorrow",
+        "31/02/2024",  # no 31 February
+        "29/02/2023",  # not a leap year
+        "04.12.2024",
+        "2024-12-04 10:00",
+        "2024-13-01",
+        "4 Dec 2024",
+        True,  # booleans are not dates (nor serial numbers 1 and 0)
+        False,
+        np.bool_(True),
+        0,  # serial 0 is before Excel's first day
+        0.0,
+        -1,
+        -45630,
+        2958466,  # after 9999-12-31
+        1e12,
+        float("inf"),
+        dt.time(8, 30),
+    ],
+)
+def test_parse_dates_bad_values(cell: object) -> None:
+    parsed = parse_dates(object_series([cell]), DATE_FORMATS)
+    assert parsed.values.iloc[0] is None
+    assert parsed.blank.tolist() == [False]
+    assert parsed.bad.tolist() == [True]
+
+
+def test_parse_dates_mixed_column_keeps_its_index() -> None:
+    cells = [dt.datetime(2024, 12, 1), 45630, "2024-12-03", "04/12/2024", None, "12/31/2024", "", True, "05-12-2024"]
+    values = pd.Series(cells, index=list(range(10, 19)), dtype=object)
+    parsed = parse_dates(values, DATE_FORMATS)
+    expected = [
+        dt.date(2024, 12, 1),
+        DEC_4,
+        dt.date(2024, 12, 3),
+        DEC_4,
+        None,
+        None,
+        None,
+        None,
+        dt.date(2024, 12, 5),
+    ]
+    assert parsed.values.tolist() == expected
+    assert parsed.blank.tolist() == [False, False, False, False, True, False, True, False, False]
+    assert parsed.bad.tolist() == [False, False, False, False, False, True, False, True, False]
+    for series in (parsed.values, parsed.blank, parsed.bad):
+        assert list(series.index) == list(range(10, 19))
+    assert parsed.values.dtype == object
+    assert parsed.blank.dtype == bool and parsed.bad.dtype == bool
+
+
+def test_parse_dates_datetime64_column() -> None:
+    values = pd.Series([pd.Timestamp("2024-12-04 13:45"), pd.NaT, pd.Timestamp("2024-01-31")])
+    assert pd.api.types.is_datetime64_any_dtype(values)
+    parsed = parse_dates(values, DATE_FORMATS)
+    assert parsed.values.tolist() == [DEC_4, None, dt.date(2024, 1, 31)]
+    assert all(v is None or type(v) is dt.date for v in parsed.values)
+    assert parsed.blank.tolist() == [False, True, False]
+    assert parsed.bad.tolist() == [False, False, False]
+
+
+def test_parse_dates_float_column_of_serials() -> None:
+    parsed = parse_dates(pd.Series([45630.0, np.nan, 45600.0, 0.0]), DATE_FORMATS)
+    assert parsed.values.tolist() == [DEC_4, None, dt.date(2024, 11, 4), None]
+    assert parsed.blank.tolist() == [False, True, False, False]
+    assert parsed.bad.tolist() == [False, False, False, True]
+
+
+def test_parse_dates_whole_column_of_booleans_is_bad() -> None:
+    parsed = parse_dates(pd.Series([True, False]), DATE_FORMATS)
+    assert parsed.bad.tolist() == [True, True]
+    assert parsed.blank.tolist() == [False, False]
+    assert parsed.values.tolist() == [None, None]
+
+
+def test_parse_dates_empty_column() -> None:
+    parsed = parse_dates(pd.Series([], dtype=object), DATE_FORMATS)
+    assert parsed.values.empty and parsed.blank.empty and parsed.bad.empty
+
+
+def test_parse_dates_uses_only_the_given_formats() -> None:
+    parsed = parse_dates(object_series(["12/31/2024", "2024-12-04", 45630]), ["%m/%d/%Y"])
+    assert parsed.values.tolist() == [dt.date(2024, 12, 31), None, DEC_4]
+    assert parsed.bad.tolist() == [False, True, False]
+    # Formats are tried in order: the first that fits wins.
+    both = parse_dates(object_series(["04/12/2024"]), ["%m/%d/%Y", "%d/%m/%Y"])
+    assert both.values.tolist() == [dt.date(2024, 4, 12)]
+
+
+@pytest.mark.parametrize("dtype", ["string", "Int64"])
+def test_parse_dates_nullable_missing_value_is_blank(dtype: str) -> None:
+    values = pd.Series(["2024-12-04" if dtype == "string" else 45630, None], dtype=dtype)
+    parsed = parse_dates(values, DATE_FORMATS)
+    assert parsed.values.tolist() == [DEC_4, None]
+    assert parsed.blank.tolist() == [False, True]
+    assert parsed.bad.tolist() == [False, False]

@@ -52,6 +52,8 @@ LINE_COLUMNS = (
 )
 LATEST_COLUMNS = ("supplier_id", "supplier_name", "po_date", "expected_date", "status")
 SOURCE_SEPARATOR = "; "
+# Quantities are compared and subtracted at this precision (far below any unit people order in).
+QUANTITY_DECIMALS = 9
 
 
 class PoSnapshotSettings(StrictModel):
@@ -124,7 +126,8 @@ def merge_lines(lines: pd.DataFrame) -> pd.DataFrame:
     if not lines.duplicated(list(KEY)).any():
         return lines
     grouped = lines.groupby(list(KEY), sort=False)
-    merged = grouped[["qty_ordered", "qty_received"]].sum()
+    # Rounded: 0.1 + 0.2 ordered against 0.3 received is fully received, not 5.6e-17 open.
+    merged = grouped[["qty_ordered", "qty_received"]].sum().round(QUANTITY_DECIMALS)
     # groupby.last skips missing values: the latest non-blank value of each column.
     merged[list(LATEST_COLUMNS)] = grouped[list(LATEST_COLUMNS)].last()
     merged["source_file"] = grouped["source_file"].agg(lambda names: SOURCE_SEPARATOR.join(dict.fromkeys(names)))
@@ -142,7 +145,7 @@ def derive(lines: pd.DataFrame, date: dt.date, settings: PoSnapshotSettings) -> 
     closed = (received >= ordered) | said_closed
     partial = (received > 0) & (received < ordered)
     out["status_norm"] = np.select([cancelled, closed, partial], ["cancelled", "closed", "partial"], default="open")
-    out["qty_open"] = np.where(cancelled | closed, 0.0, ordered - received)
+    out["qty_open"] = np.where(cancelled | closed, 0.0, np.round(ordered - received, QUANTITY_DECIMALS))
     late = [
         (date - expected).days if isinstance(expected, dt.date) and expected < date and open_qty > 0 else 0
         for expected, open_qty in zip(out["expected_date"], out["qty_open"], strict=True)
