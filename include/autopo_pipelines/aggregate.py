@@ -236,7 +236,7 @@ def write_day_outputs(
     stamp = date_stamp(date)
     # From here until the new rejects file is renamed in, the day is not finished.
     (seeds_dir / f"{stamp}_rejects.csv").unlink(missing_ok=True)
-    snapshot = CsvSink(seeds_dir / f"{stamp}.csv", definition.output_columns)
+    snapshot = CsvSink(seeds_dir / f"{stamp}.csv", definition.snapshot.columns)
     rejects = CsvSink(seeds_dir / f"{stamp}_rejects.csv", REJECT_COLUMNS)
     derived = list(definition.derived_outputs(settings))
     sinks = [snapshot, rejects]
@@ -251,10 +251,10 @@ def write_day_outputs(
                 before = len(rows)
                 rows = definition.merge_day_rows(rows, settings)
                 result.rows_merged += before - len(rows)
-            rows = rows.sort_values(list(definition.sort_columns), kind="stable")
+            rows = rows.sort_values(list(definition.snapshot.sort), kind="stable")
             snapshot.write(rows)
-            if definition.status_column is not None:
-                for status, count in rows[definition.status_column].value_counts().items():
+            if definition.snapshot.status_column is not None:
+                for status, count in rows[definition.snapshot.status_column].value_counts().items():
                     result.status_counts[str(status)] = result.status_counts.get(str(status), 0) + int(count)
             for output in derived:
                 output.update(rows)

@@ -212,13 +212,13 @@ def parse_config(path: Path, raw: Mapping[str, Any]) -> PipelineConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(path, _key_of(("settings", *first["loc"])), first["msg"]) from exc
-    missing = [col for col in definition.required_columns if col not in config.columns]
+    missing = [col for col in definition.rows.required if col not in config.columns]
     if missing:
         raise ConfigError(path, "columns", f"the transform needs columns {missing} declared")
     groups = [g for g in definition.pattern_groups if g not in config.compiled_pattern.groupindex]
     if groups:
         raise ConfigError(path, "file_pattern", f"needs the named group(s) {groups} for this transform")
-    optional = [col for col in definition.required_columns if not config.columns[col].required]
+    optional = [col for col in definition.rows.required if not config.columns[col].required]
     if optional:
         raise ConfigError(
             path, f"columns.{optional[0]}.required", "the transform cannot work without this column: must be true"

@@ -333,7 +333,7 @@ def file_result(config: PipelineConfig, layout: DataLayout, date: dt.date, name:
 
 
 def _partition_of(rows: Any, definition: TransformDefinition) -> str | None:
-    column = definition.partition_column
+    column = definition.snapshot.partition
     if column is None or rows.empty:
         return None
     values = rows[column].unique()
@@ -421,22 +421,23 @@ def load_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: 
     if not aggregate or aggregate.get("run_id") != run_id or not aggregate.get("outputs"):
         raise LookupError(f"{config.name} {date}: nothing aggregated in this run; run aggregate_and_flush first")
     definition = load_transform(config.transform)
-    if definition.table_ddl and create_table_if_missing(conninfo, definition.table, definition.table_ddl):
-        log.info("created table %s from the %s transform's table_ddl", definition.table, config.name)
+    table = definition.snapshot
+    if table.ddl and create_table_if_missing(conninfo, table.name, table.ddl):
+        log.info("created table %s from the %s transform's own DDL", table.name, config.name)
     rows = replace_date_rows(
         conninfo,
-        table=definition.table,
-        date_column=definition.date_column,
+        table=table.name,
+        date_column=table.date_column,
         date=date,
         csv_path=Path(aggregate["snapshot_csv"]),
-        columns=definition.output_columns,
+        columns=table.columns,
     )
     write_json(
         intermediate / LOAD,
         {
             "run_id": run_id,
             "aggregate_id": aggregate["aggregate_id"],
-            "table": definition.table,
+            "table": table.name,
             "rows": rows,
             "loaded_at": dt.datetime.now(dt.UTC).isoformat(),
         },

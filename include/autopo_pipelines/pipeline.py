@@ -28,7 +28,7 @@ from autopo_pipelines.tabular import (
     select_columns,
     skip_rows,
 )
-from autopo_pipelines.xlsx_reader import HeaderNotFoundError, read_sheet_table
+from autopo_pipelines.xlsx_reader import HeaderNotFoundError, SheetTable, read_sheet_table
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,41 @@ class DerivedOutput(Protocol):
     def result(self) -> pd.DataFrame: ...
 
 
+@dataclass(frozen=True)
+class RowRules:
+    """Which rows of a sheet are the pipeline's: its header, and the rows it skips."""
+
+    # Columns the transform cannot work without: they also find the header row.
+    required: tuple[str, ...]
+    # A row without it is skipped, not rejected (separator and subtotal lines).
+    key: str
+    # Besides the key, the columns where a total row says "Total".
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SnapshotTable:
+    """The day's snapshot: its CSV columns in order, how it is sorted, and its table."""
+
+    name: str
+    columns: tuple[str, ...]
+    sort: tuple[str, ...]
+    date_column: str = "snapshot_date"
+    # Files of one partition value never overlap another's rows, so the day can
+    # be written partition by partition in bounded memory and stay sorted.
+    partition: str | None = None
+    # A column whose value counts the run reports (e.g. stock status).
+    status_column: str | None = None
+    # CREATE TABLE for a pipeline whose table no project migration creates: it is
+    # created before the first load. Later changes of its shape are migrations.
+    ddl: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in (*self.sort, self.date_column) if c not in self.columns]
+        if unknown:
+            raise ValueError(f"sort/date columns {unknown} are not snapshot columns")
+
+
 def _no_day_inputs(context: DayContext, settings: Any, folder: Path) -> list[str]:
     return []
 
@@ -83,16 +118,8 @@ def _no_loaded_inputs(context: DayContext, settings: Any, folder: Path) -> None:
 @dataclass(frozen=True)
 class TransformDefinition:
     settings_model: type[BaseModel]
-    required_columns: tuple[str, ...]
-    key_column: str
-    label_columns: tuple[str, ...]
-    table: str
-    date_column: str
-    output_columns: tuple[str, ...]
-    sort_columns: tuple[str, ...]
-    # Files of one partition value never overlap another's rows, so the day can
-    # be written partition by partition in bounded memory and stay sorted.
-    partition_column: str | None
+    rows: RowRules
+    snapshot: SnapshotTable
     transform: Callable[[CleanRows, FileContext, Any, Any], pd.DataFrame]
     # Reference data the day's files are transformed with (a supplier master, another
     # pipeline's table), read once when the day's files are listed and written into
@@ -105,22 +132,14 @@ class TransformDefinition:
     derived_outputs: Callable[[Any], Sequence[DerivedOutput]] = field(default=lambda settings: ())
     # Rows of several files that share a key are one row of the day (the same PO line
     # in two exports). Called with a batch's rows, oldest file first; needs every file
-    # in one batch, so only for pipelines without a partition column.
+    # in one batch, so only for snapshots without a partition.
     merge_day_rows: Callable[[pd.DataFrame, Any], pd.DataFrame] | None = None
-    # A column whose value counts the run reports (e.g. stock status).
-    status_column: str | None = None
     # Named groups the file pattern must have for this transform (e.g. "store").
     pattern_groups: tuple[str, ...] = ()
-    # CREATE TABLE for a pipeline whose table no project migration creates: it is
-    # created before the first load. Later changes of its shape are migrations.
-    table_ddl: str | None = None
 
     def __post_init__(self) -> None:
-        if self.merge_day_rows is not None and self.partition_column is not None:
-            raise ValueError("merge_day_rows needs the whole day in one batch: set partition_column to None")
-        unknown = [c for c in (*self.sort_columns, self.date_column) if c not in self.output_columns]
-        if unknown:
-            raise ValueError(f"sort/date columns {unknown} are not output columns")
+        if self.merge_day_rows is not None and self.snapshot.partition is not None:
+            raise ValueError("merge_day_rows needs the whole day in one batch: the snapshot cannot have a partition")
 
 
 @dataclass(frozen=True)
@@ -157,24 +176,18 @@ def transform_file(
     reject ratio); nothing of such a file reaches the snapshot.
     """
     name = file_name or path.name
-    try:
-        table = read_sheet_table(
-            path,
-            sheet=config.sheet,
-            header_search_rows=config.header_search_rows,
-            is_header=header_matcher(config.columns),
-            file_name=name,
+
+    def read(is_header: Callable[[Sequence[str]], bool]) -> SheetTable:
+        return read_sheet_table(
+            path, sheet=config.sheet, header_search_rows=config.header_search_rows, is_header=is_header, file_name=name
         )
+
+    try:
+        table = read(header_matcher(config.columns))
     except HeaderNotFoundError:
         # A header that names most required columns is a header with one missing:
         # read it anyway so the error says which column is missing, not "no header".
-        table = read_sheet_table(
-            path,
-            sheet=config.sheet,
-            header_search_rows=config.header_search_rows,
-            is_header=partial_header_matcher(config.columns),
-            file_name=name,
-        )
+        table = read(partial_header_matcher(config.columns))
     selected = select_columns(
         table.header,
         table.data,
@@ -186,7 +199,7 @@ def transform_file(
     )
     rows_in = len(selected.frame)
     kept, skipped = skip_rows(
-        selected, key=definition.key_column, label_columns=definition.label_columns, all_cells=table.data
+        selected, key=definition.rows.key, label_columns=definition.rows.labels, all_cells=table.data
     )
     clean = CleanRows(
         frame=kept.frame,

@@ -164,11 +164,11 @@ def write_po_exports(inbox: Path, date: dt.date, stores: list[str], skus: list[s
     paths.append(
         _write_po_sheet(inbox / f"PO export SUP-02 {date.isoformat()}.xlsx", [*header, "PO Status"], repeated, date)
     )
-    store = stores[2]
+    store = stores[min(2, len(stores) - 1)]
     store_lines = [
         [f"PO-{date:%y%m}-9{n:03d}", sku, "SUP-01", "PT Sumber Makmur", _date_cell(date - dt.timedelta(days=20), 2),
          _date_cell(date - dt.timedelta(days=n % 9), 1), 24, n % 3 * 6 or None, "Open"]
-        for n, sku in enumerate(rng.sample(skus, k=30))
+        for n, sku in enumerate(rng.sample(skus, k=min(30, len(skus))))
     ]  # fmt: skip
     store_header = [
         "No PO",

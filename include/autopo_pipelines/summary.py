@@ -37,7 +37,7 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
     tracked = None
     if conninfo:
         definition = load_transform(config.transform)
-        table_rows = count_rows(conninfo, definition.table, definition.date_column, date)
+        table_rows = count_rows(conninfo, definition.snapshot.name, definition.snapshot.date_column, date)
         tracked = tracked_run(conninfo, pipeline, date)
     failures = day_run.collect_parts(config, layout, date, listing).failed if listing else []
     return {

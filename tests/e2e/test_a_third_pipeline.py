@@ -39,14 +39,14 @@ def write_prices(path: Path, rows: list[list[object]]) -> None:
 
 
 def test_a_pipeline_defined_only_by_its_config_and_module_runs_end_to_end(
-    tmp_path: Path, clean_tables: str, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, data_layout: DataLayout, clean_tables: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow.utils.state import DagRunState
 
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "store_prices.yaml").write_text(CONFIG, encoding="utf-8")
-    layout = DataLayout(tmp_path / "data")
+    layout = data_layout
     inbox = layout.inbox("store_prices")
     inbox.mkdir(parents=True)
     write_prices(inbox / "STORE-002_prices_20241204.xlsx", [["PLU", "Harga", "Harga Promo"], ["B", "12,500", None]])
@@ -55,8 +55,6 @@ def test_a_pipeline_defined_only_by_its_config_and_module_runs_end_to_end(
     rows.append(["Z-1", 1000, 100])  # 90% off: rejected by the pipeline's own rule
     write_prices(inbox / "store-001 prices 2024-12-04.xlsx", rows)
     monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
-    monkeypatch.setenv("AUTOPO_DATA_DIR", str(layout.root))
-    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", clean_tables)
     with psycopg.connect(clean_tables, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS store_prices")
 

@@ -200,15 +200,11 @@ def build_po_day(layout: DataLayout) -> PoDay:
     return PoDay(lines=lines, rejects=rejects, rows_in=rows_in, skipped=skipped)
 
 
-def test_po_day_end_to_end(
-    tmp_path: Path, clean_tables: str, airflow_db: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_po_day_end_to_end(data_layout: DataLayout, clean_tables: str) -> None:
     from airflow.utils.state import DagRunState, TaskInstanceState
 
-    layout = DataLayout(tmp_path / "data")
+    layout = data_layout
     day = build_po_day(layout)
-    monkeypatch.setenv("AUTOPO_DATA_DIR", str(layout.root))
-    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", clean_tables)
     with psycopg.connect(clean_tables, autocommit=True) as conn:
         # An earlier load of the date is replaced, not added to.
         conn.execute(

@@ -98,12 +98,9 @@ def notes(url: str) -> list[str]:
 
 
 @pytest.fixture
-def day(tmp_path: Path, clean_tables: str, airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> DataLayout:
-    layout = DataLayout(tmp_path / "data")
-    write_day(layout)
-    monkeypatch.setenv("AUTOPO_DATA_DIR", str(layout.root))
-    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", clean_tables)
-    return layout
+def day(data_layout: DataLayout) -> DataLayout:
+    write_day(data_layout)
+    return data_layout
 
 
 def test_po_loaded_first_reaches_on_order(day: DataLayout, clean_tables: str) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from dag_runs import pipeline_dag
 
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.sample_day import generate_sample_day
@@ -32,7 +33,6 @@ def test_the_day_completes_while_tracking_is_down_and_the_rows_heal_afterwards(
 ) -> None:
     from airflow.utils.state import DagRunState
     from autopo_tracking.hooks.tracking import TrackingHook
-    from test_stock_health_day import pipeline_dag
 
     layout = DataLayout(tmp_path / "data")
     generate_sample_day(layout, DATE, stores=2, skus=10)
@@ -40,7 +40,7 @@ def test_the_day_completes_while_tracking_is_down_and_the_rows_heal_afterwards(
     monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", clean_tables)
     # Listeners run in this process under dag.test(): keep the retries short.
     monkeypatch.setattr(TrackingHook, "DEFAULT_RETRY_DELAYS", (0.01,))
-    dag = pipeline_dag()
+    dag = pipeline_dag("stock_health")
 
     # The tracking tables are unreachable for the whole run (as when a write hits a dead database).
     execute(clean_tables, "ALTER TABLE pipeline_file_jobs RENAME TO pipeline_file_jobs_away")

@@ -1143,13 +1143,13 @@ def test_the_same_supplier_export_twice_keeps_the_newest(config: PipelineConfig)
 
 def test_transform_definition_matches_the_spec() -> None:
     definition = po.TRANSFORM
-    assert list(definition.output_columns) == SPEC_OUTPUT_COLUMNS
-    assert list(definition.sort_columns) == ["po_number", "store_id", "sku"]
-    assert sorted(definition.required_columns) == ["po_number", "qty_ordered", "sku"]
-    assert definition.table == "po_snapshots"
-    assert definition.date_column == "snapshot_date"
+    assert list(definition.snapshot.columns) == SPEC_OUTPUT_COLUMNS
+    assert list(definition.snapshot.sort) == ["po_number", "store_id", "sku"]
+    assert sorted(definition.rows.required) == ["po_number", "qty_ordered", "sku"]
+    assert definition.snapshot.name == "po_snapshots"
+    assert definition.snapshot.date_column == "snapshot_date"
     assert definition.merge_day_rows is not None
-    assert definition.partition_column is None  # the whole day in one batch, so files can merge
+    assert definition.snapshot.partition is None  # the whole day in one batch, so files can merge
 
 
 def test_parse_dates_values_are_python_dates_for_derive(settings: PoSnapshotSettings) -> None:

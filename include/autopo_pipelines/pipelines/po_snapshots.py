@@ -15,41 +15,17 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from autopo_pipelines.config import StrictModel
-from autopo_pipelines.pipeline import CleanRows, FileContext, TransformDefinition
+from autopo_pipelines.pipeline import CleanRows, FileContext, RowRules, SnapshotTable, TransformDefinition
 from autopo_pipelines.routing import normalise_store
 from autopo_pipelines.tabular import parse_dates, parse_numbers, text_column
 
 KEY = ("po_number", "store_id", "sku")
 STATUSES = ("open", "partial", "closed", "cancelled")
-OUTPUT_COLUMNS = (
-    "snapshot_date",
-    "po_number",
-    "store_id",
-    "sku",
-    "supplier_id",
-    "supplier_name",
-    "po_date",
-    "expected_date",
-    "qty_ordered",
-    "qty_received",
-    "qty_open",
-    "status_norm",
-    "days_overdue",
-    "is_overdue",
-    "source_file",
-)
-# A line's own values; the rest of the output is derived from these and the date.
-LINE_COLUMNS = (
-    *KEY,
-    "supplier_id",
-    "supplier_name",
-    "po_date",
-    "expected_date",
-    "qty_ordered",
-    "qty_received",
-    "status",
-    "source_file",
-)
+# A line's own values, as the export states them (after merging duplicates).
+STATED = (*KEY, "supplier_id", "supplier_name", "po_date", "expected_date", "qty_ordered", "qty_received")
+OUTPUT_COLUMNS = ("snapshot_date", *STATED, "qty_open", "status_norm", "days_overdue", "is_overdue", "source_file")
+# What the day's merge needs of a line: derived columns are worked out again from these.
+LINE_COLUMNS = (*STATED, "status", "source_file")
 LATEST_COLUMNS = ("supplier_id", "supplier_name", "po_date", "expected_date", "status")
 SOURCE_SEPARATOR = "; "
 # Quantities are compared and subtracted at this precision (far below any unit people order in).
@@ -175,15 +151,9 @@ def merge_day_rows(rows: pd.DataFrame, settings: PoSnapshotSettings) -> pd.DataF
 
 TRANSFORM = TransformDefinition(
     settings_model=PoSnapshotSettings,
-    required_columns=("po_number", "sku", "qty_ordered"),
-    key_column="po_number",
-    label_columns=("sku",),
-    table="po_snapshots",
-    date_column="snapshot_date",
-    output_columns=OUTPUT_COLUMNS,
-    sort_columns=KEY,
-    partition_column=None,
+    rows=RowRules(required=("po_number", "sku", "qty_ordered"), key="po_number", labels=("sku",)),
+    # No partition: lines of one PO may sit in any of the day's files, so the day is merged whole.
+    snapshot=SnapshotTable("po_snapshots", OUTPUT_COLUMNS, sort=KEY, status_column="status_norm"),
     transform=transform,
     merge_day_rows=merge_day_rows,
-    status_column="status_norm",
 )

@@ -19,7 +19,7 @@ from pydantic import Field
 from autopo_pipelines.config import ColumnSpec, NumberFormat, StrictModel
 from autopo_pipelines.errors import InputFileError, ReferenceDataError
 from autopo_pipelines.layout import DataLayout
-from autopo_pipelines.pipeline import CleanRows, DayContext, FileContext, TransformDefinition
+from autopo_pipelines.pipeline import CleanRows, DayContext, FileContext, RowRules, SnapshotTable, TransformDefinition
 from autopo_pipelines.routing import normalise_store
 from autopo_pipelines.tabular import header_matcher, normalise_header, parse_numbers, text_column
 from autopo_pipelines.warehouse import read_loaded_snapshot
@@ -449,18 +449,14 @@ def derived_outputs(settings: Any) -> list[Any]:
 
 TRANSFORM = TransformDefinition(
     settings_model=StockHealthSettings,
-    required_columns=("sku", "stock_on_hand", "sales_qty"),
-    key_column="sku",
-    label_columns=("product_name",),
-    table="stock_health_snapshots",
-    date_column="snapshot_date",
-    output_columns=OUTPUT_COLUMNS,
-    sort_columns=("store_id", "sku"),
-    partition_column="store_id",
+    rows=RowRules(required=("sku", "stock_on_hand", "sales_qty"), key="sku", labels=("product_name",)),
+    snapshot=SnapshotTable(
+        "stock_health_snapshots", OUTPUT_COLUMNS, sort=("store_id", "sku"), partition="store_id", status_column="status"
+    ),
     transform=transform,
+    # The supplier master and the day's open PO quantities, read once per run.
     prepare_day_inputs=prepare_day_inputs,
     load_day_inputs=load_day_inputs,
     derived_outputs=derived_outputs,
-    status_column="status",
     pattern_groups=("store",),
 )

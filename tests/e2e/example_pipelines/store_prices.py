@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from autopo_pipelines.config import StrictModel
-from autopo_pipelines.pipeline import CleanRows, FileContext, TransformDefinition
+from autopo_pipelines.pipeline import CleanRows, FileContext, RowRules, SnapshotTable, TransformDefinition
 from autopo_pipelines.routing import normalise_store
 from autopo_pipelines.tabular import parse_numbers, text_column
 
@@ -40,28 +40,26 @@ def transform(clean: CleanRows, context: FileContext, settings: StorePriceSettin
     return rows.loc[:, list(OUTPUT_COLUMNS)].sort_values("sku").reset_index(drop=True)
 
 
+TABLE_DDL = """
+    CREATE TABLE store_prices (
+        snapshot_date date    NOT NULL,
+        store_id      text    NOT NULL,
+        sku           text    NOT NULL,
+        price         numeric NOT NULL CHECK (price > 0),
+        promo_price   numeric,
+        discount_pct  numeric,
+        source_file   text,
+        PRIMARY KEY (snapshot_date, store_id, sku)
+    )
+"""
+
 TRANSFORM = TransformDefinition(
     settings_model=StorePriceSettings,
-    required_columns=("sku", "price"),
-    key_column="sku",
-    label_columns=(),
-    table="store_prices",
-    date_column="snapshot_date",
-    output_columns=OUTPUT_COLUMNS,
-    sort_columns=("store_id", "sku"),
-    partition_column="store_id",
+    rows=RowRules(required=("sku", "price"), key="sku"),
+    # The table is created from the module's own DDL before the first load: no project migration needed.
+    snapshot=SnapshotTable(
+        "store_prices", OUTPUT_COLUMNS, sort=("store_id", "sku"), partition="store_id", ddl=TABLE_DDL
+    ),
     transform=transform,
     pattern_groups=("store",),
-    table_ddl="""
-        CREATE TABLE store_prices (
-            snapshot_date date    NOT NULL,
-            store_id      text    NOT NULL,
-            sku           text    NOT NULL,
-            price         numeric NOT NULL CHECK (price > 0),
-            promo_price   numeric,
-            discount_pct  numeric,
-            source_file   text,
-            PRIMARY KEY (snapshot_date, store_id, sku)
-        )
-    """,
 )
