@@ -415,6 +415,37 @@ def aggregate_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run
     return {"snapshot_csv": summary["snapshot_csv"], "rows_out": outputs.rows_out, "failed_files": len(day.failed)}
 
 
+@dataclass(frozen=True)
+class RowAccounting:
+    """Where every row of the day's transformed files went."""
+
+    rows_in: int
+    rows_out: int
+    rows_rejected: int
+    rows_skipped: dict[str, int]
+    # Duplicates folded into another row of the snapshot (the same SKU twice in a
+    # store's file, the same PO line in two exports); what the other counts leave.
+    rows_merged: int
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.rows_skipped.values())
+
+
+def row_accounting(aggregate: dict[str, Any]) -> RowAccounting:
+    """The counts of an aggregate (``aggregate.json``): rows in = out + merged + skipped + rejected."""
+    parts = aggregate.get("files") or []
+    outputs = aggregate.get("outputs") or {}
+    skipped: dict[str, int] = {}
+    for part in parts:
+        for kind, count in part["rows_skipped"].items():
+            skipped[kind] = skipped.get(kind, 0) + int(count)
+    rows_in = sum(int(p["rows_in"]) for p in parts)
+    rows_out = int(outputs.get("rows_out", 0))
+    rejected = int(outputs.get("rows_rejected", 0))
+    return RowAccounting(rows_in, rows_out, rejected, skipped, rows_in - rows_out - rejected - sum(skipped.values()))
+
+
 def load_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, conninfo: str) -> int:
     intermediate = layout.intermediate(config.name, date)
     aggregate = read_json(intermediate / AGGREGATE)

@@ -28,11 +28,7 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
         aggregate = {}
     parts = aggregate.get("files") or []
     outputs = aggregate.get("outputs") or {}
-    skipped: dict[str, int] = {}
-    for part in parts:
-        for kind, count in part["rows_skipped"].items():
-            skipped[kind] = skipped.get(kind, 0) + int(count)
-    rows_in = sum(int(p["rows_in"]) for p in parts)
+    counts = day_run.row_accounting(aggregate)
     table_rows = None
     tracked = None
     if conninfo:
@@ -51,12 +47,12 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
         "files_unrouted": len(listing.get("unrouted", [])),
         "files_superseded": len(listing.get("superseded", [])),
         "files_other_dates": listing.get("other_dates", 0),
-        "rows_in": rows_in,
-        "rows_out": outputs.get("rows_out", 0),
-        "rows_rejected": outputs.get("rows_rejected", 0),
-        "rows_skipped": skipped,
+        "rows_in": counts.rows_in,
+        "rows_out": counts.rows_out,
+        "rows_rejected": counts.rows_rejected,
+        "rows_skipped": counts.rows_skipped,
         # Every row in is skipped, rejected, in the snapshot, or merged into a row that is.
-        "rows_merged": rows_in - outputs.get("rows_out", 0) - outputs.get("rows_rejected", 0) - sum(skipped.values()),
+        "rows_merged": counts.rows_merged,
         "status_counts": dict(sorted((outputs.get("status_counts") or {}).items())),
         "outputs": outputs.get("files", {}),
         "table_rows": table_rows,

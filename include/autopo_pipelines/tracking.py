@@ -75,6 +75,10 @@ def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_
             "skipped_files": 0,
             "total_rows": 0,
             "rejected_rows": 0,
+            # Unknown until the day is loaded (NULL, so the accounting check holds meanwhile).
+            "rows_in": None,
+            "skipped_rows": None,
+            "merged_rows": None,
             "missing_stores": listing.get("missing_stores"),
             "notes": listing_notes(listing),
             "started_at": now,
@@ -205,8 +209,19 @@ def file_failed(
     return _file_event(pipeline, date, dag_run_id, job)
 
 
-def snapshot_loaded(pipeline: str, date: dt.date, rows: int, rejected: int, dag_run_id: str) -> Changes:
-    return Changes(RunChange(pipeline, date, {"total_rows": rows, "rejected_rows": rejected}, dag_run_id=dag_run_id))
+def row_counts(loaded_rows: int, rows_in: int, rejected: int, skipped: int, merged: int) -> dict[str, int]:
+    """The run row's accounting: rows_in = total_rows + merged_rows + skipped_rows + rejected_rows."""
+    return {
+        "total_rows": loaded_rows,
+        "rejected_rows": rejected,
+        "rows_in": rows_in,
+        "skipped_rows": skipped,
+        "merged_rows": merged,
+    }
+
+
+def snapshot_loaded(pipeline: str, date: dt.date, counts: dict[str, int], dag_run_id: str) -> Changes:
+    return Changes(RunChange(pipeline, date, dict(counts), dag_run_id=dag_run_id))
 
 
 def day_judged(
@@ -218,7 +233,7 @@ def day_judged(
     loaded: bool,
     dag_run_id: str,
     now: dt.datetime,
-    rows: tuple[int, int] | None = None,
+    rows: dict[str, int] | None = None,
     listing: dict[str, Any] | None = None,
 ) -> Changes:
     """check_day ran: the run's final status and counts.
@@ -243,8 +258,8 @@ def day_judged(
                 "failed_files": statuses.get("failed", 0),
                 "error": "; ".join(problems) or None,
                 "completed_at": now,
-                # Rows loaded and rejected, when known: check_day may have reloaded the day itself.
-                **({"total_rows": rows[0], "rejected_rows": rows[1]} if rows is not None else {}),
+                # The row accounting, when known: check_day may have reloaded the day itself.
+                **(rows or {}),
                 # Repeated from the listing, in case its own write was lost.
                 **(
                     {

@@ -111,8 +111,7 @@ def changes_for_task(
         aggregate = day_run.read_json(layout.intermediate(name, date) / day_run.AGGREGATE) or {}
         if loaded is None or loaded.get("run_id") != run_id:
             return None
-        rejected = int((aggregate.get("outputs") or {}).get("rows_rejected", 0))
-        return tracking.snapshot_loaded(name, date, int(loaded["rows"]), rejected, run_id)
+        return tracking.snapshot_loaded(name, date, _row_counts(int(loaded["rows"]), aggregate), run_id)
     if event.task_id == "check_day" and event.state in ("success", "failed") and not event.will_retry:
         return judge_day(config, layout, date, run_id)
     return None
@@ -159,7 +158,7 @@ def judge_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id:
     load = day_run.read_json(layout.intermediate(config.name, date) / day_run.LOAD)
     aggregate = day_run.read_json(layout.intermediate(config.name, date) / day_run.AGGREGATE) or {}
     loaded = load is not None and load.get("run_id") == run_id
-    rows = (int(load["rows"]), int((aggregate.get("outputs") or {}).get("rows_rejected", 0))) if loaded else None
+    rows = _row_counts(int(load["rows"]), aggregate) if loaded else None
     judged = tracking.day_judged(
         config.name,
         date,
@@ -172,6 +171,11 @@ def judge_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id:
         listing=listing,
     )
     return tracking.Changes(judged.run, files)
+
+
+def _row_counts(loaded_rows: int, aggregate: dict[str, Any]) -> dict[str, int]:
+    counts = day_run.row_accounting(aggregate)
+    return tracking.row_counts(loaded_rows, counts.rows_in, counts.rows_rejected, counts.skipped, counts.rows_merged)
 
 
 def _file_outcomes(

@@ -275,3 +275,9 @@ def test_po_day_end_to_end(data_layout: DataLayout, clean_tables: str) -> None:
     # PO-5 twice in the consolidated export, PO-1/A-1 in two files.
     assert summary["rows_merged"] == 2
     assert summary["rows_in"] == len(expected) + summary["rows_merged"] + day.skipped + len(day.rejects)
+    # The run's tracking row holds the same accounting.
+    assert query(
+        clean_tables,
+        "SELECT rows_in, total_rows, merged_rows, skipped_rows, rejected_rows FROM pipeline_runs "
+        "WHERE pipeline_name = 'po_snapshots'",
+    ) == [(day.rows_in, len(expected), 2, day.skipped, len(day.rejects))]

@@ -398,6 +398,14 @@ def test_quirky_day_end_to_end(
         "SELECT status, total_files, processed_files, failed_files, skipped_files, total_rows, rejected_rows, "
         "missing_stores, attempt, dag_run_id = '" + run.run_id + "' FROM pipeline_runs",
     ) == [("completed_with_errors", 8, 6, 2, 0, len(day.expected_rows), 1, [], 1, True)]
+    # Every row of the loaded files is accounted for: 37 sheet rows below the headers = 33 in the
+    # snapshot + 1 duplicate SKU merged + 2 skipped (a blank and a total row) + 1 rejected.
+    ((rows_in, total, merged, skipped, rejected),) = query(
+        pg_url, "SELECT rows_in, total_rows, merged_rows, skipped_rows, rejected_rows FROM pipeline_runs"
+    )
+    assert (rows_in, total, merged, skipped, rejected) == (37, len(day.expected_rows), 1, 2, 1)
+    assert rows_in == total + merged + skipped + rejected
+    assert query(pg_url, "SELECT sum(rows_in)::int FROM pipeline_file_jobs WHERE status = 'completed'") == [(rows_in,)]
     (error,) = query(pg_url, "SELECT error FROM pipeline_runs")[0]
     assert "STORE-005_stock_20241204.xlsx" in error and "required column missing: sales_qty" in error
     jobs = {

@@ -25,6 +25,7 @@ EXPECTED = [
     "0003_file_job_attempts",
     "0004_po_snapshots",
     "0005_snapshot_loads_and_run_notes",
+    "0006_run_row_accounting",
 ]
 
 SNAPSHOT_COLUMNS = [
@@ -69,6 +70,9 @@ RUN_COLUMNS = [
     ("completed_at", "timestamp with time zone"),
     ("error", "text"),
     ("notes", "ARRAY"),
+    ("rows_in", "integer"),
+    ("skipped_rows", "integer"),
+    ("merged_rows", "integer"),
 ]
 FILE_JOB_COLUMNS = [
     ("id", "bigint"),

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 RUN_COLUMNS = frozenset(
     {
         "status", "total_files", "processed_files", "failed_files", "skipped_files", "total_rows",
-        "rejected_rows", "missing_stores", "notes", "started_at", "completed_at", "error",
+        "rejected_rows", "rows_in", "skipped_rows", "merged_rows", "missing_stores", "notes", "started_at",
+        "completed_at", "error",
     }
 )  # fmt: skip
 FILE_COLUMNS = frozenset(
