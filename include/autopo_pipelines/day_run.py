@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -35,7 +36,7 @@ from autopo_pipelines.config import PipelineConfig, load_transform, transform_se
 from autopo_pipelines.errors import InputFileError
 from autopo_pipelines.layout import DataLayout, date_stamp, safe_file_name
 from autopo_pipelines.pipeline import DayContext, TransformDefinition, transform_file
-from autopo_pipelines.routing import RoutedFile, UnroutedFile, normalise_store, route_files
+from autopo_pipelines.routing import RoutedFile, UnroutedFile, normalise_store, route_files, separate_identical
 from autopo_pipelines.sources import Source, SourceFile
 from autopo_pipelines.sources.local import LocalFolderSource, sha256_of
 from autopo_pipelines.warehouse import create_table_if_missing, replace_date_rows
@@ -153,6 +154,8 @@ def list_day_files(
     source = source_for(config, layout)
     files = source.list_files()
     routing = route_files(files, config.compiled_pattern, date, duplicates=config.duplicate_store_files)
+    routing.routed, copies = separate_identical(routing.routed, _checksums_of_same_sized(source, routing.routed))
+    routing.superseded.extend(copies)
     for skipped in [*routing.unrouted, *routing.superseded]:
         log.warning("not processed: %s: %s", skipped.file.name, skipped.reason)
     log.info(
@@ -218,6 +221,19 @@ def prepare_day_inputs(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return {"folder": str(folder), "fingerprint": "sha256:" + digest.hexdigest(), "notes": list(notes)}
+
+
+def _checksums_of_same_sized(source: Source, routed: list[RoutedFile]) -> dict[str, str]:
+    """Checksums of the files that could be identical to another: only files of equal size can be."""
+    sizes = Counter(r.file.size_bytes for r in routed)
+    checksums = {}
+    for file in routed:
+        if sizes[file.file.size_bytes] > 1:
+            try:
+                checksums[file.file.location] = source.checksum(file.file)
+            except FileNotFoundError:
+                continue  # gone since the listing: its transform says so
+    return checksums
 
 
 def _not_routed(file: UnroutedFile) -> dict[str, str]:

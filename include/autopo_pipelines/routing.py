@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from autopo_pipelines.sources import SourceFile
@@ -33,6 +34,44 @@ class Routing:
     unrouted: list[UnroutedFile] = field(default_factory=list)
     superseded: list[UnroutedFile] = field(default_factory=list)
     other_dates: int = 0
+
+
+def separate_identical(
+    routed: list[RoutedFile], checksums: Mapping[str, str]
+) -> tuple[list[RoutedFile], list[UnroutedFile]]:
+    """Files of the day with the same content (``checksums`` by location) are one upload.
+
+    The oldest is processed. A copy for the same store, or where the names carry no
+    store, is superseded: processing it again would count its rows twice (two PO
+    exports summed). A copy named as another store's report fails: it is not that
+    store's stock, and guessing which name is right would lose or invent a store's day.
+    """
+    groups: dict[str, list[RoutedFile]] = defaultdict(list)
+    for file in routed:
+        checksum = checksums.get(file.file.location)
+        if checksum is not None and file.conflict is None:
+            groups[checksum].append(file)
+    replaced: dict[str, RoutedFile | None] = {}
+    copies: list[UnroutedFile] = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        first = min(group, key=lambda r: (r.file.modified, r.file.name))
+        for other in group:
+            if other is first:
+                continue
+            if other.store_id == first.store_id:
+                reason = f"same content as {first.file.name}: the same file uploaded twice; only that one is used"
+                copies.append(UnroutedFile(other.file, reason))
+                replaced[other.file.location] = None
+            else:
+                conflict = (
+                    f"same content as {first.file.name}, store {first.store_id}'s file: this is not store "
+                    f"{other.store_id}'s own report; send it and rerun"
+                )
+                replaced[other.file.location] = replace(other, conflict=conflict)
+    kept = [replaced.get(r.file.location, r) for r in routed]
+    return [r for r in kept if r is not None], copies
 
 
 def parse_file_date(text: str) -> dt.date:

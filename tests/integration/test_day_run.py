@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import psycopg
@@ -240,3 +241,19 @@ def test_listing_reads_the_days_po_data_once_and_says_when_there_is_none(
     inputs = day_run.current_listing(config, layout, DATE, "run-3")["inputs"]
     assert inputs["fingerprint"] != first
     assert inputs["notes"][0].endswith(": 1 PO lines, 1 (store, sku) with open quantity")
+
+
+def test_the_same_file_under_another_stores_name_fails_alone(
+    day: tuple[PipelineConfig, DataLayout], clean_tables: str
+) -> None:
+    config, layout = day
+    inbox = layout.inbox("stock_health")
+    original = inbox / f"S1_stock_{DATE:%Y%m%d}.xlsx"
+    copy = inbox / f"S3_stock_{DATE:%Y%m%d}.xlsx"
+    copy.write_bytes(original.read_bytes())
+    os.utime(copy, (original.stat().st_mtime + 60, original.stat().st_mtime + 60))
+    tasks = {t.name: t for t in day_run.list_day_files(config, layout, DATE, "run-1", clean_tables)}
+    assert tasks[original.name].conflict is None
+    with pytest.raises(InputFileError, match=f"same content as {original.name}, store S1's file: this is not store S3"):
+        day_run.run_file(config, layout, DATE, tasks[copy.name], "run-1", clean_tables)
+    assert day_run.run_file(config, layout, DATE, tasks[original.name], "run-1", clean_tables)["status"] == "completed"

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from autopo_pipelines.sources import is_candidate_name
-from autopo_pipelines.sources.local import LocalFolderSource, sha256_of
+from autopo_pipelines.sources.local import LocalFolderSource, local_copy_name, sha256_of
 
 
 def make_inbox(folder: Path) -> None:
@@ -76,7 +76,8 @@ def test_fetch_copies_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
     source = LocalFolderSource(inbox)
     file = source.list_files()[1]
     fetched = source.fetch(file, tmp_path / "downloads")
-    assert fetched.path == tmp_path / "downloads" / "Toko_7_stock_health_2024-12-04.xlsx"
+    assert fetched.path.parent == tmp_path / "downloads"
+    assert fetched.path.name.startswith("Toko_7_stock_health_2024-12-04.") and fetched.path.suffix == ".xlsx"
     assert fetched.path.read_bytes() == b"toko 7"
     assert fetched.checksum == "sha256:" + hashlib.sha256(b"toko 7").hexdigest()
     assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == [fetched.path.name]
@@ -88,3 +89,17 @@ def test_is_candidate_name() -> None:
     assert is_candidate_name("Toko 7 stock health 2024-12-04.xlsx")
     assert not is_candidate_name("~$lock.xlsx")
     assert not is_candidate_name(".hidden.xlsx")
+
+
+def test_names_that_look_alike_get_their_own_copies(tmp_path: Path) -> None:
+    """'A B.xlsx' and 'A_B.xlsx' must not share a local copy: mapped tasks fetch them at the same time."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "A B.xlsx").write_bytes(b"one")
+    (inbox / "A_B.xlsx").write_bytes(b"two")
+    source = LocalFolderSource(inbox)
+    copies = [source.fetch(f, tmp_path / "downloads") for f in source.list_files()]
+    assert len({c.path for c in copies}) == 2
+    assert sorted(c.path.read_bytes() for c in copies) == [b"one", b"two"]
+    assert local_copy_name("A_B.xlsx") == "A_B.xlsx"
+    assert source.checksum(source.list_files()[0]) == copies[0].checksum

@@ -150,3 +150,43 @@ def test_two_files_for_one_store_fail_policy_routes_both_with_a_conflict(pattern
 def test_parse_file_date_refuses_mixed_forms(text: str) -> None:
     with pytest.raises(ValueError):
         parse_file_date(text)
+
+
+def test_identical_files_under_two_names() -> None:
+    """The same content twice is one upload: a copy for the same store (or without a store) is superseded,
+    a copy named as another store's report fails, and the oldest is the one processed."""
+    from autopo_pipelines.routing import RoutedFile, separate_identical
+
+    def routed(name: str, store: str | None, modified: float) -> RoutedFile:
+        return RoutedFile(SourceFile(name, f"/in/{name}", 10, modified), store, dt.date(2024, 12, 4))
+
+    files = [
+        routed("PO export 2024-12-04.xlsx", None, 2.0),
+        routed("po_snapshot_20241204.xlsx", None, 1.0),
+        routed("STORE-001_stock_20241204.xlsx", "STORE-001", 1.0),
+        routed("STORE-002_stock_20241204.xlsx", "STORE-002", 5.0),
+        routed("STORE-003_stock_20241204.xlsx", "STORE-003", 1.0),
+    ]
+    checksums = {
+        "/in/PO export 2024-12-04.xlsx": "sha256:a",
+        "/in/po_snapshot_20241204.xlsx": "sha256:a",
+        "/in/STORE-001_stock_20241204.xlsx": "sha256:b",
+        "/in/STORE-002_stock_20241204.xlsx": "sha256:b",
+    }
+    kept, copies = separate_identical(files, checksums)
+    assert [(r.file.name, r.conflict is not None) for r in kept] == [
+        ("po_snapshot_20241204.xlsx", False),
+        ("STORE-001_stock_20241204.xlsx", False),
+        ("STORE-002_stock_20241204.xlsx", True),
+        ("STORE-003_stock_20241204.xlsx", False),
+    ]
+    assert [(c.file.name, c.reason) for c in copies] == [
+        (
+            "PO export 2024-12-04.xlsx",
+            "same content as po_snapshot_20241204.xlsx: the same file uploaded twice; only that one is used",
+        )
+    ]
+    assert kept[2].conflict == (
+        "same content as STORE-001_stock_20241204.xlsx, store STORE-001's file: this is not store STORE-002's "
+        "own report; send it and rerun"
+    )

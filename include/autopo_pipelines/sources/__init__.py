@@ -35,6 +35,10 @@ class Source(Protocol):
 
     def fetch(self, file: SourceFile, directory: Path) -> FetchedFile: ...
 
+    def checksum(self, file: SourceFile) -> str:
+        """The file's content checksum without keeping a copy (to find the same file under two names)."""
+        ...
+
 
 def is_candidate_name(name: str) -> bool:
     """Excel lock files and hidden files are not uploads: never listed, never failed."""

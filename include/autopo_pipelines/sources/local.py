@@ -21,6 +21,16 @@ def sha256_of(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def local_copy_name(name: str) -> str:
+    """A safe local name that no other upload maps to ("A B.xlsx" and "A_B.xlsx" differ)."""
+    safe = safe_file_name(name)
+    if safe == name:
+        return safe
+    stem, dot, suffix = safe.rpartition(".")
+    tag = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{stem}.{tag}.{suffix}" if dot else f"{safe}.{tag}"
+
+
 class LocalFolderSource:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -39,11 +49,14 @@ class LocalFolderSource:
             files.append(SourceFile(path.name, str(path), stat.st_size, stat.st_mtime))
         return files
 
+    def checksum(self, file: SourceFile) -> str:
+        return sha256_of(Path(file.location))
+
     def fetch(self, file: SourceFile, directory: Path) -> FetchedFile:
         """Copy and hash in one pass: the copy is exactly what the checksum describes,
         even if the store replaces the file while it is being read."""
         directory.mkdir(parents=True, exist_ok=True)
-        target = directory / safe_file_name(file.name)
+        target = directory / local_copy_name(file.name)
         digest = hashlib.sha256()
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
         try:
