@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -75,6 +76,66 @@ def seeds_dir(config: PipelineConfig, layout: DataLayout) -> Path:
 
 def day_context(config: PipelineConfig, layout: DataLayout, date: dt.date, conninfo: str | None) -> DayContext:
     return DayContext(pipeline=config.name, date=date, data_root=layout.root, warehouse_conninfo=conninfo)
+
+
+# --- one run of a date at a time -------------------------------------------------
+
+DAY_LOCK = "run.lock"
+
+
+class DayBusyError(RuntimeError):
+    """Another run of the pipeline is processing the same business date."""
+
+
+def day_holder(config: PipelineConfig, layout: DataLayout, date: dt.date) -> str | None:
+    """The run that holds the date (from its listing until check_day), if any."""
+    lock = read_json(layout.intermediate(config.name, date) / DAY_LOCK)
+    return None if lock is None else str(lock["run_id"])
+
+
+def busy_with(
+    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, is_live: Callable[[str], bool]
+) -> str | None:
+    """The other, still running, run that holds the date; None when this run may go on."""
+    holder = day_holder(config, layout, date)
+    if holder is None or holder == run_id or not is_live(holder):
+        return None
+    return holder
+
+
+def acquire_day(
+    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, is_live: Callable[[str], bool]
+) -> None:
+    """Take the date for this run, so two runs of it (a manual trigger during a backfill) never
+    interleave their files, aggregates and loads. A lock left by a run that has ended is taken over."""
+    intermediate = layout.intermediate(config.name, date)
+    intermediate.mkdir(parents=True, exist_ok=True)
+    path = intermediate / DAY_LOCK
+    payload = json.dumps({"run_id": run_id, "since": dt.datetime.now(dt.UTC).isoformat()}).encode()
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        holder = busy_with(config, layout, date, run_id, is_live)
+        if holder is not None:
+            raise DayBusyError(
+                f"{config.name} {date.isoformat()} is being processed by run {holder}; this run does not "
+                "start on the same date until that one ends (retry this task, or clear it after that run)"
+            ) from None
+        previous = day_holder(config, layout, date)
+        if previous != run_id:
+            log.warning("%s %s: taking the date over from run %s, which has ended", config.name, date, previous)
+            write_json(path, json.loads(payload))
+    else:
+        with os.fdopen(handle, "wb") as out:
+            out.write(payload)
+    if day_holder(config, layout, date) != run_id:
+        # Two runs took an ended run's lock over at the same moment: the other one won.
+        raise DayBusyError(f"{config.name} {date.isoformat()} was just taken by run {day_holder(config, layout, date)}")
+
+
+def release_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str) -> None:
+    if day_holder(config, layout, date) == run_id:
+        (layout.intermediate(config.name, date) / DAY_LOCK).unlink(missing_ok=True)
 
 
 # --- sensing and listing -------------------------------------------------------

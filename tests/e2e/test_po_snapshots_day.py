@@ -214,6 +214,11 @@ def test_po_day_end_to_end(data_layout: DataLayout, clean_tables: str) -> None:
             (DATE,),
         )
 
+    # A run of the date that ended without letting go of it (killed, marked failed) does not block the day.
+    intermediate = layout.intermediate("po_snapshots", DATE)
+    intermediate.mkdir(parents=True)
+    (intermediate / "run.lock").write_text(json.dumps({"run_id": "manual__gone"}), encoding="utf-8")
+
     run = run_day("po_snapshots", DATE)
 
     # The broken export fails its own map index; the other files are loaded.
@@ -223,6 +228,8 @@ def test_po_day_end_to_end(data_layout: DataLayout, clean_tables: str) -> None:
     for name in (CONSOLIDATED, STORE_FILE, SUPPLIER_FILE):
         assert states[("transform_file", name)] == TaskInstanceState.SUCCESS
     assert states[("load_snapshot", -1)] == TaskInstanceState.SUCCESS
+    # check_day let go of the date: the next run of it may start.
+    assert not (intermediate / "run.lock").exists()
 
     expected = sorted(
         (expected_line(line) for line in day.lines), key=lambda r: (r["po_number"], r["store_id"], r["sku"])

@@ -257,3 +257,33 @@ def test_the_same_file_under_another_stores_name_fails_alone(
     with pytest.raises(InputFileError, match=f"same content as {original.name}, store S1's file: this is not store S3"):
         day_run.run_file(config, layout, DATE, tasks[copy.name], "run-1", clean_tables)
     assert day_run.run_file(config, layout, DATE, tasks[original.name], "run-1", clean_tables)["status"] == "completed"
+
+
+def test_two_runs_of_one_date_are_serialised_never_interleaved(day: tuple[PipelineConfig, DataLayout]) -> None:
+    """A manual run during a backfill's run of the same date: the second waits (its sensor sees the date
+    busy) and cannot take the date while the first is live; once the first ends, it can."""
+    config, layout = day
+    live = {"backfill-1"}
+
+    def is_live(run_id: str) -> bool:
+        return run_id in live
+
+    day_run.acquire_day(config, layout, DATE, "backfill-1", is_live)
+    assert day_run.busy_with(config, layout, DATE, "manual-1", is_live) == "backfill-1"
+    assert day_run.busy_with(config, layout, DATE, "backfill-1", is_live) is None
+    with pytest.raises(day_run.DayBusyError, match="is being processed by run backfill-1"):
+        day_run.acquire_day(config, layout, DATE, "manual-1", is_live)
+    # The holder's own tasks (each acquires) go on.
+    day_run.acquire_day(config, layout, DATE, "backfill-1", is_live)
+
+    # The first run ends normally: check_day releases the date.
+    day_run.release_day(config, layout, DATE, "manual-1")  # not the holder: no effect
+    assert day_run.day_holder(config, layout, DATE) == "backfill-1"
+    day_run.release_day(config, layout, DATE, "backfill-1")
+    day_run.acquire_day(config, layout, DATE, "manual-1", is_live)
+    assert day_run.day_holder(config, layout, DATE) == "manual-1"
+
+    # A run that ended without releasing (marked failed by hand) does not block the date for ever.
+    live.clear()
+    day_run.acquire_day(config, layout, DATE, "manual-2", is_live)
+    assert day_run.day_holder(config, layout, DATE) == "manual-2"

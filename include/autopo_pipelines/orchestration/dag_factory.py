@@ -12,13 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, PokeReturnValue, TriggerRule, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.api.client import ServerResponseError
+from airflow.sdk.exceptions import AirflowFailException, AirflowRuntimeError, AirflowSkipException
 
 from autopo_pipelines import day_run
 from autopo_pipelines.config import PipelineConfig, default_config_dir, load_configs
@@ -61,6 +64,35 @@ def run_scope(config: PipelineConfig) -> RunScope:
     return RunScope(DataLayout.from_env(), business_date(config, context), context["run_id"])
 
 
+def holding_the_day(config: PipelineConfig) -> RunScope:
+    """The run's scope, with the date held by this run: every task that writes the day's state holds it,
+    also when it is cleared and rerun after another run of the date has started."""
+    scope = run_scope(config)
+    day_run.acquire_day(config, scope.layout, scope.date, scope.run_id, run_is_live(config.name))
+    return scope
+
+
+def run_is_live(dag_id: str) -> Callable[[str], bool]:
+    """Whether another run of the DAG is still queued or running, asked of Airflow itself."""
+    ti = get_current_context()["ti"]
+
+    def is_live(run_id: str) -> bool:
+        try:
+            return ti.get_dagrun_state(dag_id=dag_id, run_id=run_id) in ("queued", "running")
+        except (AirflowRuntimeError, ServerResponseError) as exc:
+            # No such run any more (deleted, or never was): it holds nothing. A worker gets the API's 404
+            # as AirflowRuntimeError; dag.test(), which calls the API in-process, as the response error.
+            if isinstance(exc, AirflowRuntimeError):
+                status = (exc.error.detail or {}).get("status_code")
+            else:
+                status = exc.response.status_code
+            if status != HTTPStatus.NOT_FOUND:
+                raise
+            return False
+
+    return is_live
+
+
 def build_dag(config: PipelineConfig) -> DAG:
     airflow = config.airflow
     default_args = {
@@ -100,6 +132,11 @@ def build_dag(config: PipelineConfig) -> DAG:
         )
         def wait_for_files() -> PokeReturnValue:
             scope = run_scope(config)
+            holder = day_run.busy_with(config, scope.layout, scope.date, scope.run_id, run_is_live(config.name))
+            if holder is not None:
+                # Serialised, not interleaved: a manual run waits for the backfill's run of the same date.
+                log.info("%s %s is being processed by run %s; waiting for it to end", config.name, scope.date, holder)
+                return PokeReturnValue(is_done=False)
             state = day_run.readiness(config, scope.layout, scope.date, pendulum.now("UTC"))
             log.info("%d file(s) for %s present: %s; %s", len(state.files), scope.date, state.files, state.reason)
             if not state.files and scope.date < config.business_date(pendulum.now("UTC")):
@@ -113,7 +150,7 @@ def build_dag(config: PipelineConfig) -> DAG:
 
         @task(task_id="list_files")
         def list_files() -> list[dict[str, Any]]:
-            scope = run_scope(config)
+            scope = holding_the_day(config)
             try:
                 tasks = day_run.list_day_files(config, scope.layout, scope.date, scope.run_id, warehouse_conninfo())
             except ReferenceDataError as exc:
@@ -124,7 +161,7 @@ def build_dag(config: PipelineConfig) -> DAG:
         def transform_file(file: dict[str, Any]) -> dict[str, Any]:
             context = get_current_context()
             context["file_name"] = file["name"]  # type: ignore[typeddict-unknown-key]
-            scope = run_scope(config)
+            scope = holding_the_day(config)
             task = day_run.FileTask(**file)
             try:
                 return day_run.run_file(config, scope.layout, scope.date, task, scope.run_id, warehouse_conninfo())
@@ -134,7 +171,7 @@ def build_dag(config: PipelineConfig) -> DAG:
 
         @task(task_id="aggregate_and_flush", trigger_rule=TriggerRule.ALL_DONE)
         def aggregate_and_flush() -> dict[str, Any]:
-            scope = run_scope(config)
+            scope = holding_the_day(config)
             if day_run.current_listing(config, scope.layout, scope.date, scope.run_id) is None:
                 raise AirflowSkipException("the day's files were not listed in this run")
             result = day_run.aggregate_day(config, scope.layout, scope.date, scope.run_id)
@@ -144,12 +181,18 @@ def build_dag(config: PipelineConfig) -> DAG:
 
         @task(task_id="load_snapshot")
         def load_snapshot() -> int:
-            scope = run_scope(config)
+            scope = holding_the_day(config)
             return day_run.load_day(config, scope.layout, scope.date, scope.run_id, warehouse_conninfo())
 
         @task(task_id="check_day", trigger_rule=TriggerRule.ALL_DONE)
         def check_day() -> dict[str, Any]:
             scope = run_scope(config)
+            try:
+                return judge_day(scope)
+            finally:
+                day_run.release_day(config, scope.layout, scope.date, scope.run_id)
+
+        def judge_day(scope: RunScope) -> dict[str, Any]:
             if day_run.outputs_are_stale(config, scope.layout, scope.date, scope.run_id):
                 # A failed file was cleared and redone without its downstream tasks (Airflow's
                 # "only failed" also filters the downstream ones): bring the day up to date here.
