@@ -3,7 +3,8 @@
 Each transformed file leaves a *part*: a directory holding its rows and
 rejects as Parquet and a ``part.json`` written last, renamed into place in
 one step, so a part either exists whole or not at all (a transform killed
-half-way leaves only a temporary directory that nothing reads).
+half-way leaves only a hidden temporary directory that nothing reads, and
+that a later write_part in the same folder removes once its writer is gone).
 
 The day's outputs are streamed from the parts in bounded batches (files per
 batch, bytes per batch) so memory follows the batch, not the number of stores.
@@ -11,12 +12,19 @@ batch, bytes per batch) so memory follows the batch, not the number of stores.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import hashlib
 import json
 import os
+import re
 import shutil
+import socket
+import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,9 +50,82 @@ def part_directory(intermediate: Path, file_name: str, checksum: str) -> Path:
     return intermediate / "parts" / f"{safe_file_name(file_name)}.{digest}"
 
 
+# A temporary directory older than this is a leftover whoever wrote it: writing a
+# part takes seconds, and a writer on another machine sharing the data root
+# cannot be asked whether it is still alive.
+STALE_TEMPORARY_AGE_S = 3600.0
+
+# Hidden temporaries of write_part: ".<part>.<host>-<pid>.<random>" while a part is
+# written, ".<part>.old.<host>-<pid>" while a previous part is swapped out.
+_TEMPORARY = re.compile(r"\..+?\.(?:old\.)?(?P<host>[0-9a-f]{8})-(?P<pid>\d+)(?:\.[a-z0-9_]{8})?")
+# The names earlier versions used (no host), judged by age alone.
+_LEGACY_TEMPORARY = re.compile(r"\..+\.(?:old\.\d+|[a-z0-9_]{8})")
+
+
+def _host_tag() -> str:
+    # A hash, not the host name: fixed length, whatever the name, so it cannot be
+    # confused with the part's own name and cannot push a long one over NAME_MAX.
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _writer_tag() -> str:
+    """Which process on which machine owns a temporary directory."""
+    return f"{_host_tag()}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
+
+
+def _remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove what killed writers of parts in ``folder`` left behind; return what was removed.
+
+    A temporary is stale when its writer ran on this machine and is no longer
+    alive (a SIGKILLed or OOM-killed transform), or when it was last modified
+    more than STALE_TEMPORARY_AGE_S ago (a writer on another machine sharing the
+    data root, whose pid means nothing here, or a pid reused since). A staging
+    directory is modified as its files are written, so a live writer's is never
+    that old; a retired previous part may be (it keeps the old part's time), and
+    removing it early is harmless: its writer only ever deletes it.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except FileNotFoundError:
+        return removed
+    host = _host_tag()
+    now = time.time()
+    for entry in entries:
+        if not entry.name.startswith("."):
+            continue
+        match = _TEMPORARY.fullmatch(entry.name)
+        if match is None and _LEGACY_TEMPORARY.fullmatch(entry.name) is None:
+            continue
+        try:
+            info = entry.lstat()
+        except FileNotFoundError:
+            continue  # another writer cleaned it up first
+        if not stat.S_ISDIR(info.st_mode):
+            continue
+        dead = match is not None and match["host"] == host and not _pid_alive(int(match["pid"]))
+        if dead or now - info.st_mtime > STALE_TEMPORARY_AGE_S:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 def write_part(directory: Path, outcome: FileOutcome, meta: dict[str, Any]) -> dict[str, Any]:
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    # Before a new temporary is added: leftovers of killed transforms would otherwise pile up for good.
+    _remove_stale_temporaries(directory.parent)
+    tag = _writer_tag()
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.{tag}.", dir=directory.parent))
     try:
         outcome.rows.to_parquet(staging / ROWS_FILE, index=False)
         outcome.rejects.to_parquet(staging / REJECTS_FILE, index=False)
@@ -59,9 +140,11 @@ def write_part(directory: Path, outcome: FileOutcome, meta: dict[str, Any]) -> d
         }
         (staging / PART_META).write_text(json.dumps(full_meta, indent=2, default=str), encoding="utf-8")
         if directory.exists():
-            # Move the old part aside before the new one goes in: a crash in between
-            # leaves one whole part under the name, never none.
-            retired = directory.with_name(f".{directory.name}.old.{os.getpid()}")
+            # A directory cannot be renamed over a non-empty one: the old part goes aside first.
+            # A crash between the two renames leaves no part under the name (the file is
+            # transformed again), never a half-written one; the retired part is a leftover
+            # that the next write in this folder removes.
+            retired = directory.with_name(f".{directory.name}.old.{tag}")
             os.replace(directory, retired)
             os.replace(staging, directory)
             shutil.rmtree(retired, ignore_errors=True)
@@ -143,6 +226,36 @@ def csv_bytes(table: pa.Table) -> bytes:
     return array.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
 
+class OutputWriteError(OSError):
+    """A day's output file could not be written; nothing was renamed in under its name.
+
+    An OSError with the errno of the failure (ENOSPC for a full disk) and the
+    output's final path as ``filename``, so callers that look at ``errno`` keep
+    working; the original error is its ``__cause__``.
+    """
+
+    @classmethod
+    def from_cause(cls, path: Path, cause: OSError) -> OutputWriteError:
+        if cause.errno == errno.ENOSPC:
+            reason = "the disk is full (no space left on device)"
+        elif cause.errno == errno.EDQUOT:
+            reason = "the disk quota is exceeded"
+        else:
+            reason = cause.strerror or str(cause)
+        hint = (
+            f"free space on the disk of {path.parent} and run the step again"
+            if cause.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "run the step again once that is fixed"
+        )
+        message = f"cannot write {path}: {reason}; {path.name} was not replaced and no partial file was left; {hint}"
+        # The plain OSError signature: the error still pickles and unpickles as itself.
+        return cls(cause.errno, message, str(path))
+
+    def __str__(self) -> str:
+        # OSError would add "[Errno 28]" and the file name: the message already says both in words.
+        return str(self.strerror)
+
+
 class CsvSink:
     """A CSV written under a temporary name and renamed when complete."""
 
@@ -151,27 +264,53 @@ class CsvSink:
         self.columns = list(columns)
         self.rows = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except OSError as exc:
+            raise OutputWriteError.from_cause(path, exc) from exc
         self._temporary = Path(temporary)
         self._handle = os.fdopen(handle, "wb")
-        self._handle.write((",".join(self.columns) + "\n").encode("utf-8"))
+        self._guarded(lambda: self._handle.write((",".join(self.columns) + "\n").encode("utf-8")))
+
+    def _guarded(self, step: Callable[[], object]) -> None:
+        # A write can fail on the last byte as well as the first (a full disk); the
+        # sink then removes its temporary itself, so the error's promise holds for any caller.
+        try:
+            step()
+        except OSError as exc:
+            self.abort()
+            raise OutputWriteError.from_cause(self.path, exc) from exc
 
     def write(self, frame: pd.DataFrame) -> None:
         if frame.empty:
             return
-        self._handle.write(csv_bytes(_to_arrow(frame, self.columns)))
+        data = csv_bytes(_to_arrow(frame, self.columns))
+        self._guarded(lambda: self._handle.write(data))
         self.rows += len(frame)
 
+    def finish(self) -> None:
+        """Get every byte onto the disk (where a full disk shows, at the latest); idempotent."""
+        if self._handle.closed:
+            return
+
+        def flush_and_close() -> None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+
+        self._guarded(flush_and_close)
+
     def commit(self) -> Path:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
+        self.finish()
         os.replace(self._temporary, self.path)
         return self.path
 
     def abort(self) -> None:
         if not self._handle.closed:
-            self._handle.close()
+            # Closing flushes what is buffered, which fails again on a full disk; the
+            # file is closed all the same, and its temporary must go either way.
+            with contextlib.suppress(OSError):
+                self._handle.close()
         self._temporary.unlink(missing_ok=True)
 
 
@@ -236,12 +375,15 @@ def write_day_outputs(
     stamp = date_stamp(date)
     # From here until the new rejects file is renamed in, the day is not finished.
     (seeds_dir / f"{stamp}_rejects.csv").unlink(missing_ok=True)
-    snapshot = CsvSink(seeds_dir / f"{stamp}.csv", definition.snapshot.columns)
-    rejects = CsvSink(seeds_dir / f"{stamp}_rejects.csv", REJECT_COLUMNS)
-    derived = list(definition.derived_outputs(settings))
-    sinks = [snapshot, rejects]
+    sinks: list[CsvSink] = []
     result = DayOutputs()
     try:
+        # Inside the try: a second sink that cannot be created must not leave the first's temporary.
+        snapshot = CsvSink(seeds_dir / f"{stamp}.csv", definition.snapshot.columns)
+        sinks.append(snapshot)
+        rejects = CsvSink(seeds_dir / f"{stamp}_rejects.csv", REJECT_COLUMNS)
+        sinks.append(rejects)
+        derived = list(definition.derived_outputs(settings))
         for batch in batches(parts, aggregation):
             result.batches += 1
             # Oldest file first: where rows of several files merge, the latest file's values win.
@@ -268,8 +410,13 @@ def write_day_outputs(
             sinks.append(sink)
             sink.write(frame)
             derived_sinks.append(sink)
+        in_order = [snapshot, *derived_sinks, rejects]
+        # Every file is on the disk before the first is renamed in: a full disk then
+        # fails the day with all previous outputs in place, not a new D.csv next to old others.
+        for sink in in_order:
+            sink.finish()
         # The rejects file is renamed last: its presence says the day finished.
-        for sink in [snapshot, *derived_sinks, rejects]:
+        for sink in in_order:
             result.files[sink.path.name] = str(sink.commit())
     except BaseException:
         for sink in sinks:
