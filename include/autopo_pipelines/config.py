@@ -117,6 +117,10 @@ class PipelineConfig(StrictModel):
     file_pattern: str
     sheet: str | None = None
     header_search_rows: int = Field(default=20, ge=1, le=1000)
+    # What the parts of a workbook that are read (shared strings, styles, the sheet) may
+    # unzip to in all: a zip bomb is refused before it exhausts the worker's memory. 1 GB
+    # is ~10x a 200,000-row, 10-column report. Same default as xlsx_reader's.
+    max_uncompressed_bytes: int = Field(default=1_000_000_000, ge=1_000_000)
     columns: dict[str, ColumnSpec]
     numbers: NumberFormat = Field(default_factory=NumberFormat)
     max_reject_ratio: float = Field(default=0.05, ge=0, le=1)

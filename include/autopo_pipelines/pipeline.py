@@ -179,7 +179,12 @@ def transform_file(
 
     def read(is_header: Callable[[Sequence[str]], bool]) -> SheetTable:
         return read_sheet_table(
-            path, sheet=config.sheet, header_search_rows=config.header_search_rows, is_header=is_header, file_name=name
+            path,
+            sheet=config.sheet,
+            header_search_rows=config.header_search_rows,
+            is_header=is_header,
+            file_name=name,
+            max_uncompressed_bytes=config.max_uncompressed_bytes,
         )
 
     try:

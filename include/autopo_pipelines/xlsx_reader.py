@@ -18,7 +18,8 @@ CONTRACT (implemented by the reader helper; the rest of the package relies on it
         row_numbers: numpy.ndarray # int64, 1-based sheet row number of each data row
 
     def read_sheet_table(path, *, sheet=None, header_search_rows=20,
-                         is_header=lambda cells: bool) -> SheetTable
+                         is_header=lambda cells: bool, file_name=None,
+                         max_uncompressed_bytes=DEFAULT_MAX_UNCOMPRESSED_BYTES) -> SheetTable
 
     - sheet=None: the first *visible* worksheet; a named sheet that does not exist
       is a WorkbookError naming the sheets that do exist.
@@ -31,6 +32,9 @@ CONTRACT (implemented by the reader helper; the rest of the package relies on it
       stays a number).
     - not a zip / not XLSX / encrypted / truncated / Strict OOXML it cannot read /
       zero sheets / no visible sheet -> WorkbookError with a clear message.
+    - the parts read (the workbook-level parts and the sheet) unzipping to more than
+      max_uncompressed_bytes in all, or a part unzipping to other than the size the zip
+      declares for it -> WorkbookError, before anything is parsed.
 
 IMPLEMENTATION NOTES (measured with benchmarks/reader_choice.py, 50k rows x 9 columns,
 2 cores; all figures to this contract):
@@ -52,6 +56,16 @@ IMPLEMENTATION NOTES (measured with benchmarks/reader_choice.py, 50k rows x 9 co
     - Before calamine parses a sheet its XML is scanned for far-away cell references
       (~15% of the read time): calamine allocates the whole used rectangle up front and a
       single value in XFD1048576 (or a damaged reference) aborts the process.
+    - Zip bombs: before calamine opens the workbook, and again before it parses the sheet,
+      the declared sizes of the parts it reads are held to max_uncompressed_bytes; a part
+      compressed more than 100:1 (store exports measure 5-20:1) or declaring fewer bytes
+      than it takes compressed is unpacked in 1 MB chunks to check it holds what it
+      declares, stopping one byte past that. (calamine's zip crate also refuses a part
+      larger than declared; the check here comes first and says so clearly.) A 2 GB sheet
+      or shared-strings part packed into 6 MB is refused in milliseconds.
+    - XML entities: calamine's XML parser (quick-xml) never expands DTD entities, so a
+      "billion laughs" part is not expanded: its entity references are an error, which is
+      reported as a damaged or crafted file. Nothing here parses workbooks with openpyxl.
 """
 
 from __future__ import annotations
@@ -61,7 +75,9 @@ import gc
 import operator
 import os
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,7 +91,7 @@ from defusedxml import ElementTree
 
 from autopo_pipelines.errors import InputFileError
 
-__all__ = ["HeaderPredicate", "SheetTable", "WorkbookError", "read_sheet_table"]
+__all__ = ["DEFAULT_MAX_UNCOMPRESSED_BYTES", "HeaderPredicate", "SheetTable", "WorkbookError", "read_sheet_table"]
 
 HeaderPredicate: TypeAlias = Callable[[list[str]], bool]
 Cell: TypeAlias = Any  # int | float | str | bool | date | datetime | time | timedelta
@@ -90,6 +106,9 @@ _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _NUMBER: frozenset[type] = frozenset({float, int})
 _DATE: frozenset[type] = frozenset({dt.date, dt.datetime})
 _HELPDESK_RESEND = "ask the store to export the report again and re-send it"
+# A 200,000-row, 10-column report unzips to ~100 MB of XML; the pipeline config's
+# max_uncompressed_bytes (same default) overrides it per pipeline.
+DEFAULT_MAX_UNCOMPRESSED_BYTES = 1_000_000_000
 
 
 class WorkbookError(InputFileError):
@@ -132,17 +151,19 @@ def read_sheet_table(
     header_search_rows: int = 20,
     is_header: HeaderPredicate = _any_non_empty,
     file_name: str | None = None,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> SheetTable:
     """Read one worksheet: find its header row, return the rows below it (see CONTRACT).
 
     ``file_name`` is the name errors give the file (the name it was uploaded under,
     when ``path`` is a local copy); default: the path's own name.
+    ``max_uncompressed_bytes`` bounds what the parts read may unzip to (zip bombs).
     """
     file = file_name or os.path.basename(os.fspath(path))
-    workbook = _open_workbook(os.fspath(path), file)
+    workbook = _open_workbook(os.fspath(path), file, max_uncompressed_bytes)
     try:
         name = _choose_sheet(workbook.sheets_metadata, sheet, file)
-        _refuse_huge_sheet(os.fspath(path), file, name)
+        _check_sheet_part(os.fspath(path), file, name, max_uncompressed_bytes)
         with _gc_paused():
             try:
                 cal_sheet = workbook.get_sheet_by_name(name)
@@ -150,9 +171,7 @@ def read_sheet_table(
                 start = cal_sheet.start
             except BaseException as exc:  # noqa: BLE001 - a Rust panic is a BaseException
                 _reraise_if_not_reader_failure(exc)
-                raise WorkbookError(
-                    file, name, f"the sheet could not be read ({_short(exc)}); {_HELPDESK_RESEND}"
-                ) from exc
+                raise WorkbookError(file, name, _could_not_read("the sheet", exc)) from exc
             # to_python drops the empty rows/columns above/left of the used range; `start`
             # is where that range begins, which is what makes row numbers true sheet rows.
             first_row = start[0] if start is not None else 0
@@ -174,7 +193,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _open_workbook(path: str, file: str) -> pc.CalamineWorkbook:
+def _open_workbook(path: str, file: str, max_uncompressed_bytes: int) -> pc.CalamineWorkbook:
     if file.startswith("~$"):
         raise WorkbookError(
             file,
@@ -191,6 +210,9 @@ def _open_workbook(path: str, file: str) -> pc.CalamineWorkbook:
         raise WorkbookError(file, None, f"the file is empty (0 bytes); {_HELPDESK_RESEND}")
     if not head.startswith((b"PK", _OLE2_MAGIC)):
         raise WorkbookError(file, None, _describe_foreign_bytes(head))
+    if head.startswith(b"PK"):
+        # calamine reads the shared strings and styles whole when it opens the workbook.
+        _check_package_parts(path, file, max_uncompressed_bytes)
     try:
         return pc.CalamineWorkbook.from_path(path)
     except pc.PasswordError as exc:
@@ -238,7 +260,19 @@ def _describe_unreadable(path: str, head: bytes, exc: BaseException) -> str:
         return "the file is a Word document, not an Excel workbook"
     if not any(n.replace("\\", "/").endswith("workbook.xml") for n in names):
         return "the file is a zip archive but not an Excel workbook (it has no workbook part)"
-    return f"the workbook could not be read ({_short(exc)}); {_HELPDESK_RESEND}"
+    return _could_not_read("the workbook", exc)
+
+
+def _could_not_read(what: str, exc: BaseException) -> str:
+    detail = _short(exc)
+    if "unrecognized entity" in detail:
+        # quick-xml does not expand DTD entities; a reference to one is how a "billion
+        # laughs" part (or an external-entity probe) shows up. Excel never writes them.
+        return (
+            f"{what} uses XML entities that Excel never writes ({detail}): the file is damaged "
+            f"or was crafted; {_HELPDESK_RESEND}"
+        )
+    return f"{what} could not be read ({detail}); {_HELPDESK_RESEND}"
 
 
 def _choose_sheet(metadata: Sequence[pc.SheetMetadata], wanted: str | None, file: str) -> str:
@@ -365,7 +399,31 @@ _FILLED_ROW = re.compile(rb"<(?:\w+:)?row\s[^>]*?\br=\"(\d+)\"[^>]*?(?<!/)>")
 _MAX_SHEET_XML_BYTES = 512 * 1024 * 1024
 
 
-def _refuse_huge_sheet(path: str, file: str, sheet: str) -> None:
+def _check_sheet_part(path: str, file: str, sheet: str, max_uncompressed_bytes: int) -> None:
+    """Raise WorkbookError when the sheet's part is a zip bomb or its used range is too big to hold."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except Exception:  # noqa: BLE001 - not a zip (calamine opened it all the same): nothing to check here
+        return
+    with zf:
+        parts = zf.infolist()
+        package = [info for info in parts if _is_package_part(info)]
+        try:
+            part = _worksheet_part(zf, sheet)
+        except Exception:  # noqa: BLE001 - damaged workbook XML: calamine has read it and says what is wrong
+            part = None
+        if part is None:
+            # calamine found the sheet where this lookup cannot: hold every part it might read to the limit.
+            sheet_parts = [info for info in parts if not _is_package_part(info)]
+        else:
+            sheet_parts = [info for info in parts if _part_name(info.filename) == part]
+        counted = package + [info for info in sheet_parts if not _is_package_part(info)]
+        _refuse_unzipping_beyond(path, file, sheet, counted, sheet_parts, max_uncompressed_bytes)
+        if part is not None and sheet_parts:
+            _refuse_huge_sheet(zf, sheet_parts[-1], file, sheet)
+
+
+def _refuse_huge_sheet(zf: zipfile.ZipFile, part: zipfile.ZipInfo, file: str, sheet: str) -> None:
     """Raise WorkbookError when the sheet's used range is too big to hold in memory.
 
     The <dimension> a file declares cannot be trusted either way (gnumeric declares
@@ -373,18 +431,20 @@ def _refuse_huge_sheet(path: str, file: str, sheet: str) -> None:
     10^20), so the references themselves are checked: one regex search over the sheet
     XML for ordinary sheets (~30 ms per 50k rows), a count only when that finds far ones.
     """
+    if part.file_size > _MAX_SHEET_XML_BYTES:
+        # Too big to even scan: ~10 million cells, the most a sheet may span, fit in less.
+        raise WorkbookError(
+            file,
+            sheet,
+            f"the sheet unzips to {part.file_size:,} bytes of XML, more than the {_MAX_SHEET_XML_BYTES:,} a "
+            "report can take (usually a stray entry far below or to the right of the data); delete those "
+            "cells, save, and re-send the file",
+        )
     try:
-        with zipfile.ZipFile(path) as zf:
-            part = _worksheet_part(zf, sheet)
-            if part is None:
-                return
-            if zf.getinfo(part).file_size > _MAX_SHEET_XML_BYTES:
-                cells = 1 << 34  # too big to even scan: certainly too big to load
-            else:
-                xml = zf.read(part)
-                if _FAR_REFERENCE.search(xml) is None:
-                    return
-                cells = _span(xml)
+        xml = zf.read(part)
+        if _FAR_REFERENCE.search(xml) is None:
+            return
+        cells = _span(xml)
     except Exception:  # noqa: BLE001 - a best-effort pre-check must never be the failure
         return  # calamine has opened this file already; it gives the clearer error if any
     if cells > _MAX_CELLS:
@@ -413,8 +473,9 @@ def _span(xml: bytes) -> int:
 
 
 def _worksheet_part(zf: zipfile.ZipFile, sheet: str) -> str | None:
-    # Part names may use backslashes (seen in the wild); map them to the zip's spelling.
-    names = {n.replace("\\", "/").lstrip("/"): n for n in zf.namelist()}
+    """The sheet's part name as _part_name spells it, or None when the workbook does not say."""
+    # Part names may use backslashes or another case (seen in the wild); calamine accepts both.
+    names = {_part_name(n): n for n in zf.namelist()}
     if "xl/workbook.xml" not in names or "xl/_rels/workbook.xml.rels" not in names:
         return None
     rel_id = None
@@ -425,7 +486,8 @@ def _worksheet_part(zf: zipfile.ZipFile, sheet: str) -> str | None:
         if el.tag.endswith("}Relationship") and el.get("Id") == rel_id:
             target = el.get("Target", "").replace("\\", "/")
             full = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
-            return names.get(os.path.normpath(full))
+            part = _part_name(os.path.normpath(full))
+            return part if part in names else None
     return None
 
 
@@ -434,3 +496,138 @@ def _column_number(letters: bytes) -> int:
     for ch in letters:
         number = number * 26 + ch - 64
     return number
+
+
+# ---- guard against zip bombs ----------------------------------------------------------
+
+# Parts a reader opens with the workbook, whichever sheet it reads: those at the package's
+# root and directly in xl/, and their relationships (workbook, shared strings, styles).
+_PACKAGE_PART = re.compile(r"(?:xl/)?(?:_rels/)?[^/]+")
+# Store exports compress 5-20:1 (the corpus, the sample day); deflate tops out near 1032:1.
+_SUSPICIOUS_RATIO = 100
+_CHUNK = 1 << 20
+_LOCAL_HEADER = struct.Struct("<4s22xHH")
+
+
+def _part_name(name: str) -> str:
+    # calamine looks parts up ignoring case, and some producers write backslashes.
+    return name.replace("\\", "/").lstrip("/").lower()
+
+
+def _is_package_part(info: zipfile.ZipInfo) -> bool:
+    return _PACKAGE_PART.fullmatch(_part_name(info.filename)) is not None
+
+
+def _check_package_parts(path: str, file: str, max_uncompressed_bytes: int) -> None:
+    try:
+        zf = zipfile.ZipFile(path)
+    except Exception as exc:  # noqa: BLE001 - whatever stops zipfile listing it, the archive is broken
+        # Only what could be checked is read: calamine never sees an archive that zipfile cannot list.
+        raise WorkbookError(
+            file, None, f"the file is damaged or incomplete (broken zip archive: {_short(exc)}); {_HELPDESK_RESEND}"
+        ) from exc
+    with zf:
+        package = [info for info in zf.infolist() if _is_package_part(info)]
+        _refuse_unzipping_beyond(path, file, None, package, package, max_uncompressed_bytes)
+
+
+def _refuse_unzipping_beyond(
+    path: str,
+    file: str,
+    sheet: str | None,
+    counted: Sequence[zipfile.ZipInfo],
+    verified: Sequence[zipfile.ZipInfo],
+    limit: int,
+) -> None:
+    """Raise WorkbookError when ``counted`` declare more than ``limit`` bytes in all, or one
+    of ``verified`` that looks packed beyond what deflate does for a report holds other
+    than it declares (so the declared sizes, which both zip readers stop at, are the truth)."""
+    total = sum(info.file_size for info in counted)
+    if total > limit:
+        largest = max(counted, key=lambda info: info.file_size)
+        raise WorkbookError(
+            file,
+            sheet,
+            f"the workbook expands to more than {limit:,} bytes when unzipped and is refused (its largest "
+            f"part, '{largest.filename}', declares {largest.file_size:,} bytes): no store report is that "
+            "large, so the file is damaged or built to exhaust memory (a zip bomb); ask the store to export "
+            "the report from Excel again and re-send it (a genuine report this large needs a higher "
+            "max_uncompressed_bytes in the pipeline config)",
+        )
+    for info in verified:
+        if not _looks_inflated(info):
+            continue
+        try:
+            real = _unzipped_size(path, info)
+        except Exception as exc:  # noqa: BLE001 - zlib, zipfile and I/O errors alike: the part is unreadable
+            raise WorkbookError(
+                file,
+                sheet,
+                f"the file is damaged or incomplete (its part '{info.filename}' cannot be unzipped: "
+                f"{_short(exc)}); {_HELPDESK_RESEND}",
+            ) from exc
+        if real != info.file_size:
+            holds = (
+                f"more than the {info.file_size:,}"
+                if real > info.file_size
+                else f"{real:,}, not the {info.file_size:,}"
+            )
+            raise WorkbookError(
+                file,
+                sheet,
+                f"the file is damaged (its part '{info.filename}' unzips to {holds} bytes the archive "
+                f"declares for it); {_HELPDESK_RESEND}",
+            )
+
+
+def _looks_inflated(info: zipfile.ZipInfo) -> bool:
+    if info.compress_type == zipfile.ZIP_STORED:
+        return True  # free to check: the stored bytes are the part
+    packed_tightly = info.file_size > _SUSPICIOUS_RATIO * info.compress_size
+    # Deflate adds at most 5 bytes per 64 KB to incompressible data: a part declaring fewer
+    # bytes than it takes compressed is lying about its size.
+    declared_too_small = info.compress_size > info.file_size + info.file_size // 1000 + 1024
+    return packed_tightly or declared_too_small
+
+
+def _unzipped_size(path: str, info: zipfile.ZipInfo) -> int:
+    """The bytes ``info`` really unzips to, counted in bounded chunks and no further than
+    one past its declared size."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        return info.compress_size
+    if info.compress_type != zipfile.ZIP_DEFLATED:
+        # Rare in XLSX. zipfile stops at the declared size and checks the CRC; a method it
+        # cannot unpack is calamine's to refuse.
+        size = 0
+        try:
+            with zipfile.ZipFile(path) as zf, zf.open(info) as stream:
+                while chunk := stream.read(_CHUNK):
+                    size += len(chunk)
+        except NotImplementedError:
+            return info.file_size
+        return size
+    stop = info.file_size + 1
+    with open(path, "rb") as raw:
+        raw.seek(info.header_offset)
+        header = raw.read(_LOCAL_HEADER.size)
+        if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile("bad local file header")
+        _, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+        raw.seek(name_length + extra_length, os.SEEK_CUR)
+        # zipfile would stop at the declared size; a raw inflater sees what really is there.
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        size, left = 0, info.compress_size
+        while left > 0 and size < stop and not inflater.eof:
+            data = raw.read(min(left, _CHUNK))
+            if not data:
+                break
+            left -= len(data)
+            while True:
+                out = inflater.decompress(data, _CHUNK)
+                size += len(out)
+                data = inflater.unconsumed_tail
+                if size >= stop or (not data and len(out) < _CHUNK):
+                    break
+    if size < stop and not inflater.eof:
+        raise zipfile.BadZipFile("the compressed data ends before the part does")
+    return size
