@@ -18,13 +18,14 @@ export AUTOPO_DATA_DIR := $(abspath $(DATA))
 export AUTOPO_PG_DIR ?= $(CURDIR)/.pg
 export AUTOPO_CONFIG_DIR := $(CURDIR)/dags/configs
 
-.PHONY: help setup demo run test lint pools db-start db-stop db-url sample clean check-config
+.PHONY: help setup demo run test lint pools db-start db-stop db-url sample clean check-config up down status
 
 help:
 	@echo "make demo                      set up, run po_snapshots then stock_health on a generated sample day, print what they did"
 	@echo "make test                      run the whole test suite"
 	@echo "make run PIPELINE=.. DATE=.. DATA=..   run one date through the DAG on a data root"
 	@echo "make db-url                    the warehouse's connection URI"
+	@echo "make up / make down            start / stop Airflow (UI, scheduler, DAG processor, triggerer) on this machine"
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +83,20 @@ demo: setup
 		>/dev/null 2>&1; then $(BIN)/python -m autopo_pipelines.sample_day --date $(DATE); fi
 	@$(MAKE) --no-print-directory run PIPELINE=po_snapshots DATE=$(DATE)
 	@$(MAKE) --no-print-directory run PIPELINE=stock_health DATE=$(DATE)
+
+API_PORT ?= 8080
+
+# Airflow as a user runs it, in the background; prints the UI address and login. Metadata in the
+# embedded PostgreSQL (database airflow_local); component logs in .airflow/component-logs/.
+up: setup
+	@$(BIN)/python -m autopo_pipelines.local_airflow up --port $(API_PORT)
+
+# Stops exactly the processes `make up` started (their process groups), nothing else.
+down: $(VENV)/.installed
+	@$(BIN)/python -m autopo_pipelines.local_airflow down
+
+status: $(VENV)/.installed
+	@$(BIN)/python -m autopo_pipelines.local_airflow status
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,37 +1,17 @@
-"""Airflow as a user runs it: API server, scheduler, DAG processor and triggerer as processes.
+"""Airflow as a user runs it, for the system tests: a throwaway stack per session.
 
 ``start_airflow_stack`` builds a throwaway Airflow home, migrates a PostgreSQL
-metadata database, starts the four components on 127.0.0.1 and waits until the
-DAGs are parsed. ``AirflowClient`` drives it only through the public REST API
-(``/api/v2``) with a JWT from the API server, the way the UI and scripts do.
-
-Airflow 3.3 facts this relies on (checked against the installed source):
-
-* Task processes (LocalExecutor workers) talk to the API server's execution API
-  at ``[core] execution_api_server_url``; it defaults to
-  ``http://localhost:8080/execution/``, so a stack on another port must set it.
-* The scheduler signs the workers' tokens and the API server checks them with
-  ``[api_auth] jwt_secret``. When it is empty each process generates its own
-  (``airflow.api_fastapi.auth.tokens.get_signing_key``) and every task is
-  rejected, so all components get the same secret.
-* SimpleAuthManager (the default) reads passwords from
-  ``[core] simple_auth_manager_passwords_file`` (JSON ``{"user": "password"}``);
-  ``POST /auth/token`` with ``{"username", "password"}`` returns
-  ``{"access_token": ...}`` for ``Authorization: Bearer``.
-* The scheduler and triggerer start a log server on all interfaces unless
-  ``--skip-serve-logs``; the API server reads task logs from the shared local
-  ``logs/`` folder anyway, so they are started with that flag.
+metadata database, starts the four components on 127.0.0.1 (the pieces of
+``autopo_pipelines.local_airflow``, which ``make up`` uses too) and waits until
+the DAGs are parsed. ``AirflowClient`` drives it only through the public REST
+API (``/api/v2``) with a JWT from the API server, the way the UI and scripts do.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,10 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-from psycopg import sql
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from autopo_pipelines.local_airflow import (
+    COMPONENTS,
+    create_metadata_db,
+    drop_metadata_db,
+    free_port,
+    new_keys,
+    set_pools,
+    stack_environment,
+    start_component,
+    stop_process_groups,
+    tail,
+)
+
 METADATA_DB = "airflow_meta"
 ADMIN_USER = "admin"
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
@@ -54,27 +44,11 @@ MIGRATE_TIMEOUT_S = 180
 CLI_TIMEOUT_S = 60
 API_READY_TIMEOUT_S = 90
 DAG_PARSED_TIMEOUT_S = 120
-STOP_GRACE_S = 20
 HTTP_TIMEOUT_S = 30
 
 
 class AirflowStackError(RuntimeError):
     """The stack could not be started or did not answer in time."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def tail(path: Path, lines: int = 60) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        return f"<cannot read {path}: {exc}>"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def report(config: Any, text: str) -> None:
@@ -289,22 +263,8 @@ class AirflowStack:
     # -- processes --------------------------------------------------------------
 
     def start(self, name: str, *args: str) -> Component:
-        log_path = self.home / "component-logs" / f"{name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "airflow", *args],
-                env=self.env,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                # Its own process group: at teardown the component and the
-                # processes it forked (uvicorn and executor workers, task
-                # supervisors) are signalled together, by this PID.
-                start_new_session=True,
-            )
-        component = Component(name, process, log_path)
+        process = start_component(self.home, self.env, name, *args)
+        component = Component(name, process, self.home / "component-logs" / f"{name}.log")
         self.components.append(component)
         return component
 
@@ -338,34 +298,17 @@ class AirflowStack:
         return result.stdout
 
     def stop(self) -> list[str]:
-        """SIGTERM every component's process group, SIGKILL what is left after a grace period.
+        """Stop every component's process group (SIGTERM, then SIGKILL after a grace period).
 
         Returns what had to be killed. Only the groups of processes this stack
         started (each component leads its own group) are signalled.
         """
-        problems: list[str] = []
         # First: an open keep-alive connection makes uvicorn wait out its graceful-shutdown timeout.
         self.client.close()
+        problems = stop_process_groups({c.name: c.process.pid for c in self.components})
         for component in self.components:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(component.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for component in self.components:
-            try:
-                component.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                problems.append(f"{component.name} (pid {component.process.pid}) ignored SIGTERM; killed")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(component.process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 component.process.wait(timeout=10)
-        # Children that outlive their leader (a worker, a task supervisor) stay in its group.
-        for component in self.components:
-            while _group_alive(component.process.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _group_alive(component.process.pid):
-                problems.append(f"processes left in {component.name}'s group (pgid {component.process.pid}); killed")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(component.process.pid, signal.SIGKILL)
         return problems
 
     def logs_report(self, lines: int = 60) -> str:
@@ -418,89 +361,6 @@ class AirflowStack:
         )
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fernet_key() -> str:
-    return base64.urlsafe_b64encode(os.urandom(32)).decode()
-
-
-def create_metadata_db(admin_url: str, name: str = METADATA_DB) -> None:
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def drop_metadata_db(admin_url: str, name: str = METADATA_DB) -> None:
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def stack_environment(
-    *,
-    home: Path,
-    metadata_url: str,
-    api_port: int,
-    data_root: Path,
-    warehouse_url: str,
-    password_file: Path,
-) -> dict[str, str]:
-    """The environment every component and CLI call of the stack runs with."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    api_url = f"http://127.0.0.1:{api_port}"
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW_CONFIG": str(REPO_ROOT / "airflow.cfg"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            # Two cores: two task processes at a time.
-            "AIRFLOW__CORE__PARALLELISM": "2",
-            "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-            # Auth: SimpleAuthManager with one admin whose password we choose.
-            "AIRFLOW__CORE__AUTH_MANAGER": (
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-            ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
-            # One signing secret for every component: the scheduler signs task tokens, the API server checks them.
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            # API server on loopback; workers reach its execution API there.
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(api_port),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API__BASE_URL": api_url,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
-            # Not started (--skip-serve-logs), but never the shared defaults 8793/8794.
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            # The pipelines.
-            "AUTOPO_DATA_DIR": str(data_root),
-            "AIRFLOW_CONN_AUTOPO_DB": warehouse_url,
-            "AUTOPO_CONFIG_DIR": str(REPO_ROOT / "dags" / "configs"),
-            # Never fall back to (or start) the checkout's embedded cluster.
-            "AUTOPO_PG_DIR": str(home / "no-embedded-pg"),
-            "PYTHONUNBUFFERED": "1",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
-    )
-    return env
-
-
 def start_airflow_stack(
     *,
     home: Path,
@@ -524,7 +384,7 @@ def start_airflow_stack(
     password_file = home / "simple_auth_manager_passwords.json"
     password_file.write_text(json.dumps({ADMIN_USER: password}) + "\n", encoding="utf-8")
 
-    create_metadata_db(admin_db_url)
+    create_metadata_db(admin_db_url, METADATA_DB, replace=True)
     metadata_url = cluster_url_base.replace("postgresql://", "postgresql+psycopg2://", 1) + f"/{METADATA_DB}"
     api_port = free_port()
     env = stack_environment(
@@ -534,6 +394,9 @@ def start_airflow_stack(
         data_root=data_root,
         warehouse_url=warehouse_url,
         password_file=password_file,
+        keys=new_keys(),
+        # Never fall back to (or start) the checkout's embedded cluster.
+        pg_dir=home / "no-embedded-pg",
     )
     api_url = f"http://127.0.0.1:{api_port}"
     stack = AirflowStack(
@@ -553,25 +416,12 @@ def start_airflow_stack(
         # Pools before the components (as `make setup` does): the CLI writes the metadata
         # database directly, and it is faster alone than competing with four booting processes.
         t0 = time.monotonic()
-        pools = subprocess.run(
-            [sys.executable, "-m", "autopo_pipelines.config", "pools"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT_S,
-            check=True,
-        ).stdout
-        for line in pools.splitlines():
-            if line.strip():
-                pool, slots = line.split()
-                stack.cli("pools", "set", pool, slots, f"autopo pipeline {pool}")
+        set_pools(env, home)
         timings["pools"] = time.monotonic() - t0
 
         t0 = time.monotonic()
-        stack.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
-        stack.start("scheduler", "scheduler", "--skip-serve-logs")
-        stack.start("dag-processor", "dag-processor")
-        stack.start("triggerer", "triggerer", "--skip-serve-logs")
+        for name, args in COMPONENTS.items():
+            stack.start(name, *(a.format(api_port=api_port) for a in args))
 
         stack.wait_for_api()
         timings["api_ready"] = time.monotonic() - t0
@@ -585,7 +435,7 @@ def start_airflow_stack(
         logs = stack.logs_report()
         stack.stop()
         with contextlib.suppress(Exception):
-            drop_metadata_db(admin_db_url)
+            drop_metadata_db(admin_db_url, METADATA_DB)
         sys.stderr.write(f"\nAirflow stack failed to start; component logs:\n{logs}\n")
         raise
     timings["startup_total"] = time.monotonic() - started

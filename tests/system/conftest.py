@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from airflow_stack import AirflowStack, drop_metadata_db, report, start_airflow_stack
+from airflow_stack import METADATA_DB, AirflowStack, drop_metadata_db, report, start_airflow_stack
 
 from autopo_pipelines.embedded_pg import EmbeddedPostgres
 
@@ -56,5 +56,5 @@ def airflow_stack(request: pytest.FixtureRequest, pg_server: EmbeddedPostgres, p
         for problem in problems:
             report(request.config, f"airflow stack teardown: {problem}")
         report(request.config, f"\nairflow stack stopped in {time.monotonic() - stopping:.1f}s")
-        drop_metadata_db(admin_url)
+        drop_metadata_db(admin_url, METADATA_DB)
         shutil.rmtree(base, ignore_errors=True)
