@@ -351,7 +351,14 @@ def run_file(
             raise LookupError(f"{config.name} {date}: the files were not listed in this run; rerun list_files")
         if task.conflict:
             raise InputFileError(task.name, task.conflict)
-        fetched = source_for(config, layout).fetch(task.source_file(), intermediate / "downloads")
+        try:
+            fetched = source_for(config, layout).fetch(task.source_file(), intermediate / "downloads")
+        except FileNotFoundError as exc:
+            # Deleted or renamed at the source since the listing: retrying cannot bring it back.
+            raise InputFileError(
+                task.name,
+                "the file is no longer at the source (deleted or renamed since the day was listed); rerun the date",
+            ) from exc
         checksum = fetched.checksum
         definition = load_transform(config.transform)
         settings = transform_settings(config)

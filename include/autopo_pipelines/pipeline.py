@@ -231,7 +231,7 @@ def transform_file(
         raise InputFileError(
             name,
             f"{len(rejects)} of {data_rows} data rows rejected, more than the allowed "
-            f"{config.max_reject_ratio:.0%}; first: row {first['row_number']}: {first['reason']}",
+            f"{config.max_reject_ratio * 100:g}%; first: row {first['row_number']}: {first['reason']}",
             sheet=table.sheet,
         )
     return FileOutcome(rows=rows, rejects=rejects, sheet=table.sheet, rows_in=rows_in, skipped=skipped)

@@ -65,10 +65,9 @@ def separate_identical(
                 copies.append(UnroutedFile(other.file, reason))
                 replaced[other.file.location] = None
             else:
-                conflict = (
-                    f"same content as {first.file.name}, store {first.store_id}'s file: this is not store "
-                    f"{other.store_id}'s own report; send it and rerun"
-                )
+                owner = f"store {first.store_id}'s file" if first.store_id else "a file without a store in its name"
+                claimed = f"store {other.store_id}'s own report" if other.store_id else "a separate export"
+                conflict = f"same content as {first.file.name}, {owner}: this is not {claimed}; send it and rerun"
                 replaced[other.file.location] = replace(other, conflict=conflict)
     kept = [replaced.get(r.file.location, r) for r in routed]
     return [r for r in kept if r is not None], copies

@@ -95,6 +95,11 @@ def changes_for_task(
 ) -> tracking.Changes | None:
     name = config.name
     listing = day_run.current_listing(config, layout, date, run_id)
+    if event.task_id == "wait_for_files":
+        # No files for a past date, or the wait timed out: the date's row says so, in the sensor's words.
+        if event.state == "failed" and not event.will_retry:
+            return tracking.listing_failed(name, date, run_id, event.error_text, _now())
+        return None
     if event.task_id == "list_files":
         if event.state == "success" and listing is not None:
             return tracking.files_listed(name, date, listing, run_id, _now())

@@ -288,3 +288,16 @@ def test_po_day_end_to_end(data_layout: DataLayout, clean_tables: str) -> None:
         "SELECT rows_in, total_rows, merged_rows, skipped_rows, rejected_rows FROM pipeline_runs "
         "WHERE pipeline_name = 'po_snapshots'",
     ) == [(day.rows_in, len(expected), 2, day.skipped, len(day.rejects))]
+
+
+def test_a_past_date_without_files_fails_at_once_and_the_tracking_row_says_why(
+    data_layout: DataLayout, clean_tables: str
+) -> None:
+    from airflow.utils.state import DagRunState
+
+    run = run_day("po_snapshots", DATE)
+    assert run.state == DagRunState.FAILED
+    ((status, error),) = query(clean_tables, "SELECT status, error FROM pipeline_runs")
+    assert status == "failed"
+    assert error.startswith("no po_snapshots files for 2024-12-04 at ")
+    assert error.endswith("; not waiting for a past date")

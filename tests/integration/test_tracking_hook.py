@@ -123,3 +123,24 @@ def test_a_file_gone_from_the_source_is_retired_by_the_next_listing(hook: object
         ("S1_stock_20241204.xlsx", "queued", 0, None),
         ("S2_stock_20241204.xlsx", "unrouted", None, "no longer at the source"),
     ]
+
+
+def test_a_run_that_ended_before_listing_leaves_a_failed_row_but_never_overwrites_another_runs(
+    hook: object, clean_tables: str
+) -> None:
+    """The sensor failed (no files for a past date): the date still gets a row saying why."""
+    error = "no stock_health files for 2024-12-04 at /inbox; not waiting for a past date"
+    hook.record(tracking.run_ended_without_judgement("stock_health", DATE, False, error, "run-1", NOW))
+    assert rows(clean_tables, "SELECT dag_run_id, status, error, attempt FROM pipeline_runs") == [
+        ("run-1", "failed", error, 1)
+    ]
+    # A date another run completed keeps that run's row.
+    other = dt.date(2024, 12, 5)
+    hook.record(tracking.files_listed("stock_health", other, LISTING, "run-2", NOW))
+    hook.record(
+        tracking.day_judged("stock_health", other, statuses={}, problems=[], loaded=True, dag_run_id="run-2", now=NOW)
+    )
+    hook.record(tracking.run_ended_without_judgement("stock_health", other, False, "late", "run-3", NOW))
+    assert rows(clean_tables, f"SELECT dag_run_id, status FROM pipeline_runs WHERE date = '{other}'") == [
+        ("run-2", "completed")
+    ]

@@ -642,7 +642,7 @@ def test_day_inputs_read_the_supplier_master_from_the_data_root(tmp_path: Path, 
     assert day.suppliers["sku"].tolist() == ["007"]
     # No warehouse to read PO data from: nothing on order, and the run says so.
     assert day.on_order.empty
-    assert notes == ["ran without PO data for 2024-12-04: no warehouse to read po_snapshots from"]
+    assert notes == ["ran without PO data for 2024-12-04: no warehouse to read po_snapshots from; on_order_qty is 0"]
 
 
 def test_on_order_link_can_be_turned_off(tmp_path: Path) -> None:

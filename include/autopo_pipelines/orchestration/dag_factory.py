@@ -28,6 +28,7 @@ from autopo_pipelines.config import PipelineConfig, default_config_dir, load_con
 from autopo_pipelines.errors import InputFileError, ReferenceDataError
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.orchestration.connections import warehouse_conninfo
+from autopo_pipelines.warehouse import LoadConnectionError, LoadError
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,13 @@ def build_dag(config: PipelineConfig) -> DAG:
         @task(task_id="load_snapshot")
         def load_snapshot() -> int:
             scope = holding_the_day(config)
-            return day_run.load_day(config, scope.layout, scope.date, scope.run_id, warehouse_conninfo())
+            try:
+                return day_run.load_day(config, scope.layout, scope.date, scope.run_id, warehouse_conninfo())
+            except LoadConnectionError:
+                raise  # the database is away: the retry loads the day when it is back
+            except LoadError as exc:
+                # Rows the table refuses are refused again on retry: fail now, with the reason.
+                raise AirflowFailException(str(exc)) from exc
 
         @task(task_id="check_day", trigger_rule=TriggerRule.ALL_DONE)
         def check_day() -> dict[str, Any]:

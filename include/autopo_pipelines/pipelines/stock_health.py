@@ -174,7 +174,9 @@ def open_po_quantities(context: DayContext, settings: StockHealthSettings) -> On
     if table is None:
         return OnOrder(_no_on_order(), "on_order_qty is 0: the link to PO data is off (settings.on_order_table)")
     if context.warehouse_conninfo is None:
-        return OnOrder(_no_on_order(), f"ran without PO data for {day}: no warehouse to read {table} from")
+        return OnOrder(
+            _no_on_order(), f"ran without PO data for {day}: no warehouse to read {table} from; on_order_qty is 0"
+        )
     try:
         loaded = read_loaded_snapshot(
             context.warehouse_conninfo,

@@ -135,7 +135,17 @@ class TrackingHook(PostgresHook):
                 RETURNING id""",  # noqa: S608
             [*fields.values(), change.pipeline_name, change.date, change.dag_run_id, *FINAL_RUN_STATUSES],
         ).fetchone()
-        if closed is not None and fields.get("status") == "failed":
+        if closed is None:
+            # A run that ended before it listed anything (its sensor failed: no files for a past
+            # date, a timeout) still leaves the date a row saying so, unless another run owns it.
+            columns = ["pipeline_name", "date", "dag_run_id", "attempt", *fields]
+            conn.execute(
+                f"""INSERT INTO pipeline_runs ({", ".join(columns)}) VALUES ({", ".join(["%s"] * len(columns))})
+                    ON CONFLICT (pipeline_name, date) DO NOTHING""",  # noqa: S608
+                [change.pipeline_name, change.date, change.dag_run_id, 1, *fields.values()],
+            )
+            return
+        if fields.get("status") == "failed":
             # Files the ended run never got to (Airflow skips them without an event) end with it.
             conn.execute(
                 """UPDATE pipeline_file_jobs SET status = 'failed', error = %s, completed_at = %s
