@@ -103,6 +103,23 @@ class AirflowSettings(StrictModel):
     max_retry_delay_seconds: int = Field(default=3600, ge=0)
 
 
+class AlertsConfig(StrictModel):
+    """Who hears about a late or failed day, and how. Credentials live in Airflow connections only."""
+
+    # Local time (the pipeline's timezone) on the day of a scheduled run by which its snapshot
+    # must be loaded; null: no deadline alert. Needs a daily schedule at a fixed time.
+    deadline: dt.time | None = None
+    email_to: list[str] = Field(default_factory=list)
+    # An SMTP connection (host, port, login, password; extra: from_email, disable_tls, disable_ssl).
+    email_conn_id: str = "autopo_smtp"
+    email_on_failure: bool = False
+    # An HTTP connection to a Slack-compatible incoming webhook; null: no webhook.
+    webhook_conn_id: str | None = None
+
+
+_DAILY_CRON = re.compile(r"^(?P<minute>[0-5]?[0-9]) (?P<hour>[01]?[0-9]|2[0-3]) \* \* \*$")
+
+
 class PipelineConfig(StrictModel):
     name: str
     description: str = ""
@@ -132,7 +149,31 @@ class PipelineConfig(StrictModel):
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
     sensor: SensorConfig = Field(default_factory=SensorConfig)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     settings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _alerts_can_be_sent(self) -> PipelineConfig:
+        if (self.alerts.deadline is not None or self.alerts.email_on_failure) and not self.alerts.email_to:
+            raise ValueError("alerts.email_to: a deadline alert or email on failure needs at least one recipient")
+        if self.alerts.deadline is not None:
+            self.deadline_after_start()  # a schedule it cannot be measured from is an error now, not at 9 am
+        return self
+
+    def deadline_after_start(self) -> dt.timedelta:
+        """How long after a scheduled run starts its deadline falls (``alerts.deadline`` local time)."""
+        match = _DAILY_CRON.match((self.airflow.schedule or "").strip())
+        if match is None or self.alerts.deadline is None:
+            raise ValueError(
+                "alerts.deadline needs airflow.schedule to be a daily cron at a fixed time ('M H * * *'), "
+                f"got {self.airflow.schedule!r}"
+            )
+        start = dt.timedelta(hours=int(match["hour"]), minutes=int(match["minute"]))
+        deadline = dt.timedelta(hours=self.alerts.deadline.hour, minutes=self.alerts.deadline.minute)
+        after = (deadline - start) % dt.timedelta(days=1)
+        if not after:
+            raise ValueError("alerts.deadline is the schedule's own start time: it must be later")
+        return after
 
     @field_validator("name")
     @classmethod

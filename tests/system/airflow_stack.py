@@ -369,6 +369,8 @@ def start_airflow_stack(
     data_root: Path,
     warehouse_url: str,
     dag_ids: Sequence[str] = ("stock_health",),
+    config_dir: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> AirflowStack:
     """Create the metadata database, migrate it, start the components and wait for the DAGs.
 
@@ -398,6 +400,9 @@ def start_airflow_stack(
         # Never fall back to (or start) the checkout's embedded cluster.
         pg_dir=home / "no-embedded-pg",
     )
+    if config_dir is not None:
+        env["AUTOPO_CONFIG_DIR"] = str(config_dir)
+    env.update(extra_env or {})
     api_url = f"http://127.0.0.1:{api_port}"
     stack = AirflowStack(
         home=home,

@@ -7,15 +7,41 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from airflow_stack import METADATA_DB, AirflowStack, drop_metadata_db, report, start_airflow_stack
 
+from autopo_pipelines.config import default_config_dir
 from autopo_pipelines.embedded_pg import EmbeddedPostgres
+from loopback_servers import webhook_connection, webhook_server
 
 
 @pytest.fixture(scope="session")
-def airflow_stack(request: pytest.FixtureRequest, pg_server: EmbeddedPostgres, pg_url: str) -> Iterator[AirflowStack]:
+def webhook_posts() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A Slack-compatible webhook endpoint on loopback for the stack's failure notifications."""
+    with webhook_server() as (url, posts):
+        yield url, posts
+
+
+def stack_configs(target: Path) -> Path:
+    """The project's pipeline configs, with the failure webhook turned on (its URL in an Airflow connection)."""
+    target.mkdir(parents=True)
+    for path in default_config_dir().glob("*.yaml"):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw.setdefault("alerts", {})["webhook_conn_id"] = "autopo_webhook"
+        (target / path.name).write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return target
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(
+    request: pytest.FixtureRequest,
+    pg_server: EmbeddedPostgres,
+    pg_url: str,
+    webhook_posts: tuple[str, list[dict[str, Any]]],
+) -> Iterator[AirflowStack]:
     """Airflow running the way a user runs it, on 127.0.0.1, with this checkout's DAGs.
 
     Metadata in the session cluster's ``airflow_meta`` database; the pipelines
@@ -35,6 +61,8 @@ def airflow_stack(request: pytest.FixtureRequest, pg_server: EmbeddedPostgres, p
             cluster_url_base=cluster,
             data_root=base / "data",
             warehouse_url=pg_url,
+            config_dir=stack_configs(base / "configs"),
+            extra_env={"AIRFLOW_CONN_AUTOPO_WEBHOOK": webhook_connection(webhook_posts[0])},
         )
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)

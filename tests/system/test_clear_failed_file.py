@@ -54,7 +54,11 @@ def describe(tis: list[dict[str, Any]]) -> str:
 
 
 def test_clear_failed_file_reruns_only_that_file(
-    airflow_stack: AirflowStack, pg_url: str, tmp_path: Path, request: pytest.FixtureRequest
+    airflow_stack: AirflowStack,
+    pg_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    webhook_posts: tuple[str, list[dict[str, Any]]],
 ) -> None:
     client = airflow_stack.client
     started = time.monotonic()
@@ -93,6 +97,19 @@ def test_clear_failed_file_reruns_only_that_file(
 
     first_load = stores_in_table(pg_url)
     assert set(first_load) == {"STORE-001", "STORE-003"}, first_load
+
+    # The failure reached the team's webhook (the DAG processor runs the DAG's failure callback),
+    # naming the failed file and its error.
+    posts = webhook_posts[1]
+    t0 = time.monotonic()
+    while not posts and time.monotonic() - t0 < 60:
+        time.sleep(0.5)
+    timings["failure webhook"] = time.monotonic() - t0
+    assert len(posts) == 1, posts
+    text = posts[0]["json"]["text"]
+    assert text.startswith(f"autopo: {DAG_ID} {DATE.isoformat()} failed\n"), text
+    assert f"{bad.name}: the file is damaged or incomplete" in text, text
+    assert run_id in text, text
     assert all(count > 0 for count in first_load.values())
 
     # 2. The store sends a valid file; clear only the failed map index, with its downstream tasks.
@@ -157,5 +174,7 @@ def test_clear_failed_file_reruns_only_that_file(
         **{path.name: ("completed", 0) for path in good},
     }, jobs
 
+    # A run that ends well sends nothing more.
+    assert len(posts) == 1, posts
     timings["test total"] = time.monotonic() - started
     report(request.config, "\nsystem test timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))

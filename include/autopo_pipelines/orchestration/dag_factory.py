@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, PokeReturnValue, TriggerRule, get_current_context, task
+from airflow.sdk import (
+    DAG,
+    AsyncCallback,
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    PokeReturnValue,
+    TriggerRule,
+    get_current_context,
+    task,
+)
 from airflow.sdk.api.client import ServerResponseError
 from airflow.sdk.exceptions import AirflowFailException, AirflowRuntimeError, AirflowSkipException
 
@@ -27,6 +37,7 @@ from autopo_pipelines import day_run
 from autopo_pipelines.config import PipelineConfig, default_config_dir, load_configs
 from autopo_pipelines.errors import InputFileError, ReferenceDataError
 from autopo_pipelines.layout import DataLayout
+from autopo_pipelines.orchestration import alerts
 from autopo_pipelines.orchestration.connections import warehouse_conninfo
 from autopo_pipelines.warehouse import LoadConnectionError, LoadError
 
@@ -103,6 +114,17 @@ def build_dag(config: PipelineConfig) -> DAG:
         "retry_exponential_backoff": airflow.retry_exponential_backoff,
         "max_retry_delay": dt.timedelta(seconds=airflow.max_retry_delay_seconds),
     }
+    alerting: dict[str, Any] = {}
+    if config.alerts.webhook_conn_id or config.alerts.email_on_failure:
+        alerting["on_failure_callback"] = alerts.run_failed
+    if config.alerts.deadline is not None:
+        # Measured from the scheduled start (the logical date of a cron run): runs triggered
+        # without a logical date have no deadline; backfill runs are let off by the callback.
+        alerting["deadline"] = DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+            interval=config.deadline_after_start(),
+            callback=AsyncCallback(alerts.deadline_missed, kwargs={"pipeline": config.name}),
+        )
     with DAG(
         dag_id=config.name,
         description=config.description or None,
@@ -123,6 +145,7 @@ def build_dag(config: PipelineConfig) -> DAG:
             )
         },
         doc_md=f"{config.description}\n\nGenerated from `dags/configs/{config.name}.yaml`.",
+        **alerting,
     ) as dag:
 
         @task.sensor(

@@ -1,0 +1,180 @@
+"""Telling people about a failed or late day: a Slack-compatible webhook and email.
+
+Two entry points Airflow calls:
+
+* ``run_failed``: the DAG's ``on_failure_callback`` (run by the DAG processor), for
+  a failed run: names the failed files and their errors, to the webhook and, where
+  the config asks, by email.
+* ``deadline_missed``: the callback of the DAG's Deadline Alert (run by the
+  triggerer), when a scheduled run's snapshot is not loaded by ``alerts.deadline``:
+  an email naming the pipeline, the date, what is late and the stores that have
+  not sent files. Airflow creates a deadline for every run, backfills included,
+  and keeps it for a failed run (3.3.2): a backfill run, or a run that already
+  failed (and said so through ``run_failed``), sends nothing.
+
+The texts are built from the day's state on disk (``day_run``), so they say what
+the pipeline knows, not Airflow's internal reasons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import html
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pendulum
+
+from autopo_pipelines import day_run
+from autopo_pipelines.config import PipelineConfig, default_config_dir, load_config_file
+from autopo_pipelines.layout import DataLayout
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    lines: list[str]
+
+    @property
+    def text(self) -> str:
+        return "\n".join([self.subject, *self.lines])
+
+    @property
+    def html(self) -> str:
+        items = "".join(f"<li>{html.escape(line.lstrip('- '))}</li>" for line in self.lines)
+        return f"<p>{html.escape(self.subject)}</p><ul>{items}</ul>"
+
+
+# --- what to say ---------------------------------------------------------------------
+
+
+def failure_message(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str) -> Message:
+    """What went wrong with the day in this run: each failed file with its error, and the day's state."""
+    problems = day_run.day_problems(config, layout, date, run_id) or ["the run failed; see its tasks' logs"]
+    lines = [f"- {problem}" for problem in problems]
+    load = day_run.read_json(layout.intermediate(config.name, date) / day_run.LOAD)
+    if load is not None and load.get("run_id") == run_id:
+        lines.append(f"- the good files were loaded: {load['rows']} rows in {load['table']}")
+    else:
+        lines.append("- nothing of the day was loaded by this run")
+    lines.append(f"- run {run_id}: fix or re-send the files, then clear their failed map index in Airflow")
+    return Message(f"autopo: {config.name} {date.isoformat()} failed", lines)
+
+
+def lateness_message(
+    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, now: dt.datetime
+) -> Message:
+    """What is late at the deadline: the files that have not come, or the step the day is in."""
+    deadline = config.alerts.deadline
+    local = f"{deadline:%H:%M} {config.timezone}" if deadline else "its deadline"
+    state = day_run.readiness(config, layout, date, now)
+    lines = []
+    if state.missing_stores:
+        lines.append(f"- stores that have not sent files: {', '.join(state.missing_stores)}")
+    if not state.files:
+        lines.append(f"- no file for {date.isoformat()} has arrived at {day_run.source_for(config, layout).describe()}")
+    listing = day_run.current_listing(config, layout, date, run_id)
+    if listing is None:
+        lines.append("- the day has not started: it is waiting for files")
+    else:
+        problems = day_run.day_problems(config, layout, date, run_id)
+        lines += [f"- {problem}" for problem in problems] or ["- the day is still being processed"]
+    return Message(f"autopo: {config.name} {date.isoformat()} not loaded by {local}", lines)
+
+
+# --- where to say it -------------------------------------------------------------------
+
+
+def webhook_url(conn: Any) -> str:
+    """The webhook's URL from an Airflow connection: a full URL in ``host`` (as for Slack), else
+    ``<conn type>://host[:port]/<schema>``."""
+    host = conn.host or ""
+    if host.startswith(("http://", "https://")):
+        return host
+    scheme = "https" if (conn.conn_type or "").lower() == "https" else "http"
+    port = f":{conn.port}" if conn.port else ""
+    path = f"/{conn.schema.lstrip('/')}" if conn.schema else ""
+    return f"{scheme}://{host}{port}{path}"
+
+
+def post_webhook(conn_id: str, message: Message) -> None:
+    """POST a Slack-compatible ``{"text": ...}``; the URL (and any token in it) comes from the connection."""
+    from airflow.sdk import Connection
+
+    url = webhook_url(Connection.get(conn_id))
+    response = httpx.post(url, json={"text": message.text}, timeout=WEBHOOK_TIMEOUT_S)
+    response.raise_for_status()
+
+
+def send_email(config: PipelineConfig, message: Message) -> None:
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    with SmtpHook(smtp_conn_id=config.alerts.email_conn_id) as hook:
+        hook.send_email_smtp(to=config.alerts.email_to, subject=message.subject, html_content=message.html)
+
+
+def _deliver(what: str, send: Any, *args: Any) -> None:
+    # A notification that cannot go out is logged loudly; it must not hide the run's own failure.
+    try:
+        send(*args)
+    except Exception:
+        log.exception("%s could not be sent", what)
+
+
+# --- the callbacks Airflow calls ----------------------------------------------------------
+
+
+def _pipeline_of(dag_id: str) -> PipelineConfig:
+    return load_config_file(default_config_dir() / f"{dag_id}.yaml")
+
+
+def _business_date(config: PipelineConfig, dag_run: Any) -> dt.date:
+    from autopo_pipelines.orchestration.dag_factory import business_date_of
+
+    conf = _field(dag_run, "conf") or {}
+    logical = _field(dag_run, "logical_date")
+    run_after = _field(dag_run, "run_after")
+    return business_date_of(
+        config,
+        conf.get("date"),
+        pendulum.parse(logical) if isinstance(logical, str) else logical,
+        pendulum.parse(run_after) if isinstance(run_after, str) else run_after,
+    )
+
+
+def _field(dag_run: Any, name: str) -> Any:
+    return dag_run.get(name) if isinstance(dag_run, dict) else getattr(dag_run, name, None)
+
+
+def run_failed(context: Any) -> None:
+    """``on_failure_callback`` of a pipeline's DAG: the failed files and their errors, to the webhook/email."""
+    dag_run = context["dag_run"]
+    config = _pipeline_of(dag_run.dag_id)
+    date = _business_date(config, dag_run)
+    message = failure_message(config, DataLayout.from_env(), date, dag_run.run_id)
+    if config.alerts.webhook_conn_id:
+        _deliver("failure webhook", post_webhook, config.alerts.webhook_conn_id, message)
+    if config.alerts.email_on_failure:
+        _deliver("failure email", send_email, config, message)
+
+
+async def deadline_missed(pipeline: str, context: dict[str, Any]) -> None:
+    """Deadline Alert callback (on the triggerer): email that the day's snapshot is late."""
+    dag_run = context["dag_run"]
+    if dag_run.get("run_type") == "backfill":
+        log.info("%s %s: a backfill run has no deadline to miss", pipeline, dag_run.get("dag_run_id"))
+        return
+    if dag_run.get("state") == "failed":
+        log.info("%s %s: the run failed and said so; no second message", pipeline, dag_run.get("dag_run_id"))
+        return
+    config = _pipeline_of(pipeline)
+    date = _business_date(config, dag_run)
+    message = lateness_message(config, DataLayout.from_env(), date, dag_run["dag_run_id"], pendulum.now("UTC"))
+    await asyncio.to_thread(send_email, config, message)

@@ -1,0 +1,145 @@
+"""Failure and deadline messages, delivered to a real SMTP server and a real webhook endpoint on loopback.
+
+The callbacks are called here the way Airflow calls them (the DAG processor for
+``on_failure_callback``, the triggerer for a Deadline Alert's ``AsyncCallback``),
+with the context shapes Airflow 3.3 gives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from types import SimpleNamespace
+
+import pendulum
+import pytest
+import yaml
+from openpyxl import Workbook
+
+from autopo_pipelines import day_run
+from autopo_pipelines.config import ConfigError, PipelineConfig, default_config_dir, load_config_file, parse_config
+from autopo_pipelines.errors import InputFileError
+from autopo_pipelines.layout import DataLayout
+from autopo_pipelines.orchestration.alerts import deadline_missed, run_failed
+from loopback_servers import Mailbox, smtp_connection, smtp_server, webhook_connection, webhook_server
+
+pytestmark = pytest.mark.integration
+
+DATE = dt.date(2024, 3, 5)
+RECIPIENTS = ["purchasing@example.com", "ops@example.com"]
+
+
+def write_store(inbox: Path, store: str) -> None:
+    workbook = Workbook()
+    workbook.active.append(["SKU", "Stock On Hand", "Sales Qty"])
+    workbook.active.append(["A", 10, 30])
+    workbook.save(inbox / f"{store}_stock_{DATE:%Y%m%d}.xlsx")
+
+
+@pytest.fixture
+def failed_day(tmp_path: Path, clean_tables: str, monkeypatch: pytest.MonkeyPatch) -> DataLayout:
+    """stock_health with alerts on; S1 loads, S2 sent a CSV renamed .xlsx, S3 sent nothing."""
+    config = load_config_file(default_config_dir() / "stock_health.yaml")
+    raw = config.model_dump(mode="json")
+    raw["expected_stores"] = ["S1", "S2", "S3"]
+    raw["airflow"]["schedule"] = "0 7 * * *"
+    raw["alerts"] = {
+        "deadline": "09:00",
+        "email_to": RECIPIENTS,
+        "email_on_failure": True,
+        "webhook_conn_id": "autopo_webhook",
+    }
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "stock_health.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
+    layout = DataLayout(tmp_path / "data")
+    monkeypatch.setenv("AUTOPO_DATA_DIR", str(layout.root))
+    inbox = layout.inbox("stock_health")
+    inbox.mkdir(parents=True)
+    layout.reference().mkdir(parents=True)
+    (layout.reference() / "suppliers.csv").write_text(
+        "sku,supplier_id,supplier_name,lead_time_days,moq,pack_size\nA,SUP,Supplier,7,0,1\n", encoding="utf-8"
+    )
+    write_store(inbox, "S1")
+    (inbox / f"S2_stock_{DATE:%Y%m%d}.xlsx").write_bytes(b"SKU,Stock On Hand\nA,1\n")
+    config = load_config_file(configs / "stock_health.yaml")
+    for task in day_run.list_day_files(config, layout, DATE, "run-1", clean_tables):
+        try:
+            day_run.run_file(config, layout, DATE, task, "run-1", clean_tables)
+        except InputFileError:
+            pass
+    day_run.aggregate_day(config, layout, DATE, "run-1")
+    day_run.load_day(config, layout, DATE, "run-1", clean_tables)
+    return layout
+
+
+def dag_run_json(run_type: str, state: str) -> dict[str, object]:
+    """``context["dag_run"]`` as a Deadline Alert callback gets it: the run as the API returns it."""
+    return {
+        "dag_id": "stock_health",
+        "dag_run_id": "run-1",
+        "run_type": run_type,
+        "state": state,
+        "conf": {"date": DATE.isoformat()},
+        "logical_date": "2024-03-05T00:00:00+00:00",
+        "run_after": "2024-03-05T00:00:00+00:00",
+    }
+
+
+def test_a_failed_run_posts_the_webhook_and_emails_the_failed_files(
+    failed_day: DataLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with smtp_server() as (port, mailbox), webhook_server() as (url, posts):
+        monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_SMTP", smtp_connection(port))
+        monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_WEBHOOK", webhook_connection(url))
+        dag_run = SimpleNamespace(
+            dag_id="stock_health", run_id="run-1", conf={"date": DATE.isoformat()}, logical_date=None,
+            run_after=pendulum.now("UTC"),
+        )  # fmt: skip
+        run_failed({"dag_run": dag_run, "reason": "task_failure"})
+
+    (post,) = posts
+    assert post["path"] == "/services/hook"
+    text = post["json"]["text"]
+    assert text.startswith("autopo: stock_health 2024-03-05 failed\n")
+    assert "S2_stock_20240305.xlsx: the file is a text/CSV file renamed to .xlsx" in text
+    assert "the good files were loaded: 1 rows in stock_health_snapshots" in text
+    (mail,) = mailbox.messages
+    assert mail["Subject"] == "autopo: stock_health 2024-03-05 failed"
+    assert mail["X-Envelope-To"] == ", ".join(RECIPIENTS)
+    assert "S2_stock_20240305.xlsx: the file is a text/CSV file renamed to .xlsx" in Mailbox.body(mail)
+
+
+def test_a_missed_deadline_emails_once_naming_the_missing_stores_and_never_for_backfills_or_failed_runs(
+    failed_day: DataLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    context = {"deadline": {"id": "d-1", "deadline_time": dt.datetime(2024, 3, 5, 2, 0, tzinfo=dt.UTC)}}
+    with smtp_server() as (port, mailbox):
+        monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_SMTP", smtp_connection(port))
+        asyncio.run(deadline_missed("stock_health", {**context, "dag_run": dag_run_json("scheduled", "running")}))
+        asyncio.run(deadline_missed("stock_health", {**context, "dag_run": dag_run_json("backfill", "running")}))
+        asyncio.run(deadline_missed("stock_health", {**context, "dag_run": dag_run_json("scheduled", "failed")}))
+
+    (mail,) = mailbox.messages
+    assert mail["Subject"] == "autopo: stock_health 2024-03-05 not loaded by 09:00 Asia/Jakarta"
+    body = Mailbox.body(mail)
+    assert "stores that have not sent files: S3" in body
+    assert "S2_stock_20240305.xlsx: the file is a text/CSV file renamed to .xlsx" in body
+
+
+def test_alert_settings_are_checked_when_the_config_is_loaded(tmp_path: Path) -> None:
+    raw = load_config_file(default_config_dir() / "stock_health.yaml").model_dump(mode="json")
+    raw["alerts"] = {"deadline": "09:00", "email_to": RECIPIENTS}
+    raw["airflow"]["schedule"] = None
+    with pytest.raises(ConfigError, match=r"alerts\.deadline needs airflow\.schedule to be a daily cron"):
+        parse_config(tmp_path / "stock_health.yaml", raw)
+    raw["airflow"]["schedule"] = "30 7 * * *"
+    raw["alerts"] = {"deadline": "09:00"}
+    with pytest.raises(ConfigError, match="needs at least one recipient"):
+        parse_config(tmp_path / "stock_health.yaml", raw)
+    raw["alerts"] = {"deadline": "06:00", "email_to": RECIPIENTS}
+    config: PipelineConfig = parse_config(tmp_path / "stock_health.yaml", raw)
+    # 06:00 is before the 07:30 start: the next morning's 06:00.
+    assert config.deadline_after_start() == dt.timedelta(hours=22, minutes=30)
