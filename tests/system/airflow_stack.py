@@ -126,17 +126,50 @@ class AirflowClient:
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, *, run_id: str | None = None) -> str:
+    def trigger(
+        self,
+        dag_id: str,
+        conf: dict[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        logical_date: str | None = None,
+    ) -> str:
         """Trigger a manual run; returns its run id.
 
         ``logical_date`` has no default in 3.3's ``TriggerDAGRunPostBody``: omitting it is a 422.
         ``null`` gives a run without a logical date (what the UI's trigger form sends by default).
         """
-        body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
+        body: dict[str, Any] = {"logical_date": logical_date, "conf": conf or {}}
         if run_id is not None:
             body["dag_run_id"] = run_id
         response = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
         return str(response.json()["dag_run_id"])
+
+    def create_backfill(self, dag_id: str, from_date: str, to_date: str, reprocess_behavior: str = "none") -> int:
+        """What ``airflow backfill create`` does, through ``POST /api/v2/backfills``; the backfill's id."""
+        body = {
+            "dag_id": dag_id,
+            "from_date": from_date,
+            "to_date": to_date,
+            "run_backwards": False,
+            "dag_run_conf": {},
+            "reprocess_behavior": reprocess_behavior,
+            "max_active_runs": 3,
+        }
+        return int(self.request("POST", "/api/v2/backfills", json=body).json()["id"])
+
+    def wait_for_backfill(self, backfill_id: int, timeout: float) -> dict[str, Any]:
+        """Until the scheduler has marked the backfill complete (all its runs ended); the backfill."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            backfill = self.get_json(f"/api/v2/backfills/{backfill_id}")
+            if backfill.get("completed_at"):
+                return dict(backfill)
+            time.sleep(1)
+        raise AirflowStackError(f"backfill {backfill_id} not completed after {timeout:.0f}s")
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return list(self.get_json(f"/api/v2/dags/{dag_id}/dagRuns", limit=100)["dag_runs"])
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.get_json(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pendulum
 import pytest
 import yaml
 from airflow_stack import METADATA_DB, AirflowStack, drop_metadata_db, report, start_airflow_stack
 
 from autopo_pipelines.config import default_config_dir
 from autopo_pipelines.embedded_pg import EmbeddedPostgres
-from loopback_servers import webhook_connection, webhook_server
+from loopback_servers import Mailbox, smtp_connection, smtp_server, webhook_connection, webhook_server
 
 
 @pytest.fixture(scope="session")
@@ -25,13 +29,70 @@ def webhook_posts() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         yield url, posts
 
 
-def stack_configs(target: Path) -> Path:
-    """The project's pipeline configs, with the failure webhook turned on (its URL in an Airflow connection)."""
+@pytest.fixture(scope="session")
+def mailbox() -> Iterator[tuple[int, Mailbox]]:
+    """An SMTP server on loopback for the stack's emails."""
+    with smtp_server() as server:
+        yield server
+
+
+SCHEDULED = "stock_sla"
+SLA_RECIPIENTS = ["purchasing@example.com"]
+SLA_TZ = "Asia/Jakarta"
+
+
+@dataclass(frozen=True)
+class SlaSchedule:
+    """stock_sla's schedule, set for this session: its daily start 30 minutes ago, its deadline 2 h after."""
+
+    start: dt.time
+    deadline: dt.time
+
+    @classmethod
+    def for_now(cls) -> SlaSchedule:
+        start = pendulum.now(SLA_TZ).subtract(minutes=30)
+        deadline = start.add(hours=2)
+        return cls(dt.time(start.hour, start.minute), dt.time(deadline.hour, deadline.minute))
+
+
+@pytest.fixture(scope="session")
+def sla_schedule() -> SlaSchedule:
+    return SlaSchedule.for_now()
+
+
+def stack_configs(target: Path, schedule: SlaSchedule) -> Path:
+    """The project's pipeline configs, with the failure webhook turned on (its URL in an Airflow connection),
+    and ``stock_sla``: stock_health on a daily schedule with a deadline 2 h after the start, two expected stores,
+    and business date = the day before the run (offset 1).
+
+    With catchup off the scheduler starts a run for the latest start at once (30 minutes ago): that run waits
+    for the previous day's files, which no test sends, and its deadline is 90 minutes away; the tests' own
+    runs (a manual run, backfills) go beside it (max_active_runs 4)."""
     target.mkdir(parents=True)
     for path in default_config_dir().glob("*.yaml"):
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         raw.setdefault("alerts", {})["webhook_conn_id"] = "autopo_webhook"
         (target / path.name).write_text(yaml.safe_dump(raw), encoding="utf-8")
+    raw = yaml.safe_load((default_config_dir() / "stock_health.yaml").read_text(encoding="utf-8"))
+    raw["name"] = SCHEDULED
+    raw["timezone"] = SLA_TZ
+    raw["business_date_offset_days"] = 1
+    raw["expected_stores"] = ["STORE-001", "STORE-002"]
+    raw["sensor"] = {"mode": "reschedule", "poke_interval_seconds": 3, "timeout_seconds": 900}
+    raw["airflow"].update(
+        {
+            "schedule": f"{schedule.start.minute} {schedule.start.hour} * * *",
+            "pool": SCHEDULED,
+            "retries": 0,
+            "max_active_runs": 4,
+        }
+    )
+    raw["alerts"] = {
+        "deadline": schedule.deadline.strftime("%H:%M"),
+        "email_to": SLA_RECIPIENTS,
+        "email_conn_id": "autopo_smtp",
+    }
+    (target / f"{SCHEDULED}.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     return target
 
 
@@ -41,6 +102,8 @@ def airflow_stack(
     pg_server: EmbeddedPostgres,
     pg_url: str,
     webhook_posts: tuple[str, list[dict[str, Any]]],
+    mailbox: tuple[int, Mailbox],
+    sla_schedule: SlaSchedule,
 ) -> Iterator[AirflowStack]:
     """Airflow running the way a user runs it, on 127.0.0.1, with this checkout's DAGs.
 
@@ -61,8 +124,12 @@ def airflow_stack(
             cluster_url_base=cluster,
             data_root=base / "data",
             warehouse_url=pg_url,
-            config_dir=stack_configs(base / "configs"),
-            extra_env={"AIRFLOW_CONN_AUTOPO_WEBHOOK": webhook_connection(webhook_posts[0])},
+            config_dir=stack_configs(base / "configs", sla_schedule),
+            extra_env={
+                "AIRFLOW_CONN_AUTOPO_WEBHOOK": webhook_connection(webhook_posts[0]),
+                "AIRFLOW_CONN_AUTOPO_SMTP": smtp_connection(mailbox[0]),
+            },
+            dag_ids=("stock_health", SCHEDULED),
         )
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)
@@ -85,4 +152,7 @@ def airflow_stack(
             report(request.config, f"airflow stack teardown: {problem}")
         report(request.config, f"\nairflow stack stopped in {time.monotonic() - stopping:.1f}s")
         drop_metadata_db(admin_url, METADATA_DB)
-        shutil.rmtree(base, ignore_errors=True)
+        if os.environ.get("AUTOPO_KEEP_SYSTEM_STACK"):
+            report(request.config, f"system stack home and logs kept in {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
