@@ -20,7 +20,9 @@ def pipeline_dag(name: str, config_dir: Path | None = None) -> Any:
 
     config = load_config_file((config_dir or default_config_dir()) / f"{name}.yaml")
     config = config.model_copy(update={"airflow": config.airflow.model_copy(update={"retries": 0})})
-    return build_dag(config)
+    # dag.test() cannot finish a successful run of a DAG with a Deadline Alert in Airflow 3.3.2
+    # (see dag_factory.DEADLINE_ALERTS_ENV); the system tests cover deadlines with the real scheduler.
+    return build_dag(config, with_deadlines=False)
 
 
 def run_day(name: str, date: dt.date, config_dir: Path | None = None) -> Any:
