@@ -18,7 +18,7 @@ export AUTOPO_DATA_DIR := $(abspath $(DATA))
 export AUTOPO_PG_DIR ?= $(CURDIR)/.pg
 export AUTOPO_CONFIG_DIR := $(CURDIR)/dags/configs
 
-.PHONY: help setup demo run test lint pools db-start db-stop db-url sample clean check-config up down status
+.PHONY: help setup demo run test lint pools db-start db-stop db-url sample clean check-config up down status airflow
 
 help:
 	@echo "make demo                      set up, run po_snapshots then stock_health on a generated sample day, print what they did"
@@ -97,6 +97,11 @@ down: $(VENV)/.installed
 
 status: $(VENV)/.installed
 	@$(BIN)/python -m autopo_pipelines.local_airflow status
+
+# The airflow CLI against the stack `make up` started, e.g.
+# make airflow ARGS='backfill create --dag-id stock_health --from-date 2024-11-01 --to-date 2024-11-03'
+airflow: $(VENV)/.installed
+	@$(BIN)/python -m autopo_pipelines.local_airflow airflow -- $(ARGS)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

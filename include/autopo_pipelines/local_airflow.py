@@ -297,7 +297,17 @@ def up(home: Path, data_root: Path, pg_dir: Path, api_port: int) -> int:
         process = start_component(home, env, name, *(a.format(api_port=api_port) for a in args))
         groups[name] = process.pid
     url = f"http://127.0.0.1:{api_port}"
-    state = {"url": url, "groups": groups, "keys": keys, "password": password, "metadata_url": metadata_url}
+    state = {
+        "url": url,
+        "groups": groups,
+        "keys": keys,
+        "password": password,
+        "metadata_url": metadata_url,
+        "api_port": api_port,
+        "data_root": str(data_root),
+        "warehouse_url": env["AIRFLOW_CONN_AUTOPO_DB"],
+        "pg_dir": str(pg_dir),
+    }
     state_path.write_text(json.dumps(state, indent=2), encoding="utf-8")
     state_path.chmod(0o600)
     print(f"Airflow is starting: UI at {url} (user {ADMIN_USER}, password {password})")
@@ -320,6 +330,26 @@ def down(home: Path) -> int:
     return 0
 
 
+def airflow_cli(home: Path, args: list[str]) -> int:
+    """``airflow <args>`` against the stack `make up` started (its metadata database, keys and API),
+    e.g. ``backfill create``, which writes to the metadata database directly."""
+    state_path = _state_path(home)
+    if not state_path.exists():
+        raise SystemExit("`make up` has not run here: there is no stack to talk to")
+    state = json.loads(state_path.read_text(encoding="utf-8"))
+    env = stack_environment(
+        home=home,
+        metadata_url=state["metadata_url"],
+        api_port=int(state["api_port"]),
+        data_root=Path(state["data_root"]),
+        warehouse_url=state["warehouse_url"],
+        password_file=home / "simple_auth_manager_passwords.json",
+        keys=state["keys"],
+        pg_dir=Path(state["pg_dir"]),
+    )
+    return subprocess.run([sys.executable, "-m", "airflow", *args], env=env, cwd=home, check=False).returncode
+
+
 def status(home: Path) -> int:
     state_path = _state_path(home)
     state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() else {}
@@ -333,7 +363,8 @@ def status(home: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Airflow on this machine, as a user runs it.")
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "airflow"])
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="for 'airflow': the airflow CLI's arguments")
     parser.add_argument("--home", type=Path, default=Path(os.environ.get("AIRFLOW_HOME", ".airflow")))
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("AUTOPO_DATA_DIR", "data")))
     parser.add_argument("--pg-dir", type=Path, default=Path(os.environ.get("AUTOPO_PG_DIR", ".pg")))
@@ -344,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         return up(home, args.data.resolve(), args.pg_dir.resolve(), args.port)
     if args.command == "down":
         return down(home)
+    if args.command == "airflow":
+        return airflow_cli(home, [a for a in args.args if a != "--"])
     return status(home)
 
 
