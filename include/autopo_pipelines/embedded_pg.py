@@ -254,13 +254,13 @@ def _groups_of(user: str) -> list[grp.struct_group]:
 # --------------------------------------------------------------------------- server
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # postgres binds with SO_REUSEADDR, so sockets in TIME_WAIT do not
         # block it; probe the same way to avoid false "busy" answers.
@@ -535,10 +535,10 @@ class EmbeddedPostgres:
             return self._requested_port, False
         remembered = self._remembered_port()
         if remembered is not None:
-            if _port_is_free(remembered):
+            if port_is_free(remembered):
                 return remembered, True
             log.warning("remembered port %s of %s is taken; picking another", remembered, self.data_dir)
-        return _free_port(), True
+        return free_port(), True
 
     def _start_server(self) -> None:
         port, may_move = self._choose_port()
@@ -554,7 +554,7 @@ class EmbeddedPostgres:
             # A free port can be grabbed by someone else between our probe and
             # postgres binding it; only then is another port worth a try.
             if may_move and attempt < 2 and "could not bind" in server_log.lower():
-                port = _free_port()
+                port = free_port()
                 continue
             raise EmbeddedPostgresError(
                 f"PostgreSQL did not start in {self.pgdata}: "

@@ -33,7 +33,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,6 +41,8 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+
+from autopo_pipelines.embedded_pg import free_port, port_is_free
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN_USER = "admin"
@@ -52,22 +53,6 @@ COMPONENTS = {
     "dag-processor": ("dag-processor",),
     "triggerer": ("triggerer", "--skip-serve-logs"),
 }
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def tail(path: Path, lines: int = 60) -> str:

@@ -18,27 +18,12 @@ from dag_runs import fmt, query, read_csv, run_day
 from openpyxl import Workbook
 
 from autopo_pipelines.layout import DataLayout
+from po_spec import SPEC_OUTPUT_COLUMNS
 
 pytestmark = pytest.mark.integration
 
 DATE = dt.date(2024, 12, 4)
-COLUMNS = [
-    "snapshot_date",
-    "po_number",
-    "store_id",
-    "sku",
-    "supplier_id",
-    "supplier_name",
-    "po_date",
-    "expected_date",
-    "qty_ordered",
-    "qty_received",
-    "qty_open",
-    "status_norm",
-    "days_overdue",
-    "is_overdue",
-    "source_file",
-]
+COLUMNS = SPEC_OUTPUT_COLUMNS
 CONSOLIDATED = "po_snapshot_20241204.xlsx"
 STORE_FILE = "STORE-003 PO 2024-12-04.xlsx"
 SUPPLIER_FILE = "po_export_SUP-1_2024-12-04.xlsx"

@@ -30,30 +30,13 @@ from autopo_pipelines.pipelines import po_snapshots as po
 from autopo_pipelines.pipelines.po_snapshots import PoSnapshotSettings, derive, merge_lines
 from autopo_pipelines.routing import route_files
 from autopo_pipelines.sources import SourceFile
+from po_spec import SPEC_OUTPUT_COLUMNS
 
 REAL_CONFIG = Path(__file__).resolve().parents[2] / "dags" / "configs" / "po_snapshots.yaml"
 DAY = dt.date(2024, 12, 4)
 STORE_FILE = "STORE-012_po_20241204.xlsx"
 EXPORT_FILE = "po_snapshot_20241204.xlsx"
 
-# The spec's output columns, in the spec's order (written out, not taken from the module).
-SPEC_OUTPUT_COLUMNS = [
-    "snapshot_date",
-    "po_number",
-    "store_id",
-    "sku",
-    "supplier_id",
-    "supplier_name",
-    "po_date",
-    "expected_date",
-    "qty_ordered",
-    "qty_received",
-    "qty_open",
-    "status_norm",
-    "days_overdue",
-    "is_overdue",
-    "source_file",
-]
 SPEC_REJECT_COLUMNS = ["source_file", "sheet", "row_number", "reason", "raw_values"]
 
 # The spec's default aliases, per canonical column (written out from the spec's table).
