@@ -348,20 +348,23 @@ def status(home: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Airflow on this machine, as a user runs it.")
-    parser.add_argument("command", choices=["up", "down", "status", "airflow"])
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="for 'airflow': the airflow CLI's arguments")
+    parser.add_argument(
+        "command", choices=["up", "down", "status", "airflow"], help="airflow: then -- and its arguments"
+    )
     parser.add_argument("--home", type=Path, default=Path(os.environ.get("AIRFLOW_HOME", ".airflow")))
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("AUTOPO_DATA_DIR", "data")))
     parser.add_argument("--pg-dir", type=Path, default=Path(os.environ.get("AUTOPO_PG_DIR", ".pg")))
     parser.add_argument("--port", type=int, default=8080)
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "airflow":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     home = args.home.resolve()
     if args.command == "up":
         return up(home, args.data.resolve(), args.pg_dir.resolve(), args.port)
     if args.command == "down":
         return down(home)
     if args.command == "airflow":
-        return airflow_cli(home, [a for a in args.args if a != "--"])
+        return airflow_cli(home, [a for a in rest if a != "--"])
     return status(home)
 
 
