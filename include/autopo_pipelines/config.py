@@ -72,7 +72,16 @@ class LocalSource(StrictModel):
     path: str | None = None
 
 
-SourceConfig = Annotated[LocalSource, Field(discriminator="kind")]
+class GcsSource(StrictModel):
+    kind: Literal["gcs"]
+    bucket: str = Field(min_length=1)
+    # A folder-like prefix ("exports/po"): only the blobs directly under it are listed.
+    prefix: str = ""
+    # Credentials live in this Airflow connection only.
+    gcp_conn_id: str = "google_cloud_default"
+
+
+SourceConfig = Annotated[LocalSource | GcsSource, Field(discriminator="kind")]
 
 
 class AggregationConfig(StrictModel):

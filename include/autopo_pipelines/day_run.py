@@ -67,6 +67,10 @@ def read_json(path: Path) -> Any | None:
 
 
 def source_for(config: PipelineConfig, layout: DataLayout) -> Source:
+    if config.source.kind == "gcs":
+        from autopo_pipelines.sources.gcs import GcsSource  # the Google provider only when used
+
+        return GcsSource(config.source.bucket, config.source.prefix, config.source.gcp_conn_id)
     return LocalFolderSource(layout.resolve(config.source.path, layout.inbox(config.name)))
 
 
