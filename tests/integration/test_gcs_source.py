@@ -5,23 +5,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gcp_storage_emulator.server import Server, create_server
-from google.auth.credentials import AnonymousCredentials
+from gcp_storage_emulator.server import Server
 from google.cloud import storage
 
 from autopo_pipelines import day_run
 from autopo_pipelines.config import GcsSource as GcsSourceConfig
 from autopo_pipelines.config import PipelineConfig
-from autopo_pipelines.embedded_pg import free_port
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.sources import SourceFile
 from autopo_pipelines.sources.gcs import ChecksumMismatchError, GcsSource
+from gcs_emulator import gcs_emulator
 
 pytestmark = pytest.mark.integration
 
@@ -53,16 +51,7 @@ class Emulator:
 
 @pytest.fixture
 def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    port = free_port()
-    # In memory: on disk the emulator cannot hold both the "folder" placeholder blob
-    # "stores/po/" and the blobs under it (a file and a directory of the same name).
-    server = create_server("127.0.0.1", port, in_memory=True, data_dir=str(tmp_path / "gcs"))
-    server.start()
-    try:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-        connection = {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": PROJECT}}
-        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(connection))
-        client = storage.Client(project=PROJECT, credentials=AnonymousCredentials())
+    with gcs_emulator(tmp_path / "gcs", monkeypatch) as (client, server):
         bucket = client.create_bucket(BUCKET)
         emulator = Emulator(client, bucket, server)
         emulator.upload(f"{PREFIX}/S001_po_20240305.xlsx", FIRST)
@@ -72,8 +61,6 @@ def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulat
         emulator.upload(f"{PREFIX}/", b"")
         emulator.upload("elsewhere/S004_po_20240305.xlsx", SECOND)
         yield emulator
-    finally:
-        server.stop()
 
 
 def md5_of(content: bytes) -> str:
