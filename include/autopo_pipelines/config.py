@@ -81,7 +81,18 @@ class GcsSource(StrictModel):
     gcp_conn_id: str = "google_cloud_default"
 
 
-SourceConfig = Annotated[LocalSource | GcsSource, Field(discriminator="kind")]
+class GdriveSource(StrictModel):
+    kind: Literal["gdrive"]
+    # The folder's id (the last part of its URL): only the files directly in it are listed.
+    folder_id: str = Field(min_length=1)
+    # The shared drive holding the folder, if it is in one (not in someone's My Drive).
+    drive_id: str | None = None
+    # Credentials live in this Airflow connection only; its "scope" extra must include a Drive
+    # scope (https://www.googleapis.com/auth/drive.readonly).
+    gcp_conn_id: str = "google_cloud_default"
+
+
+SourceConfig = Annotated[LocalSource | GcsSource | GdriveSource, Field(discriminator="kind")]
 
 
 class AggregationConfig(StrictModel):

@@ -71,6 +71,10 @@ def source_for(config: PipelineConfig, layout: DataLayout) -> Source:
         from autopo_pipelines.sources.gcs import GcsSource  # the Google provider only when used
 
         return GcsSource(config.source.bucket, config.source.prefix, config.source.gcp_conn_id)
+    if config.source.kind == "gdrive":
+        from autopo_pipelines.sources.gdrive import GdriveSource  # the Google provider only when used
+
+        return GdriveSource(config.source.folder_id, config.source.drive_id, config.source.gcp_conn_id)
     return LocalFolderSource(layout.resolve(config.source.path, layout.inbox(config.name)))
 
 

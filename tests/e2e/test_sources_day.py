@@ -79,3 +79,18 @@ def test_a_day_from_each_source_loads_and_a_rerun_reuses_unchanged_files(
         run_and_check("skipped")
         locations = query(clean_tables, "SELECT file_path FROM pipeline_file_jobs ORDER BY 1")
         assert locations == [(f"gs://{BUCKET}/{PREFIX}/{p.name}",) for p in sorted(sample.files, key=lambda p: p.name)]
+
+
+def test_a_missing_bucket_fails_the_sensor_at_once_with_a_clear_error(
+    data_layout: DataLayout, clean_tables: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.utils.state import DagRunState
+
+    configs = tmp_path / "configs"
+    monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
+    with gcs_emulator(tmp_path / "gcs", monkeypatch):
+        write_config(configs, {"kind": "gcs", "bucket": "no-such-bucket", "prefix": PREFIX})
+        assert run_day("stock_health", DATE, configs).state == DagRunState.FAILED
+    ((status, error),) = query(clean_tables, "SELECT status, error FROM pipeline_runs")
+    assert status == "failed"
+    assert error == "bucket 'no-such-bucket' does not exist; check source.bucket in the config"

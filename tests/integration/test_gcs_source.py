@@ -17,7 +17,7 @@ from autopo_pipelines import day_run
 from autopo_pipelines.config import GcsSource as GcsSourceConfig
 from autopo_pipelines.config import PipelineConfig
 from autopo_pipelines.layout import DataLayout
-from autopo_pipelines.sources import SourceFile
+from autopo_pipelines.sources import SourceError, SourceFile
 from autopo_pipelines.sources.gcs import ChecksumMismatchError, GcsSource
 from gcs_emulator import gcs_emulator
 
@@ -162,3 +162,8 @@ def test_day_run_uses_the_gcs_source_for_a_gcs_config(emulator: Emulator, tmp_pa
     source = day_run.source_for(config, DataLayout(tmp_path))
     assert isinstance(source, GcsSource)
     assert [f.name for f in source.list_files()] == ["S001_po_20240305.xlsx", "S002 po 20240305.xlsx"]
+
+
+def test_a_missing_bucket_is_a_clear_source_error(emulator: Emulator) -> None:
+    with pytest.raises(SourceError, match="bucket 'no-such-bucket' does not exist; check source.bucket in the config"):
+        GcsSource("no-such-bucket", PREFIX).list_files()

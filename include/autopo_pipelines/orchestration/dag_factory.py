@@ -40,6 +40,7 @@ from autopo_pipelines.errors import InputFileError, ReferenceDataError
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.orchestration import alerts
 from autopo_pipelines.orchestration.connections import warehouse_conninfo
+from autopo_pipelines.sources import SourceError
 from autopo_pipelines.warehouse import LoadConnectionError, LoadError
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,11 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
                 # Serialised, not interleaved: a manual run waits for the backfill's run of the same date.
                 log.info("%s %s is being processed by run %s; waiting for it to end", config.name, scope.date, holder)
                 return PokeReturnValue(is_done=False)
-            state = day_run.readiness(config, scope.layout, scope.date, pendulum.now("UTC"))
+            try:
+                state = day_run.readiness(config, scope.layout, scope.date, pendulum.now("UTC"))
+            except SourceError as exc:
+                # A missing bucket or folder, or no access: poking for hours will not change that.
+                raise AirflowFailException(str(exc)) from exc
             log.info("%d file(s) for %s present: %s; %s", len(state.files), scope.date, state.files, state.reason)
             if not state.files and scope.date < config.business_date(pendulum.now("UTC")):
                 # Files for a past day (a backfill, a rerun) are there or they are not:
@@ -184,7 +189,7 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
             scope = holding_the_day(config)
             try:
                 tasks = day_run.list_day_files(config, scope.layout, scope.date, scope.run_id, warehouse_conninfo())
-            except ReferenceDataError as exc:
+            except (ReferenceDataError, SourceError) as exc:
                 raise AirflowFailException(str(exc)) from exc
             return [vars(t) for t in tasks]
 

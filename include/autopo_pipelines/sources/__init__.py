@@ -40,6 +40,10 @@ class Source(Protocol):
         ...
 
 
+class SourceError(RuntimeError):
+    """The source itself cannot be read (a missing bucket or folder, no access): waiting will not help."""
+
+
 def is_candidate_name(name: str) -> bool:
     """Excel lock files and hidden files are not uploads: never listed, never failed."""
     return not (name.startswith("~$") or name.startswith("."))

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from autopo_pipelines.sources import FetchedFile, SourceFile, is_candidate_name
+from autopo_pipelines.sources import FetchedFile, SourceError, SourceFile, is_candidate_name
 from autopo_pipelines.sources.local import local_copy_name
 
 if TYPE_CHECKING:
@@ -104,10 +104,21 @@ class GcsSource:
         return blob
 
     def list_files(self) -> list[SourceFile]:
+        from google.api_core.exceptions import Forbidden, NotFound
+
         bucket = self._client_bucket()
+        try:
+            # delimiter="/": only the blobs directly under the prefix, not those in deeper "folders".
+            blobs = list(bucket.client.list_blobs(bucket, prefix=self.prefix, delimiter="/"))
+        except NotFound as exc:
+            raise SourceError(f"bucket {self.bucket!r} does not exist; check source.bucket in the config") from exc
+        except Forbidden as exc:
+            raise SourceError(
+                f"connection {self.gcp_conn_id!r} may not list bucket {self.bucket!r}: give its service account "
+                "read access to the bucket (roles/storage.objectViewer)"
+            ) from exc
         files = []
-        # delimiter="/": only the blobs directly under the prefix, not those in deeper "folders".
-        for blob in bucket.client.list_blobs(bucket, prefix=self.prefix, delimiter="/"):
+        for blob in blobs:
             name = blob.name[len(self.prefix) :]
             if not name or "/" in name or not is_candidate_name(name):
                 continue  # the folder's placeholder, a deeper blob, a lock or hidden file
