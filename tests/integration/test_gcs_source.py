@@ -4,6 +4,7 @@ provider's GCSHook and an Airflow connection with anonymous credentials."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -167,3 +168,31 @@ def test_day_run_uses_the_gcs_source_for_a_gcs_config(emulator: Emulator, tmp_pa
 def test_a_missing_bucket_is_a_clear_source_error(emulator: Emulator) -> None:
     with pytest.raises(SourceError, match="bucket 'no-such-bucket' does not exist; check source.bucket in the config"):
         GcsSource("no-such-bucket", PREFIX).list_files()
+
+
+def test_the_sensor_sees_files_arrive_in_the_bucket_and_honours_expected_stores_and_cutoff(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """readiness() is what the reschedule-mode sensor asks at each poke; here the files arrive over time."""
+    from autopo_pipelines.config import default_config_dir, load_config_file
+
+    base = load_config_file(default_config_dir() / "stock_health.yaml")
+    config = base.model_copy(
+        update={
+            "source": GcsSourceConfig(kind="gcs", bucket=BUCKET, prefix="stock"),
+            "expected_stores": ["S1", "S2"],
+            "cutoff": dt.time(10, 0),
+        }
+    )
+    layout = DataLayout(tmp_path / "data")
+    day = dt.date(2024, 3, 5)
+    early = dt.datetime(2024, 3, 5, 1, 0, tzinfo=dt.UTC)  # 08:00 Asia/Jakarta, before the 10:00 cutoff
+    assert day_run.readiness(config, layout, day, early).reason == "no file yet"
+    emulator.upload("stock/S1_stock_20240305.xlsx", FIRST)
+    waiting = day_run.readiness(config, layout, day, early)
+    assert (waiting.ready, waiting.missing_stores) == (False, ["S2"])
+    late = dt.datetime(2024, 3, 5, 3, 30, tzinfo=dt.UTC)  # 10:30 local: the cutoff has passed
+    assert day_run.readiness(config, layout, day, late).ready
+    emulator.upload("stock/S2_stock_20240305.xlsx", SECOND)
+    complete = day_run.readiness(config, layout, day, early)
+    assert (complete.ready, complete.files) == (True, ["S1_stock_20240305.xlsx", "S2_stock_20240305.xlsx"])
