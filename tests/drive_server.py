@@ -176,7 +176,9 @@ def _handler(drive: FakeDrive) -> type[BaseHTTPRequestHandler]:
                     return self._bytes(file.content, XLSX_MIME)
                 if query.get("alt") == ["media"]:
                     if file.mime_type in (FOLDER_MIME, SHEETS_MIME):
-                        message = "Only files with binary content can be downloaded. Use Export with Docs Editors files."
+                        message = (
+                            "Only files with binary content can be downloaded. Use Export with Docs Editors files."
+                        )
                         return self._json(403, _error(403, message, "fileNotDownloadable"))
                     return self._bytes(file.content, file.mime_type)
                 return self._json(200, file.metadata())
