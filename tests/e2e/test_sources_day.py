@@ -1,8 +1,10 @@
 """The same day through the real stock_health DAG (dag.test) from each kind of source, into PostgreSQL.
 
 The store files are uploaded where the source is (a local inbox folder, a GCS
-bucket prefix on a real emulator); the config only says which source. A rerun
-finds every file unchanged by the source's own checksum and reuses its part.
+bucket prefix on a real emulator, a Drive folder on a local server speaking the
+Drive v3 calls, one of its files a Google Sheet and the listing longer than a
+page); the config only says which source. A rerun finds every file unchanged by
+the source's own checksum and reuses its part.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dag_runs import query, run_day
 
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.sample_day import generate_sample_day
+from drive_server import FakeDrive, drive_connection, drive_server
 from gcs_emulator import gcs_emulator
 
 pytestmark = pytest.mark.integration
@@ -36,13 +39,13 @@ def write_config(configs: Path, source: dict[str, str]) -> Path:
     return configs
 
 
-@pytest.mark.parametrize("kind", ["local", "gcs"])
+@pytest.mark.parametrize("kind", ["local", "gcs", "gdrive"])
 def test_a_day_from_each_source_loads_and_a_rerun_reuses_unchanged_files(
     kind: str, data_layout: DataLayout, clean_tables: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow.utils.state import DagRunState
 
-    sample = generate_sample_day(DataLayout(tmp_path / "uploads"), DATE, stores=3, skus=20)
+    sample = generate_sample_day(DataLayout(tmp_path / "uploads"), DATE, stores=4, skus=20)
     data_layout.reference().mkdir(parents=True)
     shutil.copyfile(sample.supplier_master, data_layout.reference() / "suppliers.csv")
     configs = tmp_path / "configs"
@@ -57,7 +60,7 @@ def test_a_day_from_each_source_loads_and_a_rerun_reuses_unchanged_files(
         )
         assert [s for s, _ in stores] == sample.stores
         statuses = query(clean_tables, "SELECT status, count(*) FROM pipeline_file_jobs GROUP BY 1")
-        assert statuses == [(expected_status, 3)]
+        assert statuses == [(expected_status, 4)]
 
     if kind == "local":
         write_config(configs, {"kind": "local"})
@@ -67,6 +70,23 @@ def test_a_day_from_each_source_loads_and_a_rerun_reuses_unchanged_files(
             shutil.copyfile(path, inbox / path.name)
         run_and_check("completed")
         run_and_check("skipped")
+        return
+
+    if kind == "gdrive":
+        # Two files a page: the listing takes three requests. The last store keeps its report as a Sheet.
+        fake = FakeDrive(max_page_size=2)
+        folder = fake.add_folder("stock uploads")
+        *files, sheet = sample.files
+        for path in files:
+            fake.add_file(folder, path.name, path.read_bytes())
+        fake.add_sheet(folder, sheet.name.removesuffix(".xlsx"), sheet.read_bytes())
+        with drive_server(fake) as root:
+            monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", drive_connection(root))
+            write_config(configs, {"kind": "gdrive", "folder_id": folder})
+            run_and_check("completed")
+            run_and_check("skipped")
+        # The listing went past the first page (a request carried the previous page's token).
+        assert any("pageToken" in request for request in fake.list_requests())
         return
 
     with gcs_emulator(tmp_path / "gcs", monkeypatch) as (client, _server):
