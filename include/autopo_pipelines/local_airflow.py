@@ -64,6 +64,19 @@ def tail(path: Path, lines: int = 60) -> str:
 
 
 def group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs. A killed process stays a zombie until its parent
+    (init, for a stack `make up` left behind) reaps it; on Linux those are not counted."""
+    proc = Path("/proc")
+    if proc.is_dir():
+        for stat_file in proc.glob("[0-9]*/stat"):
+            try:
+                # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after its ")".
+                fields = stat_file.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # gone meanwhile
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+        return False
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -198,6 +211,10 @@ def stop_process_groups(groups: Mapping[str, int], grace_s: float = STOP_GRACE_S
             problems.append(f"{name} (process group {pgid}) did not stop on SIGTERM; killed")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
+    # SIGKILL is not instant either: return when nothing of the groups runs any more.
+    killed_by = time.monotonic() + 10
+    while any(group_alive(pgid) for pgid in groups.values()) and time.monotonic() < killed_by:
+        time.sleep(0.1)
     return problems
 
 
