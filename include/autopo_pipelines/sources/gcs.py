@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from autopo_pipelines.sources import FetchedFile, SourceError, SourceFile, is_candidate_name
-from autopo_pipelines.sources.local import local_copy_name
+from autopo_pipelines.sources.download import ChecksumMismatchError, HashingWriter, write_copy
+
+__all__ = ["ChecksumMismatchError", "GcsSource", "blob_checksum", "normalise_prefix"]
 
 if TYPE_CHECKING:
     from google.cloud.storage import Blob, Bucket
 
 SCHEME = "gs://"
-
-
-class ChecksumMismatchError(IOError):
-    """A download whose content is not what the store says the blob holds (corrupted in transit)."""
 
 
 def normalise_prefix(prefix: str) -> str:
@@ -52,24 +48,6 @@ def _hasher_for(checksum: str) -> Any:
     import google_crc32c  # a dependency of google-cloud-storage
 
     return google_crc32c.Checksum()
-
-
-class _HashingWriter:
-    """Writes to a file and hashes what it writes, so the copy is exactly what is checked."""
-
-    def __init__(self, out: BinaryIO, hasher: Any) -> None:
-        self._out = out
-        self._hasher = hasher
-        self.bytes_written = 0
-
-    def write(self, data: bytes) -> int:
-        self._hasher.update(data)
-        written = self._out.write(data)
-        self.bytes_written += len(data)
-        return written if written is not None else len(data)
-
-    def flush(self) -> None:
-        self._out.flush()
 
 
 class GcsSource:
@@ -143,29 +121,22 @@ class GcsSource:
 
         blob = self._current_blob(file)
         expected = blob_checksum(blob)
-        algorithm = expected.partition(":")[0]
         hasher = _hasher_for(expected)
-        directory.mkdir(parents=True, exist_ok=True)
-        target = directory / local_copy_name(file.name)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                try:
-                    # The blob's metadata pins its generation: the bytes are the ones `expected`
-                    # describes, or a NotFound if that generation has been replaced or deleted.
-                    # raw_download: the stored bytes, which the stored checksum describes; the
-                    # check is ours (checksum=None), so a mismatch names the file.
-                    blob.download_to_file(_HashingWriter(out, hasher), raw_download=True, checksum=None)
-                except NotFound as exc:
-                    raise FileNotFoundError(f"{file.location}: no longer at the source") from exc
-            actual = f"{algorithm}:{hasher.digest().hex()}"
+
+        def download(out: BinaryIO) -> None:
+            try:
+                # The blob's metadata pins its generation: the bytes are the ones `expected`
+                # describes, or a NotFound if that generation has been replaced or deleted.
+                # raw_download: the stored bytes, which the stored checksum describes; the
+                # check is ours (checksum=None), so a mismatch names the file.
+                blob.download_to_file(HashingWriter(out, hasher), raw_download=True, checksum=None)
+            except NotFound as exc:
+                raise FileNotFoundError(f"{file.location}: no longer at the source") from exc
+            actual = f"{expected.partition(':')[0]}:{hasher.digest().hex()}"
             if actual != expected:
                 raise ChecksumMismatchError(
                     f"{file.name}: the download from {file.location} is corrupt "
                     f"(its {actual} differs from the store's {expected}); retry the file"
                 )
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return FetchedFile(path=target, checksum=actual)
+
+        return FetchedFile(path=write_copy(directory, file.name, download), checksum=expected)

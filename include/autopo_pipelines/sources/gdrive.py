@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import tempfile
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from autopo_pipelines.sources import FetchedFile, SourceError, SourceFile, is_candidate_name
-from autopo_pipelines.sources.gcs import ChecksumMismatchError, _HashingWriter
-from autopo_pipelines.sources.local import local_copy_name
+from autopo_pipelines.sources.download import ChecksumMismatchError, HashingWriter, write_copy
 
 if TYPE_CHECKING:
     from googleapiclient.discovery import Resource
@@ -261,20 +258,17 @@ class GdriveSource:
         else:
             request = self._files().get_media(fileId=meta["id"], supportsAllDrives=True)
         hasher = hashlib.md5(usedforsecurity=False)
-        directory.mkdir(parents=True, exist_ok=True)
-        target = directory / local_copy_name(file.name)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                download = MediaIoBaseDownload(_HashingWriter(out, hasher), request, chunksize=self.chunk_size)
-                done = False
-                try:
-                    while not done:
-                        _, done = download.next_chunk(num_retries=NUM_RETRIES)
-                except HttpError as exc:
-                    if _status(exc) == 404:
-                        raise FileNotFoundError(f"{file.location} ({file.name}): no longer at the source") from exc
-                    raise
+
+        def download(out: BinaryIO) -> None:
+            media = MediaIoBaseDownload(HashingWriter(out, hasher), request, chunksize=self.chunk_size)
+            done = False
+            try:
+                while not done:
+                    _, done = media.next_chunk(num_retries=NUM_RETRIES)
+            except HttpError as exc:
+                if _status(exc) == 404:
+                    raise FileNotFoundError(f"{file.location} ({file.name}): no longer at the source") from exc
+                raise
             if not sheet:
                 actual = f"md5:{hasher.hexdigest()}"
                 if actual != expected:
@@ -282,8 +276,5 @@ class GdriveSource:
                         f"{file.name}: the download from {file.location} is corrupt or the file changed "
                         f"while it was read (its {actual} differs from Drive's {expected}); retry the file"
                     )
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return FetchedFile(path=target, checksum=expected)
+
+        return FetchedFile(path=write_copy(directory, file.name, download), checksum=expected)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
-from autopo_pipelines.layout import safe_file_name
 from autopo_pipelines.sources import FetchedFile, SourceFile, is_candidate_name
+from autopo_pipelines.sources.download import HashingWriter, local_copy_name, write_copy
+
+__all__ = ["LocalFolderSource", "local_copy_name", "sha256_of"]
 
 _CHUNK = 1 << 20
 
@@ -19,16 +20,6 @@ def sha256_of(path: Path) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return "sha256:" + digest.hexdigest()
-
-
-def local_copy_name(name: str) -> str:
-    """A safe local name that no other upload maps to ("A B.xlsx" and "A_B.xlsx" differ)."""
-    safe = safe_file_name(name)
-    if safe == name:
-        return safe
-    stem, dot, suffix = safe.rpartition(".")
-    tag = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{stem}.{tag}.{suffix}" if dot else f"{safe}.{tag}"
 
 
 class LocalFolderSource:
@@ -55,17 +46,12 @@ class LocalFolderSource:
     def fetch(self, file: SourceFile, directory: Path) -> FetchedFile:
         """Copy and hash in one pass: the copy is exactly what the checksum describes,
         even if the store replaces the file while it is being read."""
-        directory.mkdir(parents=True, exist_ok=True)
-        target = directory / local_copy_name(file.name)
         digest = hashlib.sha256()
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
-        try:
-            with os.fdopen(handle, "wb") as out, Path(file.location).open("rb") as source:
+
+        def copy(out: BinaryIO) -> None:
+            with Path(file.location).open("rb") as source:
+                writer = HashingWriter(out, digest)
                 while chunk := source.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return FetchedFile(path=target, checksum="sha256:" + digest.hexdigest())
+                    writer.write(chunk)
+
+        return FetchedFile(path=write_copy(directory, file.name, copy), checksum="sha256:" + digest.hexdigest())

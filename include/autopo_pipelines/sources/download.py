@@ -1,0 +1,61 @@
+"""Local copies of source files: written under a temporary name, hashed as they are written,
+and renamed into place only when complete and checked, so a copy is whole or absent."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from autopo_pipelines.layout import safe_file_name
+
+
+def local_copy_name(name: str) -> str:
+    """A safe local name that no other upload maps to ("A B.xlsx" and "A_B.xlsx" differ)."""
+    safe = safe_file_name(name)
+    if safe == name:
+        return safe
+    stem, dot, suffix = safe.rpartition(".")
+    tag = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{stem}.{tag}.{suffix}" if dot else f"{safe}.{tag}"
+
+
+class ChecksumMismatchError(IOError):
+    """A download whose content is not what the source says the file holds (corrupted in transit)."""
+
+
+class HashingWriter:
+    """Writes to a file and hashes what it writes, so the copy is exactly what is checked."""
+
+    def __init__(self, out: BinaryIO, hasher: Any) -> None:
+        self._out = out
+        self._hasher = hasher
+        self.bytes_written = 0
+
+    def write(self, data: bytes) -> int:
+        self._hasher.update(data)
+        written = self._out.write(data)
+        self.bytes_written += len(data)
+        return written if written is not None else len(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+def write_copy(directory: Path, file_name: str, write: Callable[[BinaryIO], None]) -> Path:
+    """``write(out)`` fills a temporary file beside the copy (and raises if what it wrote fails its
+    check); the copy appears under its name only after that, and nothing is left on failure."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / local_copy_name(file_name)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            write(out)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
