@@ -15,6 +15,7 @@ from autopo_pipelines import day_run
 from autopo_pipelines.config import default_config_dir, load_config_file, load_transform
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.orchestration.connections import WAREHOUSE_CONN_ENV
+from autopo_pipelines.tracking import listing_notes
 from autopo_pipelines.warehouse import count_rows
 
 
@@ -59,7 +60,7 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
         "tracked": tracked,
         "failures": failures,
         "unrouted": listing.get("unrouted", []),
-        "notes": (listing.get("inputs") or {}).get("notes", []),
+        "notes": listing_notes(listing),
         "problems": day_run.day_problems(config, layout, date),
     }
 

@@ -14,7 +14,7 @@ from typing import Any
 from autopo_pipelines import day_run, tracking
 from autopo_pipelines.config import ConfigError, PipelineConfig, default_config_dir, load_config_file
 from autopo_pipelines.layout import DataLayout
-from autopo_pipelines.orchestration.dag_factory import business_date_of
+from autopo_pipelines.orchestration.dag_factory import business_date_of_run
 from autopo_tracking.hooks.tracking import TrackingHook
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,6 @@ def pipeline_config(dag_id: str) -> PipelineConfig | None:
         return None
 
 
-def _date_of(config: PipelineConfig, dag_run: Any) -> dt.date:
-    conf = getattr(dag_run, "conf", None) or {}
-    return business_date_of(config, conf.get("date"), getattr(dag_run, "logical_date", None), dag_run.run_after)
-
-
 def _in_task_process(task_instance: Any) -> bool:
     # The worker hands a RuntimeTaskInstance; the scheduler (a killed task) and the API server
     # (a state set by hand) hand the ORM row, where a write must not wait on retries.
@@ -63,7 +58,7 @@ def task_event(task_instance: Any, state: str, error: object = None, marked_by_h
     config = pipeline_config(task_instance.dag_id)
     if config is None:
         return
-    date = _date_of(config, _dag_run_of(task_instance))
+    date = business_date_of_run(config, _dag_run_of(task_instance))
     event = TaskEvent(task_instance, state, error, marked_by_hand)
     changes = changes_for_task(config, DataLayout.from_env(), date, task_instance.run_id, event)
     if changes is not None:
@@ -207,7 +202,7 @@ def dag_run_event(dag_run: Any, succeeded: bool, message: str) -> None:
     config = pipeline_config(dag_run.dag_id)
     if config is None:
         return
-    date = _date_of(config, dag_run)
+    date = business_date_of_run(config, dag_run)
     TrackingHook().record(
         tracking.run_ended_without_judgement(config.name, date, succeeded, message, dag_run.run_id, _now())
     )

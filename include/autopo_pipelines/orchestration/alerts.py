@@ -136,21 +136,10 @@ def _pipeline_of(dag_id: str) -> PipelineConfig:
 
 
 def _business_date(config: PipelineConfig, dag_run: Any) -> dt.date:
-    from autopo_pipelines.orchestration.dag_factory import business_date_of
+    # Imported here: the DAG factory imports this module for its callbacks.
+    from autopo_pipelines.orchestration.dag_factory import business_date_of_run
 
-    conf = _field(dag_run, "conf") or {}
-    logical = _field(dag_run, "logical_date")
-    run_after = _field(dag_run, "run_after")
-    return business_date_of(
-        config,
-        conf.get("date"),
-        pendulum.parse(logical) if isinstance(logical, str) else logical,
-        pendulum.parse(run_after) if isinstance(run_after, str) else run_after,
-    )
-
-
-def _field(dag_run: Any, name: str) -> Any:
-    return dag_run.get(name) if isinstance(dag_run, dict) else getattr(dag_run, name, None)
+    return business_date_of_run(config, dag_run)
 
 
 def run_failed(context: Any) -> None:

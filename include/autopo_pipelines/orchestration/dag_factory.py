@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -62,6 +62,20 @@ def business_date_of(
         except ValueError as exc:
             raise AirflowFailException(f"run conf date {requested!r} is not YYYY-MM-DD") from exc
     return config.business_date(logical_date or run_after)
+
+
+def business_date_of_run(config: PipelineConfig, dag_run: Any) -> dt.date:
+    """The business date of a DAG run given as Airflow's object (listeners, failure callbacks) or as the
+    API's JSON (a Deadline Alert callback's context), whose times are ISO strings."""
+
+    def field(name: str) -> Any:
+        return dag_run.get(name) if isinstance(dag_run, Mapping) else getattr(dag_run, name, None)
+
+    def moment(value: Any) -> Any:
+        return pendulum.parse(value) if isinstance(value, str) else value
+
+    conf = field("conf") or {}
+    return business_date_of(config, conf.get("date"), moment(field("logical_date")), moment(field("run_after")))
 
 
 @dataclass(frozen=True)

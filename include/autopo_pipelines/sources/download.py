@@ -27,6 +27,15 @@ class ChecksumMismatchError(IOError):
     """A download whose content is not what the source says the file holds (corrupted in transit)."""
 
 
+def check_download(name: str, location: str, actual: str, expected: str, *, whose: str, problem: str) -> None:
+    """Raise ChecksumMismatchError when the copy's checksum is not the one its source keeps."""
+    if actual != expected:
+        raise ChecksumMismatchError(
+            f"{name}: the download from {location} is {problem} (its {actual} differs from {whose} {expected}); "
+            "retry the file"
+        )
+
+
 class HashingWriter:
     """Writes to a file and hashes what it writes, so the copy is exactly what is checked."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from autopo_pipelines.sources import FetchedFile, SourceError, SourceFile, is_candidate_name
-from autopo_pipelines.sources.download import ChecksumMismatchError, HashingWriter, write_copy
+from autopo_pipelines.sources.download import ChecksumMismatchError, HashingWriter, check_download, write_copy
 
 __all__ = ["ChecksumMismatchError", "GcsSource", "blob_checksum", "normalise_prefix"]
 
@@ -133,10 +133,6 @@ class GcsSource:
             except NotFound as exc:
                 raise FileNotFoundError(f"{file.location}: no longer at the source") from exc
             actual = f"{expected.partition(':')[0]}:{hasher.digest().hex()}"
-            if actual != expected:
-                raise ChecksumMismatchError(
-                    f"{file.name}: the download from {file.location} is corrupt "
-                    f"(its {actual} differs from the store's {expected}); retry the file"
-                )
+            check_download(file.name, file.location, actual, expected, whose="the store's", problem="corrupt")
 
         return FetchedFile(path=write_copy(directory, file.name, download), checksum=expected)

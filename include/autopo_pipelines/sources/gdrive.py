@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from autopo_pipelines.sources import FetchedFile, SourceError, SourceFile, is_candidate_name
-from autopo_pipelines.sources.download import ChecksumMismatchError, HashingWriter, write_copy
+from autopo_pipelines.sources.download import ChecksumMismatchError, HashingWriter, check_download, write_copy
 
 if TYPE_CHECKING:
     from googleapiclient.discovery import Resource
@@ -270,11 +270,9 @@ class GdriveSource:
                     raise FileNotFoundError(f"{file.location} ({file.name}): no longer at the source") from exc
                 raise
             if not sheet:
-                actual = f"md5:{hasher.hexdigest()}"
-                if actual != expected:
-                    raise ChecksumMismatchError(
-                        f"{file.name}: the download from {file.location} is corrupt or the file changed "
-                        f"while it was read (its {actual} differs from Drive's {expected}); retry the file"
-                    )
+                problem = "corrupt or the file changed while it was read"
+                check_download(
+                    file.name, file.location, f"md5:{hasher.hexdigest()}", expected, whose="Drive's", problem=problem
+                )
 
         return FetchedFile(path=write_copy(directory, file.name, download), checksum=expected)
