@@ -30,6 +30,11 @@ def run_day(name: str, date: dt.date, config_dir: Path | None = None) -> Any:
     return pipeline_dag(name, config_dir).test(run_conf={"date": date.isoformat()})
 
 
+def task_states(run: Any) -> dict[tuple[str, str | int], Any]:
+    """A finished run's task states, keyed (task_id, file name) for mapped tasks, (task_id, -1) for the others."""
+    return {(ti.task_id, ti.rendered_map_index or ti.map_index): ti.state for ti in run.get_task_instances()}
+
+
 def query(url: str, sql: str, params: tuple[object, ...] | None = None) -> list[tuple[object, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute(sql.encode(), params).fetchall()

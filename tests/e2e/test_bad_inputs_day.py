@@ -21,10 +21,9 @@ import shutil
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-from dag_runs import query, run_day
+from dag_runs import query, run_day, task_states
 from openpyxl import Workbook
 
 from autopo_pipelines.layout import DataLayout
@@ -168,10 +167,6 @@ def build_bad_day(layout: DataLayout) -> tuple[dict[str, list[str]], list[str], 
                 shutil.copyfile(path, inbox / store_file(n))
                 corpus_files.append(store_file(n))
     return expected, corpus_files, lock_files
-
-
-def task_states(run: Any) -> dict[tuple[str, str | int], Any]:
-    return {(ti.task_id, ti.rendered_map_index or ti.map_index): ti.state for ti in run.get_task_instances()}
 
 
 def test_each_bad_file_fails_alone_with_a_clear_error(data_layout: DataLayout, clean_tables: str) -> None:

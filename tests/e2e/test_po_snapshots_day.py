@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dag_runs import fmt, query, read_csv, run_day
+from dag_runs import fmt, query, read_csv, run_day, task_states
 from openpyxl import Workbook
 
 from autopo_pipelines.layout import DataLayout
@@ -208,7 +208,7 @@ def test_po_day_end_to_end(data_layout: DataLayout, clean_tables: str) -> None:
 
     # The broken export fails its own map index; the other files are loaded.
     assert run.state == DagRunState.FAILED
-    states = {(ti.task_id, ti.rendered_map_index or ti.map_index): ti.state for ti in run.get_task_instances()}
+    states = task_states(run)
     assert states[("transform_file", BROKEN)] == TaskInstanceState.FAILED
     for name in (CONSOLIDATED, STORE_FILE, SUPPLIER_FILE):
         assert states[("transform_file", name)] == TaskInstanceState.SUCCESS

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dag_runs import fmt, pipeline_dag, query, read_csv
+from dag_runs import fmt, pipeline_dag, query, read_csv, task_states
 from openpyxl import Workbook
 
 from autopo_pipelines.layout import DataLayout
@@ -290,7 +290,7 @@ def test_quirky_day_end_to_end(
 
     # The day fails (two bad files) but only after the good files were loaded.
     assert run.state == DagRunState.FAILED
-    states = {(ti.task_id, ti.rendered_map_index or ti.map_index): ti.state for ti in run.get_task_instances()}
+    states = task_states(run)
     assert states[("load_snapshot", -1)] == TaskInstanceState.SUCCESS
     assert states[("check_day", -1)] == TaskInstanceState.FAILED
     assert states[("transform_file", "STORE-005_stock_20241204.xlsx")] == TaskInstanceState.FAILED

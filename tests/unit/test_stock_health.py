@@ -21,7 +21,7 @@ import pytest
 
 from autopo_pipelines.config import PipelineConfig, load_config_file
 from autopo_pipelines.errors import InputFileError, ReferenceDataError
-from autopo_pipelines.pipeline import CleanRows, DayContext, FileContext, transform_file
+from autopo_pipelines.pipeline import CleanRows, DayContext, FileContext, FileOutcome, transform_file
 from autopo_pipelines.pipelines import stock_health as sh
 from autopo_pipelines.pipelines.stock_health import (
     OUTPUT_COLUMNS,
@@ -485,12 +485,9 @@ def write_store_file(path: Path, bad_rows: int, good_rows: int) -> Path:
     return path
 
 
-def test_transform_file_within_reject_ratio_keeps_the_good_rows(
-    tmp_path: Path, config: PipelineConfig, settings: StockHealthSettings
-) -> None:
-    # 1 rejected of 20 data rows = 0.05: not more than max_reject_ratio 0.05.
-    path = write_store_file(tmp_path / FILE, bad_rows=1, good_rows=19)
-    outcome = transform_file(
+def transform_store_file(path: Path, config: PipelineConfig, settings: StockHealthSettings) -> FileOutcome:
+    """STORE-012's file of DAY through the shared per-file step, with the test's day inputs."""
+    return transform_file(
         path,
         config=config,
         definition=sh.TRANSFORM,
@@ -499,6 +496,14 @@ def test_transform_file_within_reject_ratio_keeps_the_good_rows(
         date=DAY,
         store_id="STORE-012",
     )
+
+
+def test_transform_file_within_reject_ratio_keeps_the_good_rows(
+    tmp_path: Path, config: PipelineConfig, settings: StockHealthSettings
+) -> None:
+    # 1 rejected of 20 data rows = 0.05: not more than max_reject_ratio 0.05.
+    path = write_store_file(tmp_path / FILE, bad_rows=1, good_rows=19)
+    outcome = transform_store_file(path, config, settings)
     assert len(outcome.rows) == 19
     assert outcome.rejects["row_number"].tolist() == [4]
     assert outcome.skipped.total == 1
@@ -511,15 +516,7 @@ def test_transform_file_over_reject_ratio_fails_the_file(
     # 2 rejected of 20 data rows = 0.10 > 0.05.
     path = write_store_file(tmp_path / FILE, bad_rows=2, good_rows=18)
     with pytest.raises(InputFileError) as info:
-        transform_file(
-            path,
-            config=config,
-            definition=sh.TRANSFORM,
-            settings=settings,
-            day_inputs=make_day(),
-            date=DAY,
-            store_id="STORE-012",
-        )
+        transform_store_file(path, config, settings)
     assert info.value.file == FILE
     assert info.value.sheet == "Stock"
     assert "2 of 20" in str(info.value)
