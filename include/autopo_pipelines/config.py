@@ -114,6 +114,10 @@ class AirflowSettings(StrictModel):
     start_date: dt.date = dt.date(2024, 1, 1)
     catchup: bool = False
     max_active_runs: int = Field(default=1, ge=1)
+    # Files transformed by one mapped transform_file task, in listing order. 1 keeps a task (and a
+    # clear in the UI) per file; more means fewer task instances. Enlarged at run time when the
+    # day has more files than Airflow's [core] max_map_length would allow in tasks of this size.
+    files_per_task: int = Field(default=1, ge=1)
     pool: str | None = None
     # How many of the pipeline's tasks may run at once (the size of its pool).
     pool_size: int = Field(default=4, ge=1)

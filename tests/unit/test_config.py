@@ -199,3 +199,23 @@ def test_load_configs_of_an_empty_directory_is_empty(tmp_path: Path) -> None:
     loaded = load_configs(tmp_path)
     assert loaded.configs == {}
     assert loaded.errors == []
+
+
+def test_files_per_task_defaults_to_one_file_per_mapped_task(tmp_path: Path, real_text: str) -> None:
+    assert load_config_file(REAL_CONFIG).airflow.files_per_task == 1
+    for config in load_configs(REAL_CONFIG.parent).configs.values():
+        assert config.airflow.files_per_task == 1, config.name
+    unset = write_variant(tmp_path, real_text, "  files_per_task: 1\n", "")
+    assert load_config_file(unset).airflow.files_per_task == 1
+    several = write_variant(tmp_path, real_text, "  files_per_task: 1\n", "  files_per_task: 25\n")
+    assert load_config_file(several).airflow.files_per_task == 25
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "two", "1.5"])
+def test_files_per_task_below_one_or_not_a_whole_number_names_the_key(
+    tmp_path: Path, real_text: str, value: str
+) -> None:
+    path = write_variant(tmp_path, real_text, "  files_per_task: 1\n", f"  files_per_task: {value}\n")
+    error = load_error(path)
+    assert error.key == "airflow.files_per_task"
+    assert str(path) in str(error)
