@@ -5,7 +5,8 @@ Airflow run that wrote it, so any step can be retried or cleared and rerun
 and still tell its own run's results from an earlier run's:
 
 - ``listing.json``: the files routed for the date, written by ``list_files``,
-  with the notes and fingerprint of the day's reference data;
+  with the notes and fingerprint of the day's reference data, and the files'
+  batches: batch ``i`` is what the ``transform_file`` task of map index ``i`` runs;
 - ``inputs/``: that reference data (a supplier master, open PO quantities),
   read once per run so every file of the run is transformed with the same;
 - ``results/<file>.json``: each file's outcome in this run (completed,
@@ -21,6 +22,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -207,10 +209,49 @@ class FileTask:
         return SourceFile(self.name, self.location, self.size_bytes, self.modified)
 
 
+# Airflow's own default for [core] max_map_length, for callers outside a running task.
+DEFAULT_MAX_MAP_LENGTH = 1024
+
+
+def batch_size(files: int, files_per_task: int, max_map_length: int) -> int:
+    """Files per mapped task: the configured number, or more when that would need more tasks than
+    Airflow maps (it fails the listing task's XCom push past max_map_length)."""
+    if files_per_task < 1 or max_map_length < 1:
+        raise ValueError(f"files_per_task ({files_per_task}) and max_map_length ({max_map_length}) must be >= 1")
+    return max(files_per_task, math.ceil(files / max_map_length))
+
+
+def batch_files(tasks: list[FileTask], files_per_task: int, max_map_length: int) -> list[list[FileTask]]:
+    """The files in consecutive batches, in listing order: at most max_map_length batches."""
+    size = batch_size(len(tasks), files_per_task, max_map_length)
+    return [tasks[start : start + size] for start in range(0, len(tasks), size)]
+
+
 def list_day_files(
-    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, conninfo: str | None = None
+    config: PipelineConfig,
+    layout: DataLayout,
+    date: dt.date,
+    run_id: str,
+    conninfo: str | None = None,
+    max_map_length: int = DEFAULT_MAX_MAP_LENGTH,
 ) -> list[FileTask]:
-    """List and route the date's files for this run; check the reference data before any transform."""
+    """List and route the date's files for this run, in listing order (see list_day_batches)."""
+    batches = list_day_batches(config, layout, date, run_id, conninfo, max_map_length)
+    return [task for batch in batches for task in batch]
+
+
+def list_day_batches(
+    config: PipelineConfig,
+    layout: DataLayout,
+    date: dt.date,
+    run_id: str,
+    conninfo: str | None = None,
+    max_map_length: int = DEFAULT_MAX_MAP_LENGTH,
+) -> list[list[FileTask]]:
+    """List and route the date's files for this run; check the reference data before any transform.
+
+    Returns the files in the batches the mapped transform tasks run, one batch per map index.
+    """
     intermediate = layout.intermediate(config.name, date)
     # A new listing starts a new attempt at the day: clear the previous attempt's
     # state first, so nothing downstream can mistake it for this run's.
@@ -239,6 +280,19 @@ def list_day_files(
         routing.other_dates,
     )
     tasks = [FileTask.from_routed(r) for r in routing.routed]
+    size = batch_size(len(tasks), config.airflow.files_per_task, max_map_length)
+    if size > config.airflow.files_per_task:
+        log.warning(
+            "%s %s: %d files at %d per task would need more mapped tasks than Airflow's [core] max_map_length "
+            "(%d): %d files per task instead",
+            config.name,
+            date,
+            len(tasks),
+            config.airflow.files_per_task,
+            max_map_length,
+            size,
+        )
+    batches = batch_files(tasks, size, max_map_length)
     missing = missing_stores(config, {r.store_id for r in routing.routed})
     if missing:
         log.warning("%s %s: no file from the expected store(s) %s", config.name, date, ", ".join(missing))
@@ -250,6 +304,9 @@ def list_day_files(
             "source": source.describe(),
             "files_seen": len(files),
             "routed": [asdict(t) for t in tasks],
+            # Map index i of transform_file runs batches[i]: the tracking plugin finds a task's files here.
+            "files_per_task": size,
+            "batches": [[t.name for t in batch] for batch in batches],
             "unrouted": [_not_routed(u) for u in routing.unrouted],
             "superseded": [_not_routed(u) for u in routing.superseded],
             "missing_stores": missing,
@@ -257,7 +314,7 @@ def list_day_files(
             "inputs": inputs,
         },
     )
-    return tasks
+    return batches
 
 
 def prepare_day_inputs(
@@ -413,6 +470,49 @@ def run_file(
         {"file_name": task.name, "run_id": run_id, "status": status, "checksum": checksum, "part": str(directory)},
     )
     return {**meta, "status": status}
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What became of a batch's files: the results of those that succeeded, the bad ones' errors."""
+
+    results: list[dict[str, Any]]
+    # File name -> its InputFileError's message, in batch order.
+    failed: dict[str, str]
+
+
+def run_batch(
+    config: PipelineConfig,
+    layout: DataLayout,
+    date: dt.date,
+    tasks: list[FileTask],
+    run_id: str,
+    conninfo: str | None = None,
+) -> BatchOutcome:
+    """Run each file of a mapped task's batch in turn (run_file); one file's failure stops no other.
+
+    A bad file (InputFileError) is recorded by run_file and reported in the outcome. Any other
+    error (the source or the disk away) is raised once every file has had its turn, so the task is
+    retried; the retry reuses the parts already made, as it would a rerun's.
+    """
+    results: list[dict[str, Any]] = []
+    failed: dict[str, str] = {}
+    transient: list[tuple[str, Exception]] = []
+    for task in tasks:
+        try:
+            results.append(run_file(config, layout, date, task, run_id, conninfo))
+        except InputFileError as exc:
+            log.error("%s", exc)
+            failed[task.name] = str(exc)
+        except Exception as exc:
+            log.exception("%s: not transformed; the task will be retried after the batch's other files", task.name)
+            transient.append((task.name, exc))
+    if transient:
+        first = transient[0][1]
+        if len(transient) > 1:
+            first.add_note(f"also not transformed: {', '.join(name for name, _ in transient[1:])} (see the log)")
+        raise first
+    return BatchOutcome(results, failed)
 
 
 def file_result(config: PipelineConfig, layout: DataLayout, date: dt.date, name: str) -> dict[str, Any] | None:

@@ -62,6 +62,23 @@ def listing_notes(listing: dict[str, Any]) -> list[str]:
     return list((listing.get("inputs") or {}).get("notes") or [])
 
 
+def listing_batches(listing: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The routed files of each transform_file map index, from the listing's ``batches``.
+
+    Matched by position (the batches are consecutive runs of the routed files), so two files of the
+    same name in a Drive folder still land in their own batch. A listing written before batches
+    were recorded had one file per map index.
+    """
+    routed = listing["routed"]
+    sizes = [len(batch) for batch in listing["batches"]] if "batches" in listing else [1] * len(routed)
+    batches: list[list[dict[str, Any]]] = []
+    start = 0
+    for size in sizes:
+        batches.append(routed[start : start + size])
+        start += size
+    return batches
+
+
 def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_id: str, now: dt.datetime) -> Changes:
     """list_files succeeded: the run is processing its routed files; the rest are unrouted."""
     run = RunChange(
@@ -104,7 +121,8 @@ def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_
             dag_run_id=dag_run_id,
             only_older=True,
         )
-        for index, routed in enumerate(listing["routed"])
+        for index, batch in enumerate(listing_batches(listing))
+        for routed in batch
     ]
     files += [
         FileJobChange(

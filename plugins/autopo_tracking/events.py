@@ -120,28 +120,40 @@ def changes_for_task(
 def _file_changes(
     config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, listing: Any, event: TaskEvent
 ) -> tracking.Changes | None:
-    if not 0 <= event.map_index < len(listing["routed"]):
+    """A transform_file map index stands for its batch of files: each gets its own row change."""
+    batches = tracking.listing_batches(listing)
+    if not 0 <= event.map_index < len(batches):
         return None
-    file = listing["routed"][event.map_index]
     name = config.name
+    index = event.map_index
     if event.state == "running":
-        return tracking.file_started(name, date, file, event.map_index, run_id, _now())
-    result = day_run.file_result(config, layout, date, file["name"])
-    if event.state == "success":
-        if result is None or result.get("run_id") != run_id or result["status"] == "failed":
-            # Marked successful by hand without a transform: there is no outcome to record.
-            return None
-        return tracking.file_finished(name, date, file, event.map_index, result, run_id, _now(), event.attempt_key)
-    if event.state == "failed":
-        failure = {
-            "error": (result or {}).get("error") if (result or {}).get("run_id") == run_id else None,
-            "will_retry": event.will_retry,
-            "checksum": (result or {}).get("checksum"),
-            "attempt_key": event.attempt_key,
-        }
-        failure["error"] = failure["error"] or event.error_text
-        return tracking.file_failed(name, date, file, event.map_index, failure, run_id, _now())
-    return None
+        return _together([tracking.file_started(name, date, f, index, run_id, _now()) for f in batches[index]])
+    changes = []
+    for file in batches[index]:
+        result = day_run.file_result(config, layout, date, file["name"])
+        if result is not None and result.get("run_id") != run_id:
+            result = None  # an earlier run's outcome says nothing about this attempt
+        if result is not None and result["status"] != "failed":
+            # Done in this run, also when the task failed over another file of its batch.
+            changes.append(tracking.file_finished(name, date, file, index, result, run_id, _now(), event.attempt_key))
+        elif event.state == "failed":
+            failure = {
+                # The file's own error when it was bad; else the task's (it never got to the file).
+                "error": (result or {}).get("error") or event.error_text,
+                "will_retry": event.will_retry,
+                "checksum": (result or {}).get("checksum"),
+                "attempt_key": event.attempt_key,
+            }
+            changes.append(tracking.file_failed(name, date, file, index, failure, run_id, _now()))
+        # A success without a result of this run was marked by hand: there is no outcome to record.
+    return _together(changes)
+
+
+def _together(changes: list[tracking.Changes]) -> tracking.Changes | None:
+    """One write for a batch's files: their changes share the run's."""
+    if not changes:
+        return None
+    return tracking.Changes(changes[0].run, [job for change in changes for job in change.files])
 
 
 def judge_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str) -> tracking.Changes:
@@ -184,7 +196,8 @@ def _file_outcomes(
     """Each routed file's recorded outcome in this run, as rows; attempts are not counted again."""
     changes = []
     now = _now()
-    for index, file in enumerate(listing["routed"]):
+    indexed = [(index, file) for index, batch in enumerate(tracking.listing_batches(listing)) for file in batch]
+    for index, file in indexed:
         result = day_run.file_result(config, layout, date, file["name"])
         if result is None or result.get("run_id") != run_id:
             failure = {"error": f"{file['name']}: not transformed in this run", "will_retry": False}

@@ -1,7 +1,7 @@
 """Build one Airflow DAG per pipeline config.
 
-sensor -> list_files -> transform_file (mapped, one per file) ->
-aggregate_and_flush -> load_snapshot -> check_day
+sensor -> list_files -> transform_file (mapped, one per batch of files,
+``airflow.files_per_task``) -> aggregate_and_flush -> load_snapshot -> check_day
 
 Task bodies are a few lines: they resolve the business date and the
 warehouse from Airflow's context and call ``autopo_pipelines.day_run``.
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
+from airflow.configuration import conf
 from airflow.sdk import (
     DAG,
     AsyncCallback,
@@ -36,7 +37,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowRuntimeError, Ai
 
 from autopo_pipelines import day_run
 from autopo_pipelines.config import PipelineConfig, default_config_dir, load_configs
-from autopo_pipelines.errors import InputFileError, ReferenceDataError
+from autopo_pipelines.errors import ReferenceDataError
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.orchestration import alerts
 from autopo_pipelines.orchestration.connections import warehouse_conninfo
@@ -199,25 +200,31 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
             return PokeReturnValue(is_done=state.ready)
 
         @task(task_id="list_files")
-        def list_files() -> list[dict[str, Any]]:
+        def list_files() -> list[list[dict[str, Any]]]:
             scope = holding_the_day(config)
+            # Read when the day is listed, not when the DAG is parsed: it is the limit the API server
+            # applies to this task's pushed list, and can change without the DAG file changing.
+            max_map_length = conf.getint("core", "max_map_length")
             try:
-                tasks = day_run.list_day_files(config, scope.layout, scope.date, scope.run_id, warehouse_conninfo())
+                batches = day_run.list_day_batches(
+                    config, scope.layout, scope.date, scope.run_id, warehouse_conninfo(), max_map_length
+                )
             except (ReferenceDataError, SourceError) as exc:
                 raise AirflowFailException(str(exc)) from exc
-            return [vars(t) for t in tasks]
+            return [[vars(t) for t in batch] for batch in batches]
 
+        # Named after its file in the grid (a one-file batch: cleared like a file), else "<first> (+N more)".
         @task(task_id="transform_file", pool=config.pool, map_index_template="{{ file_name }}")
-        def transform_file(file: dict[str, Any]) -> dict[str, Any]:
+        def transform_file(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
             context = get_current_context()
-            context["file_name"] = file["name"]  # type: ignore[typeddict-unknown-key]
+            context["file_name"] = batch_label(files)  # type: ignore[typeddict-unknown-key]
             scope = holding_the_day(config)
-            task = day_run.FileTask(**file)
-            try:
-                return day_run.run_file(config, scope.layout, scope.date, task, scope.run_id, warehouse_conninfo())
-            except InputFileError as exc:
-                # Bad content does not get better by retrying: fail this file now.
-                raise AirflowFailException(str(exc)) from exc
+            tasks = [day_run.FileTask(**file) for file in files]
+            outcome = day_run.run_batch(config, scope.layout, scope.date, tasks, scope.run_id, warehouse_conninfo())
+            if outcome.failed:
+                # Bad content does not get better by retrying: fail the batch now, naming its bad files.
+                raise AirflowFailException(bad_files_message(outcome.failed, len(tasks)))
+            return outcome.results
 
         @task(task_id="aggregate_and_flush", trigger_rule=TriggerRule.ALL_DONE)
         def aggregate_and_flush() -> dict[str, Any]:
@@ -260,17 +267,31 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
                 raise AirflowFailException("; ".join(problems))
             return {"date": scope.date.isoformat(), "status": "completed"}
 
-        files = list_files()
-        transformed = transform_file.expand(file=files)
+        batches = list_files()
+        transformed = transform_file.expand(files=batches)
         aggregated = aggregate_and_flush()
         loaded = load_snapshot()
-        wait_for_files() >> files
+        wait_for_files() >> batches
         checked = check_day()
         transformed >> aggregated >> loaded >> checked
         # check_day also waits for the files themselves: when only a failed file and
         # check_day are cleared, it must judge the day after the file is redone.
         transformed >> checked
     return dag
+
+
+def batch_label(files: list[dict[str, Any]]) -> str:
+    """A mapped transform's name in the grid: its file, or its first file and how many more."""
+    if len(files) == 1:
+        return str(files[0]["name"])
+    return f"{files[0]['name']} (+{len(files) - 1} more)"
+
+
+def bad_files_message(failed: dict[str, str], batch_files: int) -> str:
+    """Why a batch failed: each bad file's own error (they name the file, sheet, row and column)."""
+    if batch_files == 1:
+        return next(iter(failed.values()))
+    return f"{len(failed)} of {batch_files} files failed: " + "; ".join(failed.values())
 
 
 def build_dags(config_dir: Path | None = None) -> dict[str, DAG]:

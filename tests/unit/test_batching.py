@@ -1,0 +1,156 @@
+"""Files in batches for the mapped transform tasks, and a map index back to its files: no Airflow run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autopo_pipelines import day_run, tracking
+from autopo_pipelines.config import load_config_file
+from autopo_pipelines.day_run import FileTask, batch_files, batch_size
+from autopo_pipelines.layout import DataLayout
+
+DATE = dt.date(2024, 12, 4)
+NOW = dt.datetime(2024, 12, 4, 8, 0, tzinfo=dt.UTC)
+REAL_CONFIG = Path(__file__).resolve().parents[2] / "dags" / "configs" / "stock_health.yaml"
+
+
+def tasks(count: int) -> list[FileTask]:
+    return [
+        FileTask(f"S{i:02d}_stock_20241204.xlsx", f"/in/S{i:02d}", 10 + i, 0.0, f"S{i:02d}", None) for i in range(count)
+    ]
+
+
+def names(batches: list[list[FileTask]]) -> list[list[str]]:
+    return [[t.name[:3] for t in batch] for batch in batches]
+
+
+def test_one_file_per_task_by_default_under_the_limit() -> None:
+    assert names(batch_files(tasks(3), 1, 1024)) == [["S00"], ["S01"], ["S02"]]
+    # Exactly at the limit still fits one file per task.
+    assert len(batch_files(tasks(4), 1, 4)) == 4
+
+
+def test_configured_size_groups_consecutive_files_in_listing_order() -> None:
+    assert names(batch_files(tasks(5), 2, 1024)) == [["S00", "S01"], ["S02", "S03"], ["S04"]]
+    assert names(batch_files(tasks(2), 5, 1024)) == [["S00", "S01"]]
+
+
+def test_size_is_enlarged_when_the_tasks_would_exceed_max_map_length() -> None:
+    assert batch_size(10, 1, 4) == 3
+    assert names(batch_files(tasks(10), 1, 4)) == [
+        ["S00", "S01", "S02"],
+        ["S03", "S04", "S05"],
+        ["S06", "S07", "S08"],
+        ["S09"],
+    ]
+    assert batch_size(10, 2, 4) == 3
+    # A configured size already large enough is kept.
+    assert batch_size(10, 5, 4) == 5
+    assert batch_size(2500, 1, 1024) == 3
+
+
+def test_no_files_no_batches() -> None:
+    assert batch_files([], 1, 1024) == []
+    assert batch_files([], 3, 1) == []
+
+
+@pytest.mark.parametrize(("files_per_task", "max_map_length"), [(0, 1024), (1, 0)])
+def test_sizes_below_one_are_refused(files_per_task: int, max_map_length: int) -> None:
+    with pytest.raises(ValueError, match="must be >= 1"):
+        batch_files(tasks(3), files_per_task, max_map_length)
+
+
+def test_every_file_in_one_batch_in_order_and_never_more_batches_than_airflow_maps() -> None:
+    for count in range(0, 40):
+        for files_per_task in (1, 2, 3, 7):
+            for limit in (1, 2, 3, 4, 5, 10, 1024):
+                files = tasks(count)
+                batches = batch_files(files, files_per_task, limit)
+                size = batch_size(count, files_per_task, limit)
+                assert [t for batch in batches for t in batch] == files
+                assert len(batches) <= limit
+                assert all(1 <= len(batch) <= size for batch in batches)
+                assert all(len(batch) == size for batch in batches[:-1])
+                assert size >= files_per_task
+
+
+def listing_of(batches: list[list[FileTask]] | None, files: list[FileTask]) -> dict[str, Any]:
+    listing: dict[str, Any] = {
+        "run_id": "run-1",
+        "date": DATE.isoformat(),
+        "routed": [vars(t) for t in files],
+        "inputs": {"folder": "/nowhere", "fingerprint": "sha256:x", "notes": []},
+    }
+    if batches is not None:
+        listing["batches"] = [[t.name for t in batch] for batch in batches]
+    return listing
+
+
+def test_a_map_index_stands_for_its_batch_and_files_are_listed_under_it() -> None:
+    files = tasks(5)
+    listing = listing_of(batch_files(files, 2, 1024), files)
+    assert [[f["name"][:3] for f in batch] for batch in tracking.listing_batches(listing)] == [
+        ["S00", "S01"],
+        ["S02", "S03"],
+        ["S04"],
+    ]
+    queued = tracking.files_listed("stock_health", DATE, listing, "run-1", NOW).files
+    assert {c.file_name[:3]: c.fields["map_index"] for c in queued} == {
+        "S00": 0,
+        "S01": 0,
+        "S02": 1,
+        "S03": 1,
+        "S04": 2,
+    }
+
+
+def test_a_listing_without_batches_had_one_file_per_map_index() -> None:
+    files = tasks(3)
+    listing = listing_of(None, files)
+    assert [[f["name"] for f in batch] for batch in tracking.listing_batches(listing)] == [[t.name] for t in files]
+
+
+def test_two_files_of_one_name_keep_their_own_batches() -> None:
+    # Drive folders may hold two files of one name: batches are matched by position, not name.
+    same = [FileTask("S_stock_20241204.xlsx", f"drive:{i}", 1, 0.0, "S", None) for i in range(3)]
+    listing = listing_of(batch_files(same, 2, 1024), same)
+    assert [[f["location"] for f in batch] for batch in tracking.listing_batches(listing)] == [
+        ["drive:0", "drive:1"],
+        ["drive:2"],
+    ]
+
+
+def test_listing_records_the_batches_and_warns_when_it_enlarges_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load_config_file(REAL_CONFIG)
+    config = config.model_copy(update={"settings": {**config.settings, "on_order_table": None}})
+    layout = DataLayout(tmp_path)
+    inbox = layout.inbox(config.name)
+    inbox.mkdir(parents=True)
+    for i in range(10):
+        (inbox / f"S{i:02d}_stock_20241204.xlsx").write_bytes(b"x" * (i + 1))
+    reference = layout.resolve("reference/suppliers.csv", tmp_path)
+    reference.parent.mkdir(parents=True, exist_ok=True)
+    reference.write_text("sku,supplier_id,supplier_name,lead_time_days,moq,pack_size\n", encoding="utf-8")
+
+    with caplog.at_level(logging.WARNING, logger="autopo_pipelines.day_run"):
+        batches = day_run.list_day_batches(config, layout, DATE, "run-1", None, max_map_length=4)
+    assert [len(b) for b in batches] == [3, 3, 3, 1]
+    listing = day_run.current_listing(config, layout, DATE, "run-1")
+    assert listing["files_per_task"] == 3
+    assert listing["batches"] == [[t.name for t in batch] for batch in batches]
+    assert [r["name"] for r in listing["routed"]] == [t.name for batch in batches for t in batch]
+    warning = next(r.getMessage() for r in caplog.records if "max_map_length" in r.getMessage())
+    assert "10 files at 1 per task" in warning and "(4)" in warning and "3 files per task instead" in warning
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="autopo_pipelines.day_run"):
+        assert len(day_run.list_day_batches(config, layout, DATE, "run-2", None, max_map_length=1024)) == 10
+    assert not any("max_map_length" in r.getMessage() for r in caplog.records)
+    assert day_run.current_listing(config, layout, DATE, "run-2")["files_per_task"] == 1
