@@ -8,12 +8,19 @@ see the old rows or the new rows, never a mix, and never an empty gap.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
-from collections.abc import Sequence
+import itertools
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import pandas as pd
 import psycopg
@@ -24,6 +31,9 @@ from psycopg import sql
 COPY_CHUNK_BYTES = 1 << 20
 _STAGE = "_autopo_stage"
 _STAGE_LINE = "_autopo_line"
+_T = TypeVar("_T")
+
+log = logging.getLogger(__name__)
 
 
 class LoadError(RuntimeError):
@@ -88,6 +98,9 @@ def replace_date_rows(
 
     The CSV has a header row equal to ``columns`` (same names, same order);
     empty fields are NULL. Every row must carry ``date`` in ``date_column``.
+    A table partitioned by list of ``date_column`` gets the date's partition
+    swapped for a new one (see ``_swap_in_partition``); any other table has the
+    date's rows deleted and inserted in one transaction.
     Raises LoadError when the table refuses the data, and its subclass
     LoadConnectionError when the database cannot be reached or goes away.
     """
@@ -100,120 +113,483 @@ def replace_date_rows(
         raise ValueError(f"column name {_STAGE_LINE!r} is reserved")
     csv_path = Path(csv_path)
     target = _table_ident(table)
-    stage = sql.Identifier(_STAGE)
-    line = sql.Identifier(_STAGE_LINE)
-    date_col = sql.Identifier(date_column)
-    col_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
 
     with open(csv_path, "rb") as handle:
         header = _read_header(handle, csv_path)
-        if header != columns:
-            # Loading by position with a different header would put values
-            # into the wrong columns without any type error to stop it.
-            raise LoadError(f"{csv_path}: header {header} does not match the expected columns {columns}")
+    if header != columns:
+        # Loading by position with a different header would put values
+        # into the wrong columns without any type error to stop it.
+        raise LoadError(f"{csv_path}: header {header} does not match the expected columns {columns}")
 
-        day = date.isoformat()
-        # How far the load got, for the message when the server goes away: before the
-        # COMMIT is sent nothing can have changed; during it, the outcome is unknown.
-        phase = "connect"
-        try:
-            with psycopg.connect(conninfo, autocommit=True, connect_timeout=30) as conn:
-                phase = "load"
-                with conn.transaction():
-                    # Serialise loads of the same (table, date); other dates load in parallel.
-                    conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtext(%s), %s::int4)",
-                        (f"replace_date_rows:{table}", date.toordinal()),
-                    )
-                    # Stage first: the date of every row is checked before the
-                    # live rows are touched, with the offending CSV lines named.
-                    # Only column types are copied, so NOT NULL/CHECK/key errors
-                    # surface on the final INSERT against the real table.
-                    conn.execute(
-                        sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-                            stage, col_list, target
-                        )
-                    )
-                    conn.execute(
-                        sql.SQL("ALTER TABLE {} ADD COLUMN {} bigint GENERATED ALWAYS AS IDENTITY").format(stage, line)
-                    )
-                    copy_sql = sql.SQL(
-                        "COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true, NULL '', ENCODING 'UTF8')"
-                    ).format(stage, col_list)
-                    try:
-                        with conn.cursor() as cur:
-                            with cur.copy(copy_sql) as copy:
-                                while chunk := handle.read(COPY_CHUNK_BYTES):
-                                    copy.write(chunk)
-                    except psycopg.Error as exc:
-                        if _connection_lost(conn, exc):
-                            raise
-                        context = exc.diag.context or ""
-                        raise LoadError(
-                            f"{csv_path}: loading into {table} for {date.isoformat()} failed: "
-                            f"{exc.diag.message_primary or exc} [{context.strip()}]"
-                        ) from exc
-
-                    wrong = conn.execute(
-                        sql.SQL(
-                            # + 1: file line numbers, the header being line 1.
-                            "SELECT {line} + 1, {col}::text FROM {stage} "
-                            "WHERE {col} IS DISTINCT FROM %s ORDER BY {line} LIMIT 5"
-                        ).format(line=line, col=date_col, stage=stage),
-                        (date,),
-                    ).fetchall()
-                    if wrong:
-                        shown = ", ".join(f"line {n}: {d or 'blank'}" for n, d in wrong)
-                        raise LoadError(
-                            f"{csv_path}: rows for a date other than {date.isoformat()} in "
-                            f"{date_column} ({shown}); nothing loaded"
-                        )
-
-                    try:
-                        conn.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(target, date_col), (date,))
-                        cur = conn.execute(
-                            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(target, col_list, col_list, stage)
-                        )
-                    except psycopg.Error as exc:
-                        if _connection_lost(conn, exc):
-                            raise
-                        raise LoadError(
-                            f"{csv_path}: loading into {table} for {date.isoformat()} failed: "
-                            f"{exc.diag.message_primary or exc}"
-                            + (f" ({exc.diag.message_detail})" if exc.diag.message_detail else "")
-                        ) from exc
-                    rows = cur.rowcount
-                    # In the same transaction: the record says which load the date's rows are, never another's.
-                    conn.execute(
-                        "INSERT INTO snapshot_loads (table_name, snapshot_date, rows, loaded_at) "
-                        "VALUES (%s, %s, %s, now()) ON CONFLICT (table_name, snapshot_date) "
-                        "DO UPDATE SET rows = EXCLUDED.rows, loaded_at = EXCLUDED.loaded_at",
-                        (table, date, rows),
-                    )
-                    # Leaving the block commits: a connection lost from here on leaves the outcome unknown.
-                    phase = "commit"
-        except psycopg.Error as exc:
-            if phase == "connect":
-                raise LoadConnectionError(
-                    f"cannot connect to the database to load {table} for {day}: {_reason(exc)}; "
-                    "nothing was changed, the date keeps its previous rows; "
-                    "retry the load when the database is reachable"
-                ) from exc
-            if not _connection_lost(conn, exc):
-                raise
-            if phase == "commit":
-                raise LoadConnectionError(
-                    f"the database connection was lost while committing the load of {table} for {day} "
-                    f"from {csv_path}: {_reason(exc)}; the load may or may not have been committed "
-                    "(snapshot_loads says which load the date holds); "
-                    "retrying it is safe, it replaces the date's rows again"
-                ) from exc
+    load = _Load(conninfo, table, target, date_column, date, csv_path, columns)
+    day = date.isoformat()
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=30) as conn:
+            load.phase = "load"
+            partitioned = _date_partitioned(conn, target, date_column)
+            rows = _swap_in_partition(conn, load, partitioned) if partitioned else _replace_in_place(conn, load)
+    except psycopg.Error as exc:
+        if load.phase == "connect":
             raise LoadConnectionError(
-                f"the database connection was lost while loading {table} for {day} from {csv_path}: "
-                f"{_reason(exc)}; nothing was committed, so the date keeps its previous rows, "
-                "and the load can be retried"
+                f"cannot connect to the database to load {table} for {day}: {_reason(exc)}; "
+                "nothing was changed, the date keeps its previous rows; "
+                "retry the load when the database is reachable"
             ) from exc
+        if not _connection_lost(conn, exc):
+            raise
+        if load.phase == "commit":
+            raise LoadConnectionError(
+                f"the database connection was lost while committing the load of {table} for {day} "
+                f"from {csv_path}: {_reason(exc)}; the load may or may not have been committed "
+                "(snapshot_loads says which load the date holds); "
+                "retrying it is safe, it replaces the date's rows again"
+            ) from exc
+        raise _lost_while_loading(load, exc) from exc
     return rows
+
+
+@dataclass
+class _Load:
+    """One load's parameters, and how far it got (for the message when the server goes away)."""
+
+    conninfo: str
+    table: str
+    target: sql.Identifier
+    date_column: str
+    date: datetime.date
+    csv_path: Path
+    columns: list[str]
+    # connect: nothing can have changed; load: nothing committed to the table; commit: outcome unknown.
+    phase: str = "connect"
+
+    @property
+    def column_list(self) -> sql.Composable:
+        return sql.SQL(", ").join(sql.Identifier(c) for c in self.columns)
+
+    def failed(self, exc: psycopg.Error, *, where: str = "", line_offset: int = 0) -> LoadError:
+        """The table refused the data: the message names the file and, from COPY's context, its line."""
+        context = (exc.diag.context or "").strip()
+        if line_offset:
+            context = re.sub(r"line (\d+)", lambda m: f"line {int(m[1]) + line_offset}", context)
+        if where:
+            context = context.replace(where, self.table)
+        detail = f" ({exc.diag.message_detail})" if exc.diag.message_detail and not context else ""
+        return LoadError(
+            f"{self.csv_path}: loading into {self.table} for {self.date.isoformat()} failed: "
+            f"{exc.diag.message_primary or exc}{detail}" + (f" [{context}]" if context else "")
+        )
+
+
+def _lost_while_loading(load: _Load, exc: BaseException) -> LoadConnectionError:
+    return LoadConnectionError(
+        f"the database connection was lost while loading {load.table} for {load.date.isoformat()} from "
+        f"{load.csv_path}: {_reason(exc)}; nothing was committed, so the date keeps its previous rows, "
+        "and the load can be retried"
+    )
+
+
+def _other_date_error(load: _Load, wrong: Sequence[tuple[int, str | None]]) -> LoadError:
+    shown = ", ".join(f"line {n}: {d or 'blank'}" for n, d in wrong)
+    return LoadError(
+        f"{load.csv_path}: rows for a date other than {load.date.isoformat()} in "
+        f"{load.date_column} ({shown}); nothing loaded"
+    )
+
+
+def _replace_in_place(conn: psycopg.Connection[Any], load: _Load) -> int:
+    """DELETE and INSERT in one transaction: readers see the old rows or the new, never a mix or a gap."""
+    stage = sql.Identifier(_STAGE)
+    line = sql.Identifier(_STAGE_LINE)
+    date_col = sql.Identifier(load.date_column)
+    col_list = load.column_list
+    with conn.transaction():
+        # Serialise loads of the same (table, date); other dates load in parallel.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s::int4)", _lock_key(load))
+        # Stage first: the date of every row is checked before the live rows are touched, with
+        # the offending CSV lines named. Only column types are copied, so NOT NULL/CHECK/key
+        # errors surface on the final INSERT against the real table.
+        conn.execute(
+            sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+                stage, col_list, load.target
+            )
+        )
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} bigint GENERATED ALWAYS AS IDENTITY").format(stage, line))
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true, NULL '', ENCODING 'UTF8')").format(
+            stage, col_list
+        )
+        try:
+            with conn.cursor() as cur, open(load.csv_path, "rb") as handle:
+                with cur.copy(copy_sql) as copy:
+                    while chunk := handle.read(COPY_CHUNK_BYTES):
+                        copy.write(chunk)
+        except psycopg.Error as exc:
+            if _connection_lost(conn, exc):
+                raise
+            raise load.failed(exc) from exc
+
+        wrong = conn.execute(
+            sql.SQL(
+                # + 1: file line numbers, the header being line 1.
+                "SELECT {line} + 1, {col}::text FROM {stage} WHERE {col} IS DISTINCT FROM %s ORDER BY {line} LIMIT 5"
+            ).format(line=line, col=date_col, stage=stage),
+            (load.date,),
+        ).fetchall()
+        if wrong:
+            raise _other_date_error(load, wrong)
+
+        try:
+            conn.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(load.target, date_col), (load.date,))
+            cur = conn.execute(
+                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(load.target, col_list, col_list, stage)
+            )
+        except psycopg.Error as exc:
+            if _connection_lost(conn, exc):
+                raise
+            raise load.failed(exc) from exc
+        rows = cur.rowcount
+        _record_load(conn, load, rows)
+        # Leaving the block commits: a connection lost from here on leaves the outcome unknown.
+        load.phase = "commit"
+    return rows
+
+
+def _lock_key(load: _Load) -> tuple[str, int]:
+    return (f"replace_date_rows:{load.table}", load.date.toordinal())
+
+
+def _record_load(conn: psycopg.Connection[Any], load: _Load, rows: int) -> None:
+    # In the load's transaction: the record says which load the date's rows are, never another's.
+    conn.execute(
+        "INSERT INTO snapshot_loads (table_name, snapshot_date, rows, loaded_at) "
+        "VALUES (%s, %s, %s, now()) ON CONFLICT (table_name, snapshot_date) "
+        "DO UPDATE SET rows = EXCLUDED.rows, loaded_at = EXCLUDED.loaded_at",
+        (load.table, load.date, rows),
+    )
+
+
+# --- stage and swap, for tables partitioned by their date ------------------------------
+
+# Connections that COPY slices of the CSV, and then build the indexes, side by side: parsing the
+# rows and sorting them into indexes is the server's CPU work, and one backend uses one core.
+LOAD_CONNECTIONS = 2
+# Below this a CSV is copied on one connection: more would only add connection set-up.
+PARALLEL_COPY_MIN_BYTES = 16 << 20
+# Memory for each index build (a server setting per session; the default 64MB spills to disk).
+INDEX_BUILD_MEMORY = "256MB"
+# The swap waits this long for readers that are in the middle of a query of the table; longer
+# would hold back every reader queued behind it. It then tries again, until SWAP_PATIENCE_S.
+SWAP_LOCK_TIMEOUT_MS = 500
+SWAP_PATIENCE_S = 120.0
+
+
+@dataclass(frozen=True)
+class _Parent:
+    oid: int
+    schema: str
+    name: str
+
+
+def _date_partitioned(conn: psycopg.Connection[Any], target: sql.Identifier, date_column: str) -> _Parent | None:
+    """The table, when it is partitioned by list of ``date_column`` alone."""
+    row = conn.execute(
+        "SELECT c.oid, n.nspname, c.relname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_partitioned_table p ON p.partrelid = c.oid "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = p.partattrs[0] "
+        "WHERE c.oid = to_regclass(%s) AND p.partstrat = 'l' AND p.partnatts = 1 AND a.attname = %s",
+        (target.as_string(conn), date_column),
+    ).fetchone()
+    return None if row is None else _Parent(int(row[0]), str(row[1]), str(row[2]))
+
+
+def _name(base: str, suffix: str) -> str:
+    # PostgreSQL truncates names to 63 bytes; truncating the base keeps the distinguishing suffix.
+    room = 63 - len(suffix.encode())
+    return base.encode()[:room].decode(errors="ignore") + suffix
+
+
+def partition_name(table_name: str, date: datetime.date) -> str:
+    """The name a date's partition gets (also what migration 0007 named the partitions it made)."""
+    return _name(table_name, f"_p{date:%Y%m%d}")
+
+
+def _swap_in_partition(conn: psycopg.Connection[Any], load: _Load, parent: _Parent) -> int:
+    """Build the date's rows in a table of their own, then swap it in for the date's partition.
+
+    COPY, index builds and ANALYZE happen where nobody reads, on LOAD_CONNECTIONS
+    connections at once; readers of the table are held only by the swap itself
+    (detach and drop the old partition, attach the new one: catalog changes,
+    milliseconds). Statements see the old rows or the new, never a mix or a gap.
+    Unlike the in-place path this is not MVCC-safe for a REPEATABLE READ
+    transaction whose snapshot predates the new rows and that first reads the
+    table after the swap: it sees the date empty (as with TRUNCATE). The
+    product's own readers do not read this way; see docs/performance.md.
+    """
+    stage_base = _name(parent.name, f"_stage_{load.date:%Y%m%d}")
+    stage = sql.Identifier(parent.schema, stage_base)
+    # Session-level: the load spans several transactions and connections.
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s), %s::int4)", _lock_key(load))
+    try:
+        # A stage of a killed load of this date; the lock says no live load owns it.
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)").format(
+                stage, sql.Identifier(parent.schema, parent.name)
+            )
+        )
+        # The partition's bound as a constraint: every row is checked as it is copied, and
+        # ATTACH needs no scan to know the rows fit the partition.
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({col} IS NOT NULL AND {col} = {day})").format(
+                stage,
+                sql.Identifier(_name(stage_base, "_date")),
+                col=sql.Identifier(load.date_column),
+                day=sql.Literal(load.date),
+            )
+        )
+        try:
+            timings = {"copy": time.perf_counter()}
+            rows = _copy_in_slices(load, stage, stage_base)
+            timings["indexes"] = time.perf_counter()
+            _build_indexes(conn, load, parent, stage, stage_base)
+            timings["analyze"] = time.perf_counter()
+            conn.execute(sql.SQL("ANALYZE {}").format(stage))
+            timings["swap"] = time.perf_counter()
+            _swap(conn, load, parent, stage, rows)
+            timings["end"] = time.perf_counter()
+            steps = list(timings)
+            log.info(
+                "%s %s: %d rows swapped in (%s)",
+                load.table,
+                load.date.isoformat(),
+                rows,
+                ", ".join(f"{step} {timings[after] - timings[step]:.2f}s" for step, after in itertools.pairwise(steps)),
+            )
+        except BaseException:
+            if not conn.closed and not conn.broken:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
+            raise
+    finally:
+        if not conn.closed and not conn.broken:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s), %s::int4)", _lock_key(load))
+    return rows
+
+
+@dataclass(frozen=True)
+class _Slice:
+    start: int
+    end: int
+    # Lines of the file before the slice: what COPY's line numbers of the slice are offset by.
+    lines_before: int
+
+
+def csv_slices(path: Path, parts: int, chunk_bytes: int = COPY_CHUNK_BYTES) -> list[_Slice]:
+    """Cut a CSV into about ``parts`` byte ranges of whole records.
+
+    A newline ends a record only outside quotes; RFC 4180 doubles quotes inside
+    quoted fields, so a newline with an even number of quotes before it does.
+    """
+    size = path.stat().st_size
+    targets = [size * k // parts for k in range(1, parts)]
+    cuts: list[tuple[int, int]] = [(0, 0)]
+    quotes = lines = position = 0
+    with open(path, "rb") as handle:
+        while targets and (block := handle.read(chunk_bytes)):
+            search = 0
+            while targets and targets[0] < position + len(block):
+                newline = block.find(b"\n", max(targets[0] - position, search))
+                if newline < 0:
+                    break
+                if (quotes + block.count(b'"', 0, newline)) % 2 == 0:
+                    cut = position + newline + 1
+                    if cut > cuts[-1][0]:
+                        cuts.append((cut, lines + block.count(b"\n", 0, newline + 1)))
+                    targets.pop(0)
+                search = newline + 1
+            quotes += block.count(b'"')
+            lines += block.count(b"\n")
+            position += len(block)
+    ends = [start for start, _ in cuts[1:]] + [size]
+    return [_Slice(start, end, before) for (start, before), end in zip(cuts, ends, strict=True) if end > start]
+
+
+def _copy_in_slices(load: _Load, stage: sql.Identifier, stage_base: str) -> int:
+    size = load.csv_path.stat().st_size
+    parts = LOAD_CONNECTIONS if size >= PARALLEL_COPY_MIN_BYTES else 1
+    slices = csv_slices(load.csv_path, parts) or [_Slice(0, size, 0)]
+    counts = _side_by_side([lambda s=s: _copy_slice(load, stage, stage_base, s) for s in slices])
+    return sum(counts)
+
+
+def _copy_slice(load: _Load, stage: sql.Identifier, stage_base: str, part: _Slice) -> int:
+    header = part.start == 0
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER {}, NULL '', ENCODING 'UTF8')").format(
+        stage, load.column_list, sql.SQL("true" if header else "false")
+    )
+    try:
+        with psycopg.connect(load.conninfo, autocommit=True, connect_timeout=30) as conn:
+            try:
+                with conn.cursor() as cur, open(load.csv_path, "rb") as handle:
+                    handle.seek(part.start)
+                    left = part.end - part.start
+                    with cur.copy(copy_sql) as copy:
+                        while left > 0 and (chunk := handle.read(min(COPY_CHUNK_BYTES, left))):
+                            copy.write(chunk)
+                            left -= len(chunk)
+                    return cur.rowcount
+            except psycopg.Error as exc:
+                if _connection_lost(conn, exc):
+                    raise
+                if exc.diag.constraint_name == _name(stage_base, "_date"):
+                    raise _other_date_error(load, _rows_of_other_dates(load)) from exc
+                raise load.failed(exc, where=stage_base, line_offset=part.lines_before) from exc
+    except LoadError:
+        raise
+    except psycopg.Error as exc:
+        raise _lost_while_loading(load, exc) from exc
+
+
+def _rows_of_other_dates(load: _Load, limit: int = 5) -> list[tuple[int, str | None]]:
+    """The first CSV lines whose date is not the load's (a rare error: read the file again for it)."""
+    wanted = load.date.isoformat()
+    position = load.columns.index(load.date_column)
+    found: list[tuple[int, str | None]] = []
+    with open(load.csv_path, encoding="utf-8-sig", newline="") as handle:
+        for number, record in enumerate(csv.reader(handle), start=1):
+            if number == 1:
+                continue
+            value = record[position] if position < len(record) else ""
+            if value != wanted:
+                found.append((number, value or None))
+                if len(found) == limit:
+                    break
+    return found
+
+
+def _build_indexes(
+    conn: psycopg.Connection[Any], load: _Load, parent: _Parent, stage: sql.Identifier, stage_base: str
+) -> None:
+    """The parent's indexes, built on the stage, so ATTACH only links them (no build under its lock)."""
+    indexes = conn.execute(
+        "SELECT pg_get_indexdef(i.indexrelid), i.indisunique, c.contype FROM pg_index i "
+        "LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid "
+        "WHERE i.indrelid = %s ORDER BY i.indisprimary DESC, i.indexrelid",
+        (parent.oid,),
+    ).fetchall()
+    token = uuid.uuid4().hex[:8]
+    builds: list[list[sql.Composable]] = [[] for _ in range(min(LOAD_CONNECTIONS, len(indexes)) or 1)]
+    constraints: list[sql.Composable] = []
+    for number, (definition, unique, contype) in enumerate(indexes):
+        # "CREATE [UNIQUE] INDEX name ON ONLY parent USING method (keys) [INCLUDE ...] [WHERE ...]"
+        method_and_keys = str(definition).split(" USING ", 1)[1]
+        # Unique names: the previous partition's indexes keep theirs until the swap drops them.
+        index = sql.Identifier(_name(partition_name(parent.name, load.date), f"_{token}_{number}"))
+        builds[number % len(builds)].append(
+            sql.SQL("CREATE {}INDEX {} ON {} USING {}").format(
+                sql.SQL("UNIQUE " if unique else ""), index, stage, sql.SQL(method_and_keys)
+            )
+        )
+        if contype in ("p", "u"):
+            # A key constraint of the parent needs the same constraint on the partition, not only the index.
+            kind = "PRIMARY KEY" if contype == "p" else "UNIQUE"
+            constraints.append(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}").format(stage, index, sql.SQL(kind), index)
+            )
+
+    def build(statements: list[sql.Composable]) -> None:
+        try:
+            with psycopg.connect(load.conninfo, autocommit=True, connect_timeout=30) as builder:
+                builder.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(INDEX_BUILD_MEMORY)))
+                for statement in statements:
+                    try:
+                        builder.execute(statement)
+                    except psycopg.Error as exc:
+                        if _connection_lost(builder, exc):
+                            raise
+                        # Duplicate keys: the parent's primary key refuses the rows, as the table would.
+                        raise load.failed(exc, where=stage_base) from exc
+        except LoadError:
+            raise
+        except psycopg.Error as exc:
+            raise _lost_while_loading(load, exc) from exc
+
+    _side_by_side([lambda s=s: build(s) for s in builds if s])
+    for statement in constraints:
+        conn.execute(statement)
+
+
+def _swap(conn: psycopg.Connection[Any], load: _Load, parent: _Parent, stage: sql.Identifier, rows: int) -> None:
+    parent_ident = sql.Identifier(parent.schema, parent.name)
+    final = partition_name(parent.name, load.date)
+    bound = f"FOR VALUES IN ('{load.date.isoformat()}')"
+    give_up = time.monotonic() + SWAP_PATIENCE_S
+    while True:
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{SWAP_LOCK_TIMEOUT_MS}ms")))
+                # First and explicitly: the wait for readers is bounded by lock_timeout, and nothing
+                # else of the swap can wait once it is held.
+                conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(parent_ident))
+                old = conn.execute(
+                    "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE i.inhparent = %s AND pg_get_expr(c.relpartbound, c.oid) = %s",
+                    (parent.oid, bound),
+                ).fetchone()
+                if old is not None:
+                    old_ident = sql.Identifier(str(old[0]), str(old[1]))
+                    conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(parent_ident, old_ident))
+                    conn.execute(sql.SQL("DROP TABLE {}").format(old_ident))
+                conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(stage, sql.Identifier(final)))
+                try:
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
+                            parent_ident, sql.Identifier(parent.schema, final), sql.Literal(load.date)
+                        )
+                    )
+                except psycopg.Error as exc:
+                    if _connection_lost(conn, exc):
+                        raise
+                    raise load.failed(exc) from exc
+                _record_load(conn, load, rows)
+                load.phase = "commit"
+            return
+        except psycopg.errors.LockNotAvailable as exc:
+            load.phase = "load"
+            if time.monotonic() > give_up:
+                raise LoadConnectionError(
+                    f"{load.table} for {load.date.isoformat()}: the new rows are ready but readers held the "
+                    f"table for {SWAP_PATIENCE_S:.0f} s; nothing was changed, the date keeps its previous "
+                    "rows; retry the load"
+                ) from exc
+            time.sleep(0.2)
+
+
+def _side_by_side(steps: Sequence[Callable[[], _T]]) -> list[_T]:
+    """Run the steps on threads (each on its own connection); the first error is raised after all end."""
+    if len(steps) == 1:
+        return [steps[0]()]
+    results: list[Any] = [None] * len(steps)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            results[index] = steps[index]()
+        except BaseException as exc:  # noqa: BLE001 - raised in the calling thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"load-{i}") for i in range(len(steps))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        # Data errors before connection errors: a refused row is the news, not its sibling's cancellation.
+        errors.sort(key=lambda e: isinstance(e, LoadConnectionError))
+        raise errors[0]
+    return results
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ EXPECTED = [
     "0004_po_snapshots",
     "0005_snapshot_loads_and_run_notes",
     "0006_run_row_accounting",
+    "0007_stock_health_partitions",
 ]
 
 SNAPSHOT_COLUMNS = [
@@ -163,6 +164,12 @@ def test_snapshot_constraints(clean_tables: str) -> None:
         "suggested_order_qty, status, emergency) VALUES ('2024-12-04', %s, 'A', 1, 0, 0, 14, 0, 0, 0, 0, %s, %s)"
     )
     with psycopg.connect(clean_tables, autocommit=True) as conn:
+        # One partition per date (0007): a row needs its date's partition, which a load creates.
+        conn.execute("DROP TABLE IF EXISTS stock_health_snapshots_p20241204")
+        conn.execute(
+            "CREATE TABLE stock_health_snapshots_p20241204 "
+            "PARTITION OF stock_health_snapshots FOR VALUES IN ('2024-12-04')"
+        )
         for i, status in enumerate(["out_of_stock", "inactive", "no_sales", "critical", "low", "overstock", "healthy"]):
             conn.execute(insert, (f"S{i}", status, status in ("out_of_stock", "critical")))
         with pytest.raises(psycopg.errors.CheckViolation):
@@ -177,6 +184,10 @@ def test_snapshot_constraints(clean_tables: str) -> None:
         assert pk == "PRIMARY KEY (snapshot_date, store_id, sku)"
         (loaded_at,) = conn.execute("SELECT min(loaded_at) FROM stock_health_snapshots").fetchone() or (None,)
         assert loaded_at is not None
+        # Without a partition for the date the table refuses the row: only loads create partitions.
+        with pytest.raises(psycopg.errors.CheckViolation, match="no partition"):
+            conn.execute(insert.replace("2024-12-04", "1999-01-01"), ("S1", "healthy", False))
+        conn.execute("DROP TABLE stock_health_snapshots_p20241204")
 
 
 def test_tracking_constraints(clean_tables: str) -> None:
@@ -299,3 +310,36 @@ def test_cli(fresh_db_url: str) -> None:
     )
     assert again.returncode == 0, again.stderr
     assert "applied 0 migration(s)" in again.stderr
+
+
+def test_partitioning_keeps_the_rows_already_loaded(fresh_db_url: str, tmp_path: Path) -> None:
+    """0007 turns stock_health_snapshots into one partition per date without losing a loaded row."""
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql"))[:6]:
+        shutil.copy(path, before / path.name)
+    apply_migrations(fresh_db_url, before)
+    insert = (
+        "INSERT INTO stock_health_snapshots (snapshot_date, store_id, sku, stock_on_hand, sales_qty, "
+        "avg_daily_sales, lead_time_days, reorder_point, target_stock, on_order_qty, "
+        "suggested_order_qty, status, emergency) VALUES (%s, %s, 'A', 1, 0, 0, 14, 0, 0, 0, 0, 'healthy', false)"
+    )
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        for day, store in [("2024-12-03", "S1"), ("2024-12-04", "S1"), ("2024-12-04", "S2")]:
+            conn.execute(insert, (day, store))
+        old = conn.execute("SELECT * FROM stock_health_snapshots ORDER BY 1, 2").fetchall()
+
+    assert apply_migrations(fresh_db_url, MIGRATIONS_DIR) == ["0007_stock_health_partitions"]
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        assert conn.execute("SELECT * FROM stock_health_snapshots ORDER BY 1, 2").fetchall() == old
+        partitions = conn.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'stock_health_snapshots'::regclass "
+            "AND c.relkind = 'r' ORDER BY 1"
+        ).fetchall()
+        assert partitions == [
+            ("stock_health_snapshots_p20241203", "FOR VALUES IN ('2024-12-03')"),
+            ("stock_health_snapshots_p20241204", "FOR VALUES IN ('2024-12-04')"),
+        ]
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(insert, ("2024-12-04", "S2"))

@@ -296,3 +296,194 @@ def test_schema_qualified_table_and_count(clean_tables: str, tmp_path: Path) -> 
     )
     assert count_rows(clean_tables, f"public.{TABLE}", "snapshot_date", D1) == 4
     assert count_rows(clean_tables, TABLE, "snapshot_date", D2) == 0
+
+
+# --- stage and swap (stock_health_snapshots is partitioned by date, migration 0007) -----------
+
+
+def partitions_of(url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass AND c.relkind = 'r' ORDER BY 1",
+            (TABLE,),
+        ).fetchall()
+    return [(str(a), str(b)) for a, b in rows]
+
+
+def index_names(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT indexrelid::regclass::text FROM pg_index").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def leftover_stages(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT relname FROM pg_class WHERE relname LIKE %s", (f"{TABLE}_stage%",)).fetchall()
+    assert all("_stage" not in r for r in index_names(url)), "indexes are named after the partition"
+    return [str(r[0]) for r in rows]
+
+
+@pytest.fixture
+def parallel_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small CSVs copied in slices on several connections, as big ones are."""
+    monkeypatch.setattr(warehouse, "PARALLEL_COPY_MIN_BYTES", 0)
+    monkeypatch.setattr(warehouse, "LOAD_CONNECTIONS", 3)
+
+
+def test_a_load_swaps_in_one_partition_for_the_date(clean_tables: str, tmp_path: Path) -> None:
+    url = clean_tables
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {TABLE}_p20241204, {TABLE}_p20241205")
+    load(url, D2, write_csv(tmp_path / "d2.csv", D2, 20, "other.xlsx"))
+    for n in (30, 10):
+        assert load(url, D1, write_csv(tmp_path / f"d1_{n}.csv", D1, n, f"v{n}.xlsx")) == n
+    assert partitions_of(url) == [
+        (f"{TABLE}_p20241204", "FOR VALUES IN ('2024-12-04')"),
+        (f"{TABLE}_p20241205", "FOR VALUES IN ('2024-12-05')"),
+    ]
+    assert leftover_stages(url) == []
+    with psycopg.connect(url) as conn:
+        # Each of the parent's indexes has its counterpart on the new partition: built before the swap.
+        attached = conn.execute(
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_index x ON x.indexrelid = c.oid WHERE x.indrelid = %s::regclass",
+            (f"{TABLE}_p20241204",),
+        ).fetchone()
+        parent_indexes = conn.execute(
+            "SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass", (TABLE,)
+        ).fetchone()
+        assert attached == parent_indexes == (3,)
+        conn.execute("SET enable_seqscan = off")  # ten rows: the planner would rightly prefer a scan
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                f"EXPLAIN SELECT * FROM {TABLE} WHERE snapshot_date = %s AND store_id = 'STORE-001' AND sku = '000008'",
+                (D1,),
+            ).fetchall()
+        )
+        assert "Index" in plan and "p20241204" in plan and "p20241205" not in plan
+        loads = conn.execute(
+            "SELECT snapshot_date, rows FROM snapshot_loads WHERE table_name = %s ORDER BY 1", (TABLE,)
+        ).fetchall()
+    assert loads == [(D1, 10), (D2, 20)]
+
+
+def test_slices_of_a_csv_are_whole_records(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    rows = [["h1", "h2"]] + [[f"{i}", 'a "quoted"\nline, and more' if i % 3 == 0 else f"plain {i}"] for i in range(200)]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\r\n").writerows(rows)
+    data = path.read_bytes()
+    for parts in (1, 2, 3, 7):
+        for chunk in (5, 64, 1 << 20):
+            slices = warehouse.csv_slices(path, parts, chunk)
+            assert b"".join(data[s.start : s.end] for s in slices) == data
+            assert 1 <= len(slices) <= parts
+            for piece in slices:
+                text = data[piece.start : piece.end].decode()
+                assert text.endswith("\r\n")
+                assert piece.lines_before == data[: piece.start].count(b"\n")
+                # Every slice parses on its own to whole records.
+                assert all(len(r) == 2 for r in csv.reader(text.splitlines(keepends=True)))
+
+
+def test_parallel_slices_load_the_same_rows(clean_tables: str, tmp_path: Path, parallel_copy: None) -> None:
+    url = clean_tables
+    path = write_csv(tmp_path / "d1.csv", D1, 3000, "tökö ☃.xlsx")
+    assert load(url, D1, path) == 3000
+    rows = rows_of(url, D1)
+    assert sorted(r[COLUMNS.index("sku")] for r in rows) == [f"{i:06d}" for i in range(1, 3001)]
+    assert {r[COLUMNS.index("product_name")] for r in rows} >= {'Product 11, "quoted"'}
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "value", "message"),
+    [
+        (2900, "stock_on_hand", "abc", r"line 2901, column stock_on_hand"),  # in the last slice: file line
+        (2900, "status", "great", "check"),
+        (2900, "snapshot_date", D2.isoformat(), r"line 2901: 2024-12-05\); nothing loaded"),
+    ],
+)
+def test_parallel_load_errors_name_the_file_line(
+    clean_tables: str, tmp_path: Path, parallel_copy: None, row: int, column: str, value: str, message: str
+) -> None:
+    url = clean_tables
+    load(url, D1, write_csv(tmp_path / "good.csv", D1, 100, "good.xlsx"))
+    before = rows_of(url, D1)
+
+    def poison(i: int, record: dict[str, str]) -> None:
+        if i == row:
+            record[column] = value
+
+    with pytest.raises(LoadError, match=message):
+        load(url, D1, write_csv(tmp_path / "bad.csv", D1, 3000, "bad.xlsx", mutate=poison))
+    assert rows_of(url, D1) == before
+    assert leftover_stages(url) == []
+
+
+def test_duplicate_keys_are_refused_by_the_primary_key(clean_tables: str, tmp_path: Path, parallel_copy: None) -> None:
+    url = clean_tables
+
+    def duplicate(i: int, record: dict[str, str]) -> None:
+        if i == 2000:
+            record.update(sku=f"{7:06d}", store_id=f"STORE-{7 % 7:03d}")
+
+    with pytest.raises(
+        LoadError, match=r"duplicate.*\(snapshot_date, store_id, sku\)=\(2024-12-04, STORE-000, 000007\)"
+    ):
+        load(url, D1, write_csv(tmp_path / "dup.csv", D1, 3000, mutate=duplicate))
+    assert count_rows(url, TABLE, "snapshot_date", D1) == 0
+    assert leftover_stages(url) == []
+
+
+def test_the_swap_waits_for_a_reader_then_goes_ahead(
+    clean_tables: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader in the middle of a transaction holds the table: the swap retries, never queues for long."""
+    url = clean_tables
+    monkeypatch.setattr(warehouse, "SWAP_LOCK_TIMEOUT_MS", 50)
+    load(url, D1, write_csv(tmp_path / "old.csv", D1, 50, "old.xlsx"))
+    new = write_csv(tmp_path / "new.csv", D1, 60, "new.xlsx")
+    with psycopg.connect(url) as reader:
+        assert reader.execute(f"SELECT count(*) FROM {TABLE} WHERE snapshot_date = %s", (D1,)).fetchone() == (50,)
+        loader = threading.Thread(target=load, args=(url, D1, new))
+        loader.start()
+        time.sleep(1.0)
+        # Still the old rows, and other statements are not stuck behind the waiting swap.
+        with psycopg.connect(url, autocommit=True) as other:
+            started = time.monotonic()
+            assert other.execute(f"SELECT count(*) FROM {TABLE} WHERE snapshot_date = %s", (D1,)).fetchone() == (50,)
+            assert time.monotonic() - started < 0.5
+        assert loader.is_alive()
+        reader.rollback()  # the reader's transaction ends: its lock goes
+        loader.join(30)
+    assert count_rows(url, TABLE, "snapshot_date", D1) == 60
+
+
+def test_a_swap_that_cannot_get_the_table_keeps_the_old_rows(
+    clean_tables: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = clean_tables
+    monkeypatch.setattr(warehouse, "SWAP_LOCK_TIMEOUT_MS", 50)
+    monkeypatch.setattr(warehouse, "SWAP_PATIENCE_S", 0.5)
+    load(url, D1, write_csv(tmp_path / "old.csv", D1, 50, "old.xlsx"))
+    before = rows_of(url, D1)
+    with psycopg.connect(url) as reader:
+        reader.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
+        with pytest.raises(warehouse.LoadConnectionError, match="readers held the table"):
+            load(url, D1, write_csv(tmp_path / "new.csv", D1, 60, "new.xlsx"))
+    assert rows_of(url, D1) == before
+    assert leftover_stages(url) == []
+
+
+def test_a_killed_loads_stage_is_cleared_by_the_next(clean_tables: str, tmp_path: Path) -> None:
+    url = clean_tables
+    stage = f"{TABLE}_stage_20241204"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {stage} (LIKE {TABLE})")
+        conn.execute(
+            f"INSERT INTO {stage} (snapshot_date, store_id, sku) SELECT snapshot_date, store_id, sku FROM {TABLE}"
+        )
+    assert load(url, D1, write_csv(tmp_path / "d1.csv", D1, 5)) == 5
+    assert leftover_stages(url) == []
