@@ -12,6 +12,7 @@ import pytest
 from autopo_pipelines import day_run, tracking
 from autopo_pipelines.config import load_config_file
 from autopo_pipelines.day_run import FileTask, batch_files, batch_size
+from autopo_pipelines.errors import InputFileError
 from autopo_pipelines.layout import DataLayout
 
 DATE = dt.date(2024, 12, 4)
@@ -154,3 +155,50 @@ def test_listing_records_the_batches_and_warns_when_it_enlarges_them(
         assert len(day_run.list_day_batches(config, layout, DATE, "run-2", None, max_map_length=1024)) == 10
     assert not any("max_map_length" in r.getMessage() for r in caplog.records)
     assert day_run.current_listing(config, layout, DATE, "run-2")["files_per_task"] == 1
+
+
+def test_a_batch_runs_every_file_and_reports_its_bad_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+
+    def run_file(config: Any, layout: Any, date: Any, task: FileTask, run_id: str, conninfo: Any) -> dict[str, Any]:
+        ran.append(task.name[:3])
+        if task.name.startswith("S01"):
+            raise InputFileError(task.name, "required column missing: sku")
+        return {"file_name": task.name, "status": "completed"}
+
+    monkeypatch.setattr(day_run, "run_file", run_file)
+    outcome = day_run.run_batch(None, None, DATE, tasks(3), "run-1")  # type: ignore[arg-type]
+    assert ran == ["S00", "S01", "S02"]
+    assert [r["file_name"][:3] for r in outcome.results] == ["S00", "S02"]
+    assert outcome.failed == {"S01_stock_20241204.xlsx": "S01_stock_20241204.xlsx: required column missing: sku"}
+
+
+def test_an_error_not_of_the_file_is_raised_after_the_batchs_other_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+
+    def run_file(config: Any, layout: Any, date: Any, task: FileTask, run_id: str, conninfo: Any) -> dict[str, Any]:
+        ran.append(task.name[:3])
+        if task.name.startswith(("S01", "S03")):
+            raise OSError(28, "No space left on device")
+        if task.name.startswith("S02"):
+            raise InputFileError(task.name, "not an xlsx file")
+        return {"file_name": task.name, "status": "completed"}
+
+    monkeypatch.setattr(day_run, "run_file", run_file)
+    with pytest.raises(OSError, match="No space left") as raised:
+        day_run.run_batch(None, None, DATE, tasks(5), "run-1")  # type: ignore[arg-type]
+    # Every file had its turn before the task fails to be retried; the note names the other one.
+    assert ran == ["S00", "S01", "S02", "S03", "S04"]
+    assert raised.value.__notes__ == ["also not transformed: S03_stock_20241204.xlsx (see the log)"]
+
+
+def test_a_map_index_is_named_after_its_file_or_its_first_file() -> None:
+    from autopo_pipelines.orchestration.dag_factory import bad_files_message, batch_label
+
+    files = [vars(t) for t in tasks(3)]
+    assert batch_label(files[:1]) == "S00_stock_20241204.xlsx"
+    assert batch_label(files) == "S00_stock_20241204.xlsx (+2 more)"
+    assert bad_files_message({"a.xlsx": "a.xlsx: bad"}, 1) == "a.xlsx: bad"
+    assert bad_files_message({"a.xlsx": "a.xlsx: bad", "c.xlsx": "c.xlsx: worse"}, 3) == (
+        "2 of 3 files failed: a.xlsx: bad; c.xlsx: worse"
+    )
