@@ -18,13 +18,14 @@ export AUTOPO_DATA_DIR := $(abspath $(DATA))
 export AUTOPO_PG_DIR ?= $(CURDIR)/.pg
 export AUTOPO_CONFIG_DIR := $(CURDIR)/dags/configs
 
-.PHONY: help setup demo run test lint pools db-start db-stop db-url sample clean check-config up down status airflow
+.PHONY: help setup demo run test lint bench pools db-start db-stop db-url sample clean check-config up down status airflow
 
 help:
 	@echo "make demo                      set up, run po_snapshots then stock_health on a generated sample day, print what they did"
 	@echo "make test                      run the whole test suite"
 	@echo "make run PIPELINE=.. DATE=.. DATA=..   run one date through the DAG on a data root"
 	@echo "make db-url                    the warehouse's connection URI"
+	@echo "make bench                     measure a 40-store day: naive stack vs floor vs the product (docs/performance.md)"
 	@echo "make up / make down            start / stop Airflow (UI, scheduler, DAG processor, triggerer) on this machine"
 
 $(BIN)/activate:
@@ -109,6 +110,11 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check include plugins tests dags benchmarks
 	$(BIN)/ruff format --check include plugins tests dags benchmarks
+
+# Speed and memory, side by side with the naive stack and the floor (docs/performance.md). Not a test:
+# it prints figures. BENCH_ARGS='--stores 10 --rows 5000 --repeat 1' for a quick look.
+bench: setup
+	$(BIN)/python benchmarks/day_benchmark.py $(BENCH_ARGS)
 
 check-config: $(VENV)/.installed
 	@$(BIN)/python -m autopo_pipelines.config check
