@@ -15,7 +15,7 @@ Every stage runs in a fresh child process (its peak RSS is the stage's peak memo
 figures are medians of ``--repeat`` runs. Generated workbooks are cached in
 benchmarks/.cache/ (generating is not what is measured). The last line is for scripts:
 ``ratios: naive_over_product=<naive / product> product_over_floor=<product / floor>``,
-product being the scheduler's run (``dag.test()``'s when ``--no-scheduler``).
+product being the scheduler's run (``dag.test()``'s with ``--skip scheduler``).
 
     make bench                                   # defaults: 40 x 50,000, repeat 3
     make bench BENCH_ARGS='--stores 10 --rows 5000 --repeat 1 --scale 4,8 --scale-rows 2000'
@@ -114,7 +114,7 @@ def fresh_data_root(base: Path, files: Sequence[Path], supplier_master: Path) ->
     return base
 
 
-def bench_configs(target: Path) -> Path:
+def bench_configs(target: Path, files_per_task: int | None = None) -> Path:
     """The shipped stock_health config as it is, but triggered only (no schedule) and without alerts."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
@@ -122,6 +122,8 @@ def bench_configs(target: Path) -> Path:
     raw["airflow"]["schedule"] = None
     raw["airflow"]["retries"] = 0
     raw["alerts"] = {}
+    if files_per_task is not None:
+        raw["airflow"]["files_per_task"] = files_per_task
     (target / f"{PIPELINE}.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     return target
 
@@ -563,7 +565,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--naive-repeat", type=int, default=None, help="runs of the naive stage (default --repeat)")
     parser.add_argument("--scale", default="10,40,100", help="store counts of the scale row")
     parser.add_argument("--scale-rows", type=int, default=20_000)
-    parser.add_argument("--no-scheduler", action="store_true", help="skip the run under the real scheduler")
+    parser.add_argument(
+        "--skip", default="", help="stages to leave out, comma-separated: naive, scheduler, load, scale"
+    )
+    parser.add_argument("--files-per-task", type=int, default=None, help="override the config's airflow.files_per_task")
     parser.add_argument("--work", type=Path, default=HERE / ".work", help="where runs write (emptied first)")
     args = parser.parse_args(argv)
 
@@ -576,7 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     log = args.work / "stages.log"
-    config_dir = bench_configs(args.work / "configs")
+    config_dir = bench_configs(args.work / "configs", args.files_per_task)
     url = bench_database(admin_url)
     unpartitioned_copy(url, "naive_snapshots")
     naive_repeat = args.naive_repeat or args.repeat
@@ -621,103 +626,102 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return payload
 
+    skip = {name.strip() for name in args.skip.split(",") if name.strip()}
     floor = repeated("floor", args.repeat, data_root_for("floor"))
     product = repeated("dag_test", args.repeat, data_root_for("dag_test"))
-    naive = repeated("naive", naive_repeat, data_root_for("naive"))
+    naive = [] if "naive" in skip else repeated("naive", naive_repeat, data_root_for("naive"))
     scheduler = None
-    if not args.no_scheduler:
+    if "scheduler" not in skip:
         print("  . starting Airflow (API server, scheduler, DAG processor, triggerer)", flush=True)
         scheduler = run_scheduler(files, master, url, admin_url, config_dir, args.repeat, args.work)
         print(f"  . scheduler runs: {', '.join(f'{s:.1f}s' for s in scheduler['seconds'])}", flush=True)
-    rows_by_stage = {"naive": naive[0]["rows"], "floor": floor[0]["rows"], "product": product[0]["rows"]}
+    rows_by_stage = {
+        name: results[0]["rows"]
+        for name, results in [("naive", naive), ("floor", floor), ("product", product)]
+        if results
+    }
+    if scheduler:
+        rows_by_stage["scheduler"] = scheduler["rows"]
     if len(set(rows_by_stage.values())) != 1:
         raise RuntimeError(f"the stages loaded different row counts: {rows_by_stage}")
     rows = product[0]["rows"]
 
-    # The 2M-row load, replacing the date: the product's own CSV of the day.
-    csv_path = args.work / f"dag_test-{args.repeat - 1}" / "seeds" / PIPELINE / f"{date_stamp(DATE)}.csv"
-    load = in_child("load", {"csv": str(csv_path), "url": url, "repeats": args.repeat}, log)
+    load = None
+    if "load" not in skip:
+        # The day's load, replacing the date: the product's own CSV of the day.
+        csv_path = args.work / f"dag_test-{args.repeat - 1}" / "seeds" / PIPELINE / f"{date_stamp(DATE)}.csv"
+        load = in_child("load", {"csv": str(csv_path), "url": url, "repeats": args.repeat}, log)
 
     scale = []
-    scale_day = generated_day(max(int(s) for s in args.scale.split(",")), args.scale_rows)
-    for stores in [int(s) for s in args.scale.split(",")]:
-        times, memory = [], []
-        for n in range(args.repeat):
-            root = fresh_data_root(
-                args.work / f"scale-{stores}-{n}", subset(scale_day, stores), scale_day / "suppliers.csv"
-            )
-            result = in_child("dag_test", {"data_root": str(root), "url": url, "config_dir": str(config_dir)}, log)
-            times.append(result["seconds"])
-            aggregate = in_child("aggregate", {"data_root": str(root), "url": url, "run_id": result["run_id"]}, log)
-            memory.append(aggregate)
-        scale.append((stores, times, result["rows"], memory))
-        print(f"  . scale {stores} stores: {median(times):.1f}s", flush=True)
+    if "scale" not in skip:
+        scale_day = generated_day(max(int(s) for s in args.scale.split(",")), args.scale_rows)
+        for stores in [int(s) for s in args.scale.split(",")]:
+            times, memory = [], []
+            for n in range(args.repeat):
+                root = fresh_data_root(
+                    args.work / f"scale-{stores}-{n}", subset(scale_day, stores), scale_day / "suppliers.csv"
+                )
+                result = in_child("dag_test", {"data_root": str(root), "url": url, "config_dir": str(config_dir)}, log)
+                times.append(result["seconds"])
+                memory.append(
+                    in_child("aggregate", {"data_root": str(root), "url": url, "run_id": result["run_id"]}, log)
+                )
+            scale.append((stores, times, result["rows"], memory))
+            print(f"  . scale {stores} stores: {median(times):.1f}s", flush=True)
 
-    product_seconds = [r["seconds"] for r in product]
+    def seconds(results: list[dict[str, Any]]) -> list[float]:
+        return [r["seconds"] for r in results]
+
+    def peak(results: list[dict[str, Any]]) -> float:
+        return max(r["peak_rss_mb"] for r in results)
+
     print()
     print(f"  {'stage':<28} {'median':>9} {'min-max':>11} {'rows/s':>12} {'peak RSS':>12}")
-    print(row("naive (openpyxl, to_sql)", [r["seconds"] for r in naive], rows, max(r["peak_rss_mb"] for r in naive)))
-    print(row("floor (fastexcel, COPY)", [r["seconds"] for r in floor], rows, max(r["peak_rss_mb"] for r in floor)))
-    print(
-        row(
-            "product, dag.test()",
-            product_seconds,
-            rows,
-            max(r["peak_rss_mb"] for r in product),
-            "one process, tasks one after another",
-        )
-    )
+    if naive:
+        print(row("naive (openpyxl, to_sql)", seconds(naive), rows, peak(naive)))
+    print(row("floor (fastexcel, COPY)", seconds(floor), rows, peak(floor)))
+    print(row("product, dag.test()", seconds(product), rows, peak(product), "one process, tasks one after another"))
     if scheduler:
-        print(
-            row(
-                "product, scheduler",
-                scheduler["seconds"],
-                rows,
-                scheduler["peak_rss_mb"],
-                f"run start to end; trigger to seen done {median(scheduler['wall']):.1f}s; RSS: whole stack",
-            )
-        )
-    headline = scheduler["seconds"] if scheduler else product_seconds
-    naive_s, floor_s, product_s = (
-        median([r["seconds"] for r in naive]),
-        median([r["seconds"] for r in floor]),
-        median(headline),
-    )
-    print(
-        f"  dag.test(): naive/product {naive_s / median(product_seconds):.1f}x, "
-        f"product/floor {median(product_seconds) / floor_s:.2f}x"
-    )
+        note = f"run start to end; trigger to seen done {median(scheduler['wall']):.1f}s; RSS: whole stack"
+        print(row("product, scheduler", scheduler["seconds"], rows, scheduler["peak_rss_mb"], note))
+    naive_s = median(seconds(naive)) if naive else float("nan")
+    floor_s = median(seconds(floor))
+    dag_test_s = median(seconds(product))
+    print(f"  dag.test(): naive/product {naive_s / dag_test_s:.1f}x, product/floor {dag_test_s / floor_s:.2f}x")
+    product_s = dag_test_s
     if scheduler:
+        product_s = median(scheduler["seconds"])
         print(f"  scheduler:  naive/product {naive_s / product_s:.1f}x, product/floor {product_s / floor_s:.2f}x")
 
-    print()
-    print(
-        f"  scale ({args.scale_rows:,} rows a store, dag.test())   {'median':>9} {'rows/s':>12} "
-        f"{'aggregate peak RSS':>20} {'(before it)':>12}"
-    )
-    for stores, times, scale_rows, memory in scale:
-        peak = median([m["peak_rss_mb"] for m in memory])
-        before = median([m["rss_before_mb"] for m in memory])
+    if scale:
+        print()
         print(
-            f"  {stores:>4} stores, {scale_rows:>9,} rows              {median(times):>8.1f}s "
-            f"{scale_rows / median(times):>12,.0f} {peak:>17,.0f} MB {before:>9,.0f} MB"
+            f"  scale ({args.scale_rows:,} rows a store, dag.test())   {'median':>9} {'rows/s':>12} "
+            f"{'aggregate peak RSS':>20} {'(before it)':>12}"
         )
-    small, large = scale[0], scale[-1]
-    peak_small = median([m["peak_rss_mb"] for m in small[3]])
-    peak_large = median([m["peak_rss_mb"] for m in large[3]])
-    print(f"  aggregate peak memory, {large[0]} stores over {small[0]}: {peak_large / peak_small:.2f}x")
+        for stores, times, scale_rows, memory in scale:
+            print(
+                f"  {stores:>4} stores, {scale_rows:>9,} rows              {median(times):>8.1f}s "
+                f"{scale_rows / median(times):>12,.0f} {median([m['peak_rss_mb'] for m in memory]):>17,.0f} MB "
+                f"{median([m['rss_before_mb'] for m in memory]):>9,.0f} MB"
+            )
+        small, large = scale[0], scale[-1]
+        ratio = median([m["peak_rss_mb"] for m in large[3]]) / median([m["peak_rss_mb"] for m in small[3]])
+        print(f"  aggregate peak memory, {large[0]} stores over {small[0]}: {ratio:.2f}x")
 
-    print()
-    swap, inplace = load[TABLE], load["inplace_snapshots"]
-    print(f"  load of {load['rows']:,} rows replacing the date:")
-    print(
-        f"    stage and swap (partition)    {median(swap['seconds']):>6.1f}s  readers' longest query during it "
-        f"{max(swap['reader_worst_s']) * 1000:,.0f} ms (idle {swap['idle_reader_worst_s'] * 1000:,.0f} ms)"
-    )
-    print(
-        f"    in place (delete + insert)    {median(inplace['seconds']):>6.1f}s  readers' longest query during it "
-        f"{max(inplace['reader_worst_s']) * 1000:,.0f} ms (idle {inplace['idle_reader_worst_s'] * 1000:,.0f} ms)"
-    )
+    if load:
+        print()
+        print(f"  load of {load['rows']:,} rows replacing the date (medians of {args.repeat}):")
+        for label, table in [
+            ("stage and swap (partition)", TABLE),
+            ("in place (delete + insert)", "inplace_snapshots"),
+        ]:
+            figures = load[table]
+            print(
+                f"    {label:<30}{median(figures['seconds']):>6.1f}s  readers' longest query during the loads "
+                f"{max(figures['reader_worst_s']) * 1000:,.0f} ms "
+                f"(idle {figures['idle_reader_worst_s'] * 1000:,.0f} ms)"
+            )
     print()
     print(f"ratios: naive_over_product={naive_s / product_s:.2f} product_over_floor={product_s / floor_s:.2f}")
     return 0
