@@ -99,11 +99,38 @@ def select_columns(
     return SelectedColumns(frame=frame, headers=headers, row_numbers=np.asarray(row_numbers, dtype=np.int64))
 
 
+_OTHER, _NUMBER, _TEXT = 0, 1, 2
+
+
+def _number_or_text(kind: type) -> int:
+    if issubclass(kind, str):
+        return _TEXT
+    if issubclass(kind, int | float | np.integer | np.floating) and not issubclass(kind, bool | np.bool_):
+        return _NUMBER
+    return _OTHER
+
+
+def _kinds(cells: np.ndarray) -> np.ndarray:
+    """_number_or_text of every cell's type (isinstance per cell, in effect).
+
+    A column holds a handful of types: each is classified once, and the cells are looked
+    up by their type with map() running in C rather than a Python call per cell.
+    """
+    types = list(map(type, cells))
+    codes = {kind: _number_or_text(kind) for kind in set(types)}
+    if len(set(codes.values())) == 1:
+        return np.full(len(types), next(iter(codes.values())), dtype=np.int8)
+    return np.fromiter(map(codes.__getitem__, types), dtype=np.int8, count=len(types))
+
+
 def _blank(values: pd.Series) -> pd.Series:
-    as_obj = values.astype(object)
-    is_na = as_obj.isna()
-    is_empty_text = as_obj.map(lambda v: isinstance(v, str) and not v.strip())
-    return is_na | is_empty_text.astype(bool)
+    cells = values.astype(object).to_numpy()
+    blank = pd.isna(cells)
+    is_text = _kinds(cells) == _TEXT
+    texts = cells[is_text]
+    # not text.strip(), with the str methods run by map() in C.
+    blank[is_text] |= (texts == "") | np.fromiter(map(str.isspace, texts), dtype=bool, count=len(texts))
+    return pd.Series(blank, index=values.index, name=values.name)
 
 
 def text_value(value: object) -> str | None:
@@ -130,8 +157,32 @@ def text_value(value: object) -> str | None:
     return str(value).strip() or None
 
 
+def text_strings(values: pd.Series) -> pd.Series:
+    """text_value of every cell, in pandas' str dtype: NaN where blank."""
+    if not _is_str_dtype(values.dtype):
+        cells = values.astype(object)
+        if not set(map(type, cells)) <= {str, type(None)}:
+            # Numbers, dates or booleans among the cells: text_value for each.
+            return cells.map(text_value, na_action=None).astype("str")
+        values = cells.astype("str")
+    # Every cell is text or missing: pandas' strip trims exactly what str.strip trims.
+    stripped = values.str.strip()
+    return stripped.mask(stripped == "")
+
+
 def text_column(values: pd.Series) -> pd.Series:
-    return values.astype(object).map(text_value, na_action=None).astype(object)
+    """text_value of every cell, as object: NaN where blank, or None when every cell is blank
+    (what Series.map made of it, turning text with blanks into pandas' str dtype first)."""
+    texts = text_strings(values)
+    if texts.isna().all():
+        return pd.Series(np.full(len(values), None), index=values.index, name=values.name, dtype=object)
+    return texts.astype(object)
+
+
+def _is_str_dtype(dtype: object) -> bool:
+    # Only the NaN-missing variant ("str", pandas 3's default for text): a pd.NA cell is
+    # not blank to text_value (it reads "<NA>"), so the "string" dtype takes the general path.
+    return isinstance(dtype, pd.StringDtype) and dtype.na_value is not pd.NA
 
 
 def _number_pattern(fmt: NumberFormat) -> re.Pattern[str]:
@@ -159,10 +210,15 @@ def parse_numbers(values: pd.Series, fmt: NumberFormat) -> ParsedNumbers:
         numbers = values.astype("float64")
         return ParsedNumbers(numbers, numbers.isna(), pd.Series(False, index=index))
     cells = values.astype(object)
-    is_number = cells.map(
-        lambda v: isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
-    ).astype(bool)
-    is_text = cells.map(lambda v: isinstance(v, str)).astype(bool)
+    as_array = cells.to_numpy()
+    if set(map(type, as_array)) <= {float, int, type(None)}:
+        # Numbers with empty cells (a numeric column once a gap made it object): what the
+        # general path below comes to, in one conversion.
+        numbers = pd.Series(as_array.astype(np.float64), index=index)
+        return ParsedNumbers(numbers, numbers.isna(), pd.Series(False, index=index))
+    kinds = _kinds(as_array)
+    is_number = pd.Series(kinds == _NUMBER, index=index, name=values.name)
+    is_text = pd.Series(kinds == _TEXT, index=index, name=values.name)
     numbers = pd.Series(np.nan, index=index, dtype="float64")
     numbers[is_number] = cells[is_number].astype("float64")
     text = cells[is_text].astype(str).str.strip()
@@ -258,19 +314,25 @@ def skip_rows(
     selected: SelectedColumns, *, key: str, label_columns: Iterable[str], all_cells: pd.DataFrame
 ) -> tuple[SelectedColumns, SkippedRows]:
     """Drop fully empty rows, rows without a key, and total rows; count each kind."""
-    blank_cells = all_cells.apply(_blank) if len(all_cells.columns) else pd.DataFrame(index=all_cells.index)
-    fully_blank = (
-        blank_cells.all(axis=1).to_numpy(dtype=bool) if len(all_cells.columns) else np.ones(len(all_cells), bool)
-    )
+    fully_blank = np.ones(len(all_cells), dtype=bool)
+    for position in range(len(all_cells.columns)):
+        # Each column is only looked at in the rows blank so far: the first column or two
+        # settle nearly every row of a report.
+        rows = np.flatnonzero(fully_blank)
+        if not len(rows):
+            break
+        fully_blank[rows] = _blank(all_cells.iloc[rows, position]).to_numpy(dtype=bool)
     frame = selected.frame
+    keys = text_strings(frame[key])
     total = np.zeros(len(frame), dtype=bool)
     for column in [key, *label_columns]:
         if column in frame.columns:
-            labels = text_column(frame[column]).fillna("")
-            total |= labels.str.match(TOTAL_ROW).to_numpy(dtype=bool)
+            labels = (keys if column == key else text_strings(frame[column])).fillna("").to_numpy(dtype=object)
+            # labels.str.match(TOTAL_ROW), with the regex run by map() in C.
+            total |= np.fromiter(map(bool, map(TOTAL_ROW.match, labels)), dtype=bool, count=len(labels))
     # A total line usually has no SKU; it is still a total line, not a row missing its key.
     total &= ~fully_blank
-    no_key = text_column(frame[key]).isna().to_numpy(dtype=bool) & ~fully_blank & ~total
+    no_key = keys.isna().to_numpy(dtype=bool) & ~fully_blank & ~total
     keep = ~(fully_blank | no_key | total)
     kept = SelectedColumns(
         frame=frame.loc[keep].reset_index(drop=True),

@@ -25,6 +25,8 @@ from autopo_pipelines.tabular import (
     parse_numbers,
     select_columns,
     skip_rows,
+    text_column,
+    text_strings,
     text_value,
 )
 
@@ -240,6 +242,36 @@ def test_parse_numbers_space_thousands_format() -> None:
     assert parsed.bad.tolist() == [False, False]
 
 
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_parse_numbers_column_of_text_numbers_with_thousands_separators(dtype: object) -> None:
+    parsed = parse_numbers(
+        pd.Series(["1,234", " 12,345.5 ", "", "  ", None, "1,2345", "12"], dtype=dtype), DEFAULT_FORMAT
+    )
+    assert parsed.values.iloc[[0, 1, 6]].tolist() == [1234.0, 12345.5, 12.0]
+    assert parsed.values.iloc[2:6].isna().all()
+    assert parsed.blank.tolist() == [False, False, True, True, True, False, False]
+    assert parsed.bad.tolist() == [False, False, False, False, False, True, False]
+
+
+def test_parse_numbers_object_column_of_numbers_and_gaps_matches_a_mixed_column() -> None:
+    # Numbers with empty cells only take a shortcut; a text cell sends the column the general way.
+    cells = [5, 2.5, None, float("nan"), -0.0, 8992761111111.0]
+    quick = parse_numbers(object_series(cells), DEFAULT_FORMAT)
+    general = parse_numbers(object_series([*cells, "x"]), DEFAULT_FORMAT)
+    pd.testing.assert_series_equal(quick.values, general.values.iloc[:-1])
+    pd.testing.assert_series_equal(quick.blank, general.blank.iloc[:-1])
+    pd.testing.assert_series_equal(quick.bad, general.bad.iloc[:-1])
+    assert quick.blank.tolist() == [False, False, True, True, False, False]
+    assert not quick.bad.any()
+
+
+def test_parse_numbers_bool_cells_among_numbers_are_bad() -> None:
+    parsed = parse_numbers(object_series([True, 1.0, np.bool_(False), None, 3]), DEFAULT_FORMAT)
+    assert parsed.bad.tolist() == [True, False, True, False, False]
+    assert parsed.blank.tolist() == [False, False, False, True, False]
+    assert parsed.values.iloc[[1, 4]].tolist() == [1.0, 3.0]
+
+
 def test_parse_numbers_non_ascii_digits_do_not_crash() -> None:
     parsed = parse_numbers(object_series(["１２", "1"]), DEFAULT_FORMAT)
     assert parsed.bad.iloc[0] or parsed.values.iloc[0] == 12.0
@@ -268,6 +300,67 @@ def test_parse_numbers_non_ascii_digits_do_not_crash() -> None:
 )
 def test_text_value(cell: object, expected: str | None) -> None:
     assert text_value(cell) == expected
+
+
+# --- text_column / text_strings ----------------------------------------------------
+# A column of text (and empties) takes a vectorised path; any other cell sends the
+# column through text_value cell by cell. Both must read every cell as text_value does.
+
+WHITESPACE = ["", " ", "\t", "\xa0", "\u3000", " \u2003 "]
+
+
+def as_texts(column: pd.Series) -> list[str | None]:
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in column]
+
+
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_text_column_of_text_cells_is_text_value_of_each(dtype: object) -> None:
+    cells = ["  00123 ", "Teh Botol", None, *WHITESPACE, "a\xa0b", "\u3000x\u3000"]
+    texts = text_column(pd.Series(cells, dtype=dtype))
+    assert texts.dtype == object
+    assert as_texts(texts) == [text_value(cell) for cell in cells]
+
+
+def test_text_column_of_mixed_cells_is_text_value_of_each() -> None:
+    cells = [" 00123 ", 12345.0, 12.5, 7, True, None, float("nan"), dt.date(2024, 12, 4), "   ", "\xa0"]
+    texts = text_column(object_series(cells))
+    assert as_texts(texts) == [text_value(cell) for cell in cells]
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["A1", None, "  ", "B2"],  # text only
+        ["A1", None, "  ", 12.0],  # mixed
+    ],
+)
+def test_text_column_blank_is_nan_when_some_cell_has_text(cells: list[object]) -> None:
+    # What Series.map(text_value) made of it: pandas infers its str dtype for text with blanks.
+    texts = text_column(pd.Series(cells, dtype=object, index=[10, 11, 12, 13], name="sku"))
+    assert texts.index.tolist() == [10, 11, 12, 13]
+    assert texts.name == "sku"
+    assert math.isnan(texts.iloc[1]) and math.isnan(texts.iloc[2])
+
+
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_text_column_of_blank_cells_is_none(dtype: object) -> None:
+    texts = text_column(pd.Series([None, " ", "\xa0"], dtype=dtype))
+    assert texts.dtype == object
+    assert texts.tolist() == [None, None, None]
+
+
+def test_text_column_of_no_cells_is_an_empty_object_column() -> None:
+    texts = text_column(pd.Series([], dtype=object))
+    assert texts.dtype == object
+    assert texts.empty
+
+
+@pytest.mark.parametrize("cells", [[" a ", None, " "], [" a ", 5.0, None, " "]])
+def test_text_strings_is_text_column_in_the_str_dtype(cells: list[object]) -> None:
+    series = object_series(cells)
+    strings = text_strings(series)
+    assert strings.dtype == "str"
+    pd.testing.assert_series_equal(strings.astype(object), text_column(series))
 
 
 # --- skip_rows -------------------------------------------------------------------
@@ -342,6 +435,28 @@ def test_skip_rows_blank_means_blank_across_the_whole_sheet_row() -> None:
     )
     _, skipped = skip_rows(selected, key="sku", label_columns=("product_name",), all_cells=all_cells)
     assert skipped.as_dict() == {"blank": 0, "no_key": 1, "total": 0}
+
+
+def test_skip_rows_blank_is_none_or_whitespace_in_every_sheet_column() -> None:
+    # The sheet's own columns as the reader gives them: text, numbers and dates side by side.
+    all_cells = pd.DataFrame(
+        {
+            0: pd.Series(["A1", None, "\xa0", None, None, " ", None], dtype=object),
+            1: pd.Series(["x", "\u3000", "\t", None, None, None, None], dtype=object),
+            2: pd.Series([1.0, np.nan, np.nan, 0.0, np.nan, np.nan, np.nan]),
+            3: pd.Series(pd.to_datetime(["2024-12-04", None, None, None, None, None, "2024-12-05"])),
+            4: pd.Series([None, None, None, None, False, None, None], dtype=object),
+        }
+    )
+    selected = SelectedColumns(
+        frame=pd.DataFrame({"sku": all_cells[0], "product_name": all_cells[1]}, dtype=object),
+        headers={},
+        row_numbers=np.arange(2, 9, dtype=np.int64),
+    )
+    kept, skipped = skip_rows(selected, key="sku", label_columns=("product_name",), all_cells=all_cells)
+    # Rows 3, 4 and 7 are blank; 0.0, False and a date are values: rows 5, 6 and 8 have no sku.
+    assert skipped.as_dict() == {"blank": 3, "no_key": 3, "total": 0}
+    assert kept.row_numbers.tolist() == [2]
 
 
 # --- RejectCollector ---------------------------------------------------------------
