@@ -347,7 +347,8 @@ def _column(values: tuple[Cell, ...]) -> pd.Series:
         # calamine reports empty cells as '' (indistinguishable from an empty text cell).
         empty = array == ""
         array[empty] = None
-        if operator.countOf(map(type, values), str) == int(empty.sum()):
+        # Only a column with other types too may turn out to be numbers or dates.
+        if not kinds <= {str, type(None)} and operator.countOf(map(type, values), str) == int(empty.sum()):
             kinds.discard(str)  # the only text was emptiness
     kinds.discard(type(None))
     if kinds and kinds <= _NUMBER:

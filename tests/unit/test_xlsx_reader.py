@@ -128,6 +128,23 @@ def test_homogeneous_columns(tmp_path: Path) -> None:
     assert data[3].tolist() == ["FOOD", None, "HOME"]
 
 
+def test_empty_cells_do_not_decide_a_column_type(tmp_path: Path) -> None:
+    # calamine reads an empty cell as ''; only the other cells say what the column holds.
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["SKU", "Qty", "Counted", "Note", "Blank", "Flag"])
+    ws.append(["A1", 4, dt.datetime(2024, 5, 1), "x", None, True])
+    ws.append(["A2", None, None, None, None, None])
+    ws.append([None, 2.5, dt.datetime(2024, 5, 3), "y", None, 1])
+    data = read_sheet_table(save(wb, tmp_path / "e.xlsx")).data
+    assert data[0].tolist() == ["A1", "A2", None]
+    assert data[1].dtype == np.float64 and data[1].tolist()[0::2] == [4.0, 2.5]
+    assert data[2].dtype == "datetime64[us]" and data[2].isna().tolist() == [False, True, False]
+    assert data[3].tolist() == ["x", None, "y"]
+    assert data[4].dtype == object and data[4].tolist() == [None, None, None]
+    assert data[5].tolist() == [True, None, 1.0] and type(data[5][2]) is float
+
+
 def test_is_header_sees_cells_as_text(tmp_path: Path) -> None:
     wb = openpyxl.Workbook()
     ws = wb.active
