@@ -24,10 +24,12 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -287,12 +289,17 @@ class CsvSink:
             self.abort()
             raise OutputWriteError.from_cause(self.path, exc) from exc
 
+    def encode(self, frame: pd.DataFrame) -> bytes:
+        """The CSV lines of ``frame`` in this sink's columns; touches no file, so any thread may call it."""
+        return b"" if frame.empty else csv_bytes(_to_arrow(frame, self.columns))
+
     def write(self, frame: pd.DataFrame) -> None:
-        if frame.empty:
-            return
-        data = csv_bytes(_to_arrow(frame, self.columns))
-        self._guarded(lambda: self._handle.write(data))
-        self.rows += len(frame)
+        self.write_encoded(self.encode(frame), len(frame))
+
+    def write_encoded(self, data: bytes, rows: int) -> None:
+        if rows:
+            self._guarded(lambda: self._handle.write(data))
+            self.rows += rows
 
     def finish(self) -> None:
         """Get every byte onto the disk (where a full disk shows, at the latest); idempotent."""
@@ -369,6 +376,44 @@ class DayOutputs:
     status_counts: dict[str, int] = field(default_factory=dict)
 
 
+# Batches prepared at once (read, merged, sorted, turned into CSV lines) on threads: Arrow's CSV
+# work and Parquet reads release the GIL, so two use two cores; memory is that many batches.
+AGGREGATE_THREADS = 2
+
+
+@dataclass
+class _PreparedBatch:
+    rows: pd.DataFrame
+    snapshot_lines: bytes
+    merged: int
+    rejects: pd.DataFrame
+    rejects_lines: bytes
+
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+def _in_order(work: Callable[[_In], _Out], items: Iterable[_In], threads: int) -> Iterator[_Out]:
+    """``work`` over ``items`` on ``threads`` threads, results in the items' order, never more than
+    ``threads`` of them computed ahead of the one being consumed."""
+    if threads <= 1:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="aggregate") as pool:
+        pending: deque[Future[_Out]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(work, item))
+                if len(pending) >= threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
 def write_day_outputs(
     parts: Sequence[Part],
     *,
@@ -390,25 +435,31 @@ def write_day_outputs(
         rejects = CsvSink(seeds_dir / f"{stamp}_rejects.csv", REJECT_COLUMNS)
         sinks.append(rejects)
         derived = list(definition.derived_outputs(settings))
-        for batch in batches(parts, aggregation):
-            result.batches += 1
+
+        def prepare(batch: list[Part]) -> _PreparedBatch:
             # Oldest file first: where rows of several files merge, the latest file's values win.
             oldest_first = sorted(batch, key=lambda p: (float(p.meta.get("modified") or 0), str(p.meta["file_name"])))
             rows = pd.concat([pd.read_parquet(p.directory / ROWS_FILE) for p in oldest_first], ignore_index=True)
+            merged = 0
             if definition.merge_day_rows is not None:
                 before = len(rows)
                 rows = definition.merge_day_rows(rows, settings)
-                result.rows_merged += before - len(rows)
+                merged = before - len(rows)
             rows = rows.sort_values(list(definition.snapshot.sort), kind="stable")
-            snapshot.write(rows)
+            rejected = pd.concat([pd.read_parquet(p.directory / REJECTS_FILE) for p in batch], ignore_index=True)
+            return _PreparedBatch(rows, snapshot.encode(rows), merged, rejected, rejects.encode(rejected))
+
+        for prepared in _in_order(prepare, batches(parts, aggregation), AGGREGATE_THREADS):
+            result.batches += 1
+            result.rows_merged += prepared.merged
+            snapshot.write_encoded(prepared.snapshot_lines, len(prepared.rows))
             if definition.snapshot.status_column is not None:
-                for status, count in rows[definition.snapshot.status_column].value_counts().items():
+                for status, count in prepared.rows[definition.snapshot.status_column].value_counts().items():
                     result.status_counts[str(status)] = result.status_counts.get(str(status), 0) + int(count)
             for output in derived:
-                output.update(rows)
-            for part in batch:
-                rejects.write(pd.read_parquet(part.directory / REJECTS_FILE))
-            del rows
+                output.update(prepared.rows)
+            rejects.write_encoded(prepared.rejects_lines, len(prepared.rejects))
+            del prepared
         derived_sinks = []
         for output in derived:
             frame = output.result()
