@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 import pendulum
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CONFIG_DIR_ENV = "AUTOPO_CONFIG_DIR"
@@ -107,6 +108,13 @@ class SensorConfig(StrictModel):
     timeout_seconds: int = Field(default=6 * 3600, ge=1)
 
 
+def _files_per_task(value: object) -> object:
+    # One message for every wrong value, at the key itself (a union would name its branches).
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError(f"must be a whole number of at least 1, or auto; got {value!r}")
+
+
 class AirflowSettings(StrictModel):
     owner: str = "autopo"
     tags: list[str] = Field(default_factory=list)
@@ -115,9 +123,11 @@ class AirflowSettings(StrictModel):
     catchup: bool = False
     max_active_runs: int = Field(default=1, ge=1)
     # Files transformed by one mapped transform_file task, in listing order. 1 keeps a task (and a
-    # clear in the UI) per file; more means fewer task instances. Enlarged at run time when the
-    # day has more files than Airflow's [core] max_map_length would allow in tasks of this size.
-    files_per_task: int = Field(default=1, ge=1)
+    # clear in the UI) per file; more means fewer task instances, each of which costs Airflow a
+    # second or two to schedule and start. "auto": one file per task up to TASKS_PER_POOL_SLOT tasks
+    # per pool slot, batches beyond (see files_per_task_for). Enlarged at run time when the day has
+    # more files than Airflow's [core] max_map_length would allow in tasks of this size.
+    files_per_task: Annotated[int | Literal["auto"], BeforeValidator(_files_per_task)] = 1
     pool: str | None = None
     # How many of the pipeline's tasks may run at once (the size of its pool).
     pool_size: int = Field(default=4, ge=1)
@@ -125,6 +135,18 @@ class AirflowSettings(StrictModel):
     retry_delay_seconds: int = Field(default=300, ge=0)
     retry_exponential_backoff: bool = True
     max_retry_delay_seconds: int = Field(default=3600, ge=0)
+
+
+# "auto" batches: enough tasks to keep every pool slot busy while the last ones finish, few enough
+# that starting tasks does not cost more than the files take (make bench, docs/performance.md).
+TASKS_PER_POOL_SLOT = 2
+
+
+def files_per_task_for(settings: AirflowSettings, files: int) -> int:
+    """The batch size the settings give a day of ``files`` files (before max_map_length enlarges it)."""
+    if settings.files_per_task != "auto":
+        return settings.files_per_task
+    return max(1, math.ceil(files / (TASKS_PER_POOL_SLOT * settings.pool_size)))
 
 
 class AlertsConfig(StrictModel):

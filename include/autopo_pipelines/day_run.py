@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from autopo_pipelines.aggregate import Part, part_directory, read_part_meta, write_day_outputs, write_part
-from autopo_pipelines.config import PipelineConfig, load_transform, transform_settings
+from autopo_pipelines.config import PipelineConfig, files_per_task_for, load_transform, transform_settings
 from autopo_pipelines.errors import InputFileError
 from autopo_pipelines.layout import DataLayout, date_stamp, safe_file_name
 from autopo_pipelines.pipeline import DayContext, TransformDefinition, transform_file
@@ -280,18 +280,21 @@ def list_day_batches(
         routing.other_dates,
     )
     tasks = [FileTask.from_routed(r) for r in routing.routed]
-    size = batch_size(len(tasks), config.airflow.files_per_task, max_map_length)
-    if size > config.airflow.files_per_task:
+    wanted = files_per_task_for(config.airflow, len(tasks))
+    size = batch_size(len(tasks), wanted, max_map_length)
+    if size > wanted:
         log.warning(
             "%s %s: %d files at %d per task would need more mapped tasks than Airflow's [core] max_map_length "
             "(%d): %d files per task instead",
             config.name,
             date,
             len(tasks),
-            config.airflow.files_per_task,
+            wanted,
             max_map_length,
             size,
         )
+    elif size > 1:
+        log.info("%s %s: %d files in batches of %d per transform_file task", config.name, date, len(tasks), size)
     batches = batch_files(tasks, size, max_map_length)
     missing = missing_stores(config, {r.store_id for r in routing.routed})
     if missing:

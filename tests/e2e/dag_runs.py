@@ -19,7 +19,12 @@ def pipeline_dag(name: str, config_dir: Path | None = None) -> Any:
     from autopo_pipelines.orchestration.dag_factory import build_dag
 
     config = load_config_file((config_dir or default_config_dir()) / f"{name}.yaml")
-    config = config.model_copy(update={"airflow": config.airflow.model_copy(update={"retries": 0})})
+    settings = {"retries": 0}
+    if config.airflow.files_per_task == "auto":
+        # One map index per file, named after it, whatever the day's size: the tests name each file's
+        # task. Batches have their own tests (test_many_files_day, unit tests of files_per_task_for).
+        settings["files_per_task"] = 1
+    config = config.model_copy(update={"airflow": config.airflow.model_copy(update=settings)})
     # dag.test() cannot finish a successful run of a DAG with a Deadline Alert in Airflow 3.3.2
     # (see dag_factory.DEADLINE_ALERTS_ENV); the system tests cover deadlines with the real scheduler.
     return build_dag(config, with_deadlines=False)

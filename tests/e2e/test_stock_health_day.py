@@ -21,6 +21,7 @@ from dag_runs import fmt, pipeline_dag, query, read_csv, task_states
 from openpyxl import Workbook
 
 from autopo_pipelines.layout import DataLayout
+from autopo_pipelines.warehouse import partition_name
 
 pytestmark = pytest.mark.integration
 
@@ -278,7 +279,12 @@ def test_quirky_day_end_to_end(
     monkeypatch.setenv("AUTOPO_DATA_DIR", str(layout.root))
     monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", pg_url)
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        # A row from an earlier load of the date must be replaced, not kept.
+        # A row from an earlier load of the date must be replaced, not kept. The table has a partition
+        # per date (migration 0007), which a load creates; this one is made by hand as a load would.
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {partition_name('stock_health_snapshots', DATE)} "
+            f"PARTITION OF stock_health_snapshots FOR VALUES IN ('{DATE.isoformat()}')"
+        )
         conn.execute(
             "INSERT INTO stock_health_snapshots (snapshot_date, store_id, sku, stock_on_hand, sales_qty, "
             "avg_daily_sales, lead_time_days, reorder_point, target_stock, on_order_qty, suggested_order_qty, "

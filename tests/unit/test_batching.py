@@ -130,7 +130,12 @@ def test_listing_records_the_batches_and_warns_when_it_enlarges_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = load_config_file(REAL_CONFIG)
-    config = config.model_copy(update={"settings": {**config.settings, "on_order_table": None}})
+    config = config.model_copy(
+        update={
+            "settings": {**config.settings, "on_order_table": None},
+            "airflow": config.airflow.model_copy(update={"files_per_task": 1}),
+        }
+    )
     layout = DataLayout(tmp_path)
     inbox = layout.inbox(config.name)
     inbox.mkdir(parents=True)
@@ -202,3 +207,24 @@ def test_a_map_index_is_named_after_its_file_or_its_first_file() -> None:
     assert bad_files_message({"a.xlsx": "a.xlsx: bad", "c.xlsx": "c.xlsx: worse"}, 3) == (
         "2 of 3 files failed: a.xlsx: bad; c.xlsx: worse"
     )
+
+
+def test_auto_batches_a_big_day_and_keeps_a_small_one_per_file(tmp_path: Path) -> None:
+    """The shipped stock_health config (files_per_task: auto, pool_size 4): 8 files are 8 tasks, 40 are 8 of 5."""
+    config = load_config_file(REAL_CONFIG)
+    assert config.airflow.files_per_task == "auto" and config.airflow.pool_size == 4
+    config = config.model_copy(update={"settings": {**config.settings, "on_order_table": None}})
+    reference = DataLayout(tmp_path).resolve("reference/suppliers.csv", tmp_path)
+    reference.parent.mkdir(parents=True, exist_ok=True)
+    reference.write_text("sku,supplier_id,supplier_name,lead_time_days,moq,pack_size\n", encoding="utf-8")
+    for files, sizes in [(8, [1] * 8), (40, [5] * 8), (33, [5] * 6 + [3])]:
+        layout = DataLayout(tmp_path / f"day{files}")
+        layout.inbox(config.name).mkdir(parents=True)
+        layout.reference().mkdir(parents=True)
+        (layout.reference() / "suppliers.csv").write_text(reference.read_text(encoding="utf-8"), encoding="utf-8")
+        for i in range(files):
+            (layout.inbox(config.name) / f"S{i:02d}_stock_20241204.xlsx").write_bytes(b"x" * (i + 1))
+        batches = day_run.list_day_batches(config, layout, DATE, "run-1", None, max_map_length=1024)
+        assert [len(b) for b in batches] == sizes
+        listing = day_run.current_listing(config, layout, DATE, "run-1")
+        assert listing["files_per_task"] == sizes[0]

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shutil
 from pathlib import Path
 
 import pytest
 
-from autopo_pipelines.config import ConfigError, PipelineConfig, load_config_file, load_configs
+from autopo_pipelines.config import (
+    TASKS_PER_POOL_SLOT,
+    AirflowSettings,
+    ConfigError,
+    PipelineConfig,
+    files_per_task_for,
+    load_config_file,
+    load_configs,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REAL_CONFIG = REPO_ROOT / "dags" / "configs" / "stock_health.yaml"
@@ -202,20 +211,38 @@ def test_load_configs_of_an_empty_directory_is_empty(tmp_path: Path) -> None:
 
 
 def test_files_per_task_defaults_to_one_file_per_mapped_task(tmp_path: Path, real_text: str) -> None:
-    assert load_config_file(REAL_CONFIG).airflow.files_per_task == 1
-    for config in load_configs(REAL_CONFIG.parent).configs.values():
-        assert config.airflow.files_per_task == 1, config.name
-    unset = write_variant(tmp_path, real_text, "  files_per_task: 1\n", "")
+    assert load_config_file(REAL_CONFIG).airflow.files_per_task == "auto"
+    configs = load_configs(REAL_CONFIG.parent).configs
+    assert {name: c.airflow.files_per_task for name, c in configs.items()} == {
+        "stock_health": "auto",
+        "po_snapshots": 1,
+    }
+    unset = write_variant(tmp_path, real_text, "  files_per_task: auto\n", "")
     assert load_config_file(unset).airflow.files_per_task == 1
-    several = write_variant(tmp_path, real_text, "  files_per_task: 1\n", "  files_per_task: 25\n")
+    several = write_variant(tmp_path, real_text, "  files_per_task: auto\n", "  files_per_task: 25\n")
     assert load_config_file(several).airflow.files_per_task == 25
+
+
+@pytest.mark.parametrize(
+    ("files", "pool_size", "expected"),
+    [(0, 4, 1), (1, 4, 1), (8, 4, 1), (9, 4, 2), (32, 4, 4), (40, 4, 5), (41, 4, 6), (40, 1, 20), (1000, 4, 125)],
+)
+def test_auto_files_per_task_keeps_two_tasks_a_pool_slot(files: int, pool_size: int, expected: int) -> None:
+    settings = AirflowSettings(files_per_task="auto", pool_size=pool_size)
+    assert files_per_task_for(settings, files) == expected
+    assert files_per_task_for(AirflowSettings(files_per_task=3, pool_size=pool_size), files) == 3
+    if files:
+        tasks = math.ceil(files / expected)
+        assert tasks <= TASKS_PER_POOL_SLOT * pool_size
+        # Never one task more than needed: a smaller batch would make more tasks than two a slot.
+        assert expected == 1 or math.ceil(files / (expected - 1)) > TASKS_PER_POOL_SLOT * pool_size
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "two", "1.5"])
 def test_files_per_task_below_one_or_not_a_whole_number_names_the_key(
     tmp_path: Path, real_text: str, value: str
 ) -> None:
-    path = write_variant(tmp_path, real_text, "  files_per_task: 1\n", f"  files_per_task: {value}\n")
+    path = write_variant(tmp_path, real_text, "  files_per_task: auto\n", f"  files_per_task: {value}\n")
     error = load_error(path)
     assert error.key == "airflow.files_per_task"
     assert str(path) in str(error)
