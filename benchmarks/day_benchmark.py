@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -353,10 +353,14 @@ def aggregate_memory(data_root: Path, run_id: str) -> dict[str, Any]:
 
 
 def run_load(csv_path: Path, url: str, repeats: int) -> dict[str, Any]:
-    """The day's CSV into the table, replacing the date, while readers query it; then the same into an
-    unpartitioned copy of the table (the in-place delete and insert of before) as the baseline."""
+    """The day's CSV into the table, replacing the date: timed alone, then once more with readers.
+    The baseline is the same into an unpartitioned copy of the table (the in-place delete and insert)."""
+    import logging
+
     from autopo_pipelines.pipelines.stock_health import OUTPUT_COLUMNS
     from autopo_pipelines.warehouse import replace_date_rows
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)  # the swap's own timings, in stages.log
 
     def load_into(table: str) -> int:
         return replace_date_rows(
@@ -367,17 +371,26 @@ def run_load(csv_path: Path, url: str, repeats: int) -> dict[str, Any]:
     for table in (TABLE, "inplace_snapshots"):
         if table != TABLE:
             unpartitioned_copy(url, table)
-        load_into(table)  # the date exists before each timed load: they replace it
-        times, waits, rows = [], [], 0
+        rows = load_into(table)  # the date exists before each timed load: they replace it
+        times = []
         for _ in range(repeats):
-            with readers(url, table) as watch:
-                started = time.perf_counter()
-                rows = load_into(table)
-                times.append(time.perf_counter() - started)
-            waits.append(watch.worst_during_load_s)
-            if watch.problems:
-                raise RuntimeError(f"readers of {table}: {watch.problems[:3]}")
-        results[table] = {"seconds": times, "reader_worst_s": waits, "idle_reader_worst_s": watch.idle_worst_s}
+            started = time.perf_counter()
+            load_into(table)
+            times.append(time.perf_counter() - started)
+        with readers(url, table) as watch:
+            started = time.perf_counter()
+            load_into(table)
+            with_readers = time.perf_counter() - started
+        if watch.problems:
+            raise RuntimeError(f"readers of {table}: {watch.problems[:3]}")
+        results[table] = {
+            "seconds": times,
+            "seconds_with_readers": with_readers,
+            "lookup_worst_s": watch.worst_during_load_s,
+            "lookup_idle_worst_s": watch.idle_worst_s,
+            "lookups": watch.lookups,
+            "counts": watch.counts,
+        }
         results["rows"] = rows
     return results
 
@@ -386,71 +399,65 @@ def run_load(csv_path: Path, url: str, repeats: int) -> dict[str, Any]:
 class ReaderWatch:
     idle_worst_s: float = 0.0
     worst_during_load_s: float = 0.0
-    problems: list[str] | None = None
+    lookups: int = 0
+    counts: int = 0
+    problems: list[str] = field(default_factory=list)
 
 
 @contextlib.contextmanager
-def readers(url: str, table: str, expected: int | None = None) -> Iterator[ReaderWatch]:
-    """Two readers querying the date (a point lookup and a count) in a loop: the longest any query took,
-    idle and during the load, and whether one ever saw the date other than whole."""
-    watch = ReaderWatch(problems=[])
+def readers(url: str, table: str) -> Iterator[ReaderWatch]:
+    """A reader looking one row of the date up by its key every 5 ms (the longest lookup, idle and during
+    the load, is how long readers wait), and one counting the date's rows every half second (never
+    anything but a whole version: the old count or the new)."""
+    watch = ReaderWatch()
     loading = threading.Event()
     stop = threading.Event()
+    ident = sql.Identifier(table)
+    count_sql = sql.SQL("SELECT count(*) FROM {} WHERE snapshot_date = %s").format(ident)
     with psycopg.connect(url) as conn:
-        total = conn.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE snapshot_date = %s").format(sql.Identifier(table)), (DATE,)
-        ).fetchone()
+        total = conn.execute(count_sql, (DATE,)).fetchone()
     whole = {int(total[0]) if total else 0}
 
-    def read(query: sql.Composable, check: Callable[[Any], None]) -> None:
+    def look_up() -> None:
+        query = sql.SQL(
+            "SELECT sku FROM {} WHERE snapshot_date = %s AND store_id = 'STORE-001' AND sku = '100007'"
+        ).format(ident)
         with psycopg.connect(url, autocommit=True) as conn:
             while not stop.is_set():
                 started = time.perf_counter()
                 row = conn.execute(query, (DATE,)).fetchone()
                 took = time.perf_counter() - started
+                watch.lookups += 1
                 if loading.is_set():
                     watch.worst_during_load_s = max(watch.worst_during_load_s, took)
                 else:
                     watch.idle_worst_s = max(watch.idle_worst_s, took)
-                check(row)
+                if row is None:
+                    watch.problems.append("a lookup by key found nothing")
                 time.sleep(0.005)
 
-    def point(row: Any) -> None:
-        if row is None:
-            watch.problems.append("a point lookup found nothing")  # type: ignore[union-attr]
+    def count() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not stop.is_set():
+                row = conn.execute(count_sql, (DATE,)).fetchone()
+                watch.counts += 1
+                if int(row[0]) not in whole:  # type: ignore[index]
+                    watch.problems.append(f"a count saw {row[0]} rows")  # type: ignore[index]
+                time.sleep(0.5)
 
-    def count(row: Any) -> None:
-        if int(row[0]) not in whole:
-            watch.problems.append(f"count {row[0]}")  # type: ignore[union-attr]
-
-    ident = sql.Identifier(table)
-    threads = [
-        threading.Thread(
-            target=read,
-            args=(
-                sql.SQL(
-                    "SELECT sku FROM {} WHERE snapshot_date = %s AND store_id = 'STORE-001' AND sku = '100007'"
-                ).format(ident),
-                point,
-            ),
-        ),
-        threading.Thread(
-            target=read, args=(sql.SQL("SELECT count(*) FROM {} WHERE snapshot_date = %s").format(ident), count)
-        ),
-    ]
+    threads = [threading.Thread(target=look_up), threading.Thread(target=count)]
     for thread in threads:
         thread.start()
-    time.sleep(1.0)  # idle figures first
+    time.sleep(2.0)  # idle figures first
     loading.set()
     try:
         yield watch
     finally:
-        # The row count may change between loads of other sizes: the new count is whole too.
+        # The load may bring another number of rows: the new count is whole too.
         with psycopg.connect(url) as conn:
-            after = conn.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE snapshot_date = %s").format(ident), (DATE,)
-            ).fetchone()
+            after = conn.execute(count_sql, (DATE,)).fetchone()
         whole.add(int(after[0]) if after else 0)
+        loading.clear()
         time.sleep(0.5)
         stop.set()
         for thread in threads:
@@ -737,16 +744,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if load:
         print()
-        print(f"  load of {load['rows']:,} rows replacing the date (medians of {args.repeat}):")
+        print(f"  load of {load['rows']:,} rows replacing the date (median of {args.repeat}, then once with readers):")
         for label, table in [
             ("stage and swap (partition)", TABLE),
             ("in place (delete + insert)", "inplace_snapshots"),
         ]:
             figures = load[table]
             print(
-                f"    {label:<30}{median(figures['seconds']):>6.1f}s  readers' longest query during the loads "
-                f"{max(figures['reader_worst_s']) * 1000:,.0f} ms "
-                f"(idle {figures['idle_reader_worst_s'] * 1000:,.0f} ms)"
+                f"    {label:<30}{median(figures['seconds']):>6.1f}s; "
+                f"with readers {figures['seconds_with_readers']:.1f}s, "
+                f"their longest lookup by key {figures['lookup_worst_s'] * 1000:,.0f} ms "
+                f"(idle {figures['lookup_idle_worst_s'] * 1000:,.0f} ms; {figures['lookups']:,} lookups, "
+                f"{figures['counts']} counts, each saw a whole version)"
             )
     print()
     print(f"ratios: naive_over_product={naive_s / product_s:.2f} product_over_floor={product_s / floor_s:.2f}")

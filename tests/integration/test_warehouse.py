@@ -354,6 +354,13 @@ def test_a_load_swaps_in_one_partition_for_the_date(clean_tables: str, tmp_path:
             "SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass", (TABLE,)
         ).fetchone()
         assert attached == parent_indexes == (3,)
+        # Analysed by the load, never changed after it: autovacuum would only hold the next swap back.
+        options = conn.execute(
+            "SELECT reloptions FROM pg_class WHERE oid = %s::regclass", (f"{TABLE}_p20241204",)
+        ).fetchone()
+        assert options is not None and "autovacuum_enabled=false" in options[0]
+        stats = conn.execute("SELECT count(*) FROM pg_stats WHERE tablename = %s", (f"{TABLE}_p20241204",)).fetchone()
+        assert stats is not None and stats[0] > 0
         conn.execute("SET enable_seqscan = off")  # ten rows: the planner would rightly prefer a scan
         plan = "\n".join(
             r[0]
