@@ -157,8 +157,8 @@ def test_a_bad_file_fails_its_batch_but_not_the_batchs_other_files(
     shutil.copytree(default_config_dir(), configs)
     path = configs / "stock_health.yaml"
     text = path.read_text(encoding="utf-8")
-    assert "  files_per_task: 1\n" in text
-    path.write_text(text.replace("  files_per_task: 1\n", "  files_per_task: 3\n"), encoding="utf-8")
+    assert "  files_per_task: auto\n" in text
+    path.write_text(text.replace("  files_per_task: auto\n", "  files_per_task: 3\n"), encoding="utf-8")
     monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
     write_day(data_layout, stores=5)
     bad = data_layout.inbox("stock_health") / store_name(2)

@@ -338,7 +338,8 @@ def test_a_load_swaps_in_one_partition_for_the_date(clean_tables: str, tmp_path:
     load(url, D2, write_csv(tmp_path / "d2.csv", D2, 20, "other.xlsx"))
     for n in (30, 10):
         assert load(url, D1, write_csv(tmp_path / f"d1_{n}.csv", D1, n, f"v{n}.xlsx")) == n
-    assert partitions_of(url) == [
+    # Other tests' dates have partitions too; these two dates have one each.
+    assert [p for p in partitions_of(url) if p[0].endswith(("20241204", "20241205"))] == [
         (f"{TABLE}_p20241204", "FOR VALUES IN ('2024-12-04')"),
         (f"{TABLE}_p20241205", "FOR VALUES IN ('2024-12-05')"),
     ]
