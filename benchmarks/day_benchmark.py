@@ -144,11 +144,10 @@ def bench_database(admin_url: str) -> str:
 
 
 def count_rows(url: str, table: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE snapshot_date = %s").format(sql.Identifier(table)), (DATE,)
-        ).fetchone()
-    return int(row[0]) if row else 0
+    """The bench date's rows of ``table``."""
+    from autopo_pipelines.warehouse import count_rows as rows_of_date
+
+    return rows_of_date(url, table, "snapshot_date", DATE)
 
 
 def unpartitioned_copy(url: str, name: str) -> None:
@@ -465,11 +464,9 @@ def readers(url: str, table: str) -> Iterator[ReaderWatch]:
 
 
 def _rss_now_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    import psutil
+
+    return float(psutil.Process().memory_info().rss) / 2**20
 
 
 # --- children -------------------------------------------------------------------------------
@@ -639,11 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = []
         for n in range(times):
             result = in_child(stage, payload(n), log)
-            print(
-                f"  . {stage} run {n + 1}: {result['seconds'] if isinstance(result['seconds'], float) else ''}"
-                f"{'' if not isinstance(result['seconds'], float) else 's'}",
-                flush=True,
-            )
+            print(f"  . {stage} run {n + 1}: {result['seconds']:.1f}s", flush=True)
             results.append(result)
         return results
 

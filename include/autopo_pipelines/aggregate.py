@@ -386,8 +386,8 @@ class _PreparedBatch:
     rows: pd.DataFrame
     snapshot_lines: bytes
     merged: int
-    rejects: pd.DataFrame
     rejects_lines: bytes
+    rejected: int
 
 
 _In = TypeVar("_In")
@@ -447,7 +447,7 @@ def write_day_outputs(
                 merged = before - len(rows)
             rows = rows.sort_values(list(definition.snapshot.sort), kind="stable")
             rejected = pd.concat([pd.read_parquet(p.directory / REJECTS_FILE) for p in batch], ignore_index=True)
-            return _PreparedBatch(rows, snapshot.encode(rows), merged, rejected, rejects.encode(rejected))
+            return _PreparedBatch(rows, snapshot.encode(rows), merged, rejects.encode(rejected), len(rejected))
 
         for prepared in _in_order(prepare, batches(parts, aggregation), AGGREGATE_THREADS):
             result.batches += 1
@@ -458,7 +458,7 @@ def write_day_outputs(
                     result.status_counts[str(status)] = result.status_counts.get(str(status), 0) + int(count)
             for output in derived:
                 output.update(prepared.rows)
-            rejects.write_encoded(prepared.rejects_lines, len(prepared.rejects))
+            rejects.write_encoded(prepared.rejects_lines, prepared.rejected)
             del prepared
         derived_sinks = []
         for output in derived:

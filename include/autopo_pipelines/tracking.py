@@ -79,6 +79,11 @@ def listing_batches(listing: dict[str, Any]) -> list[list[dict[str, Any]]]:
     return batches
 
 
+def files_by_map_index(listing: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """Every routed file with the map index of the transform_file task that runs it."""
+    return [(index, file) for index, batch in enumerate(listing_batches(listing)) for file in batch]
+
+
 def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_id: str, now: dt.datetime) -> Changes:
     """list_files succeeded: the run is processing its routed files; the rest are unrouted."""
     run = RunChange(
@@ -121,8 +126,7 @@ def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_
             dag_run_id=dag_run_id,
             only_older=True,
         )
-        for index, batch in enumerate(listing_batches(listing))
-        for routed in batch
+        for index, routed in files_by_map_index(listing)
     ]
     files += [
         FileJobChange(

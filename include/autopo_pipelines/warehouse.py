@@ -17,7 +17,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -424,9 +424,23 @@ def csv_slices(path: Path, parts: int, chunk_bytes: int = COPY_CHUNK_BYTES) -> l
 def _copy_in_slices(load: _Load, stage: sql.Identifier, stage_base: str) -> int:
     size = load.csv_path.stat().st_size
     parts = LOAD_CONNECTIONS if size >= PARALLEL_COPY_MIN_BYTES else 1
-    slices = csv_slices(load.csv_path, parts) or [_Slice(0, size, 0)]
+    # Never empty: a CSV without even a header line was refused before any connection.
+    slices = csv_slices(load.csv_path, parts)
     counts = _side_by_side([lambda s=s: _copy_slice(load, stage, stage_base, s) for s in slices])
     return sum(counts)
+
+
+@contextlib.contextmanager
+def _side_connection(load: _Load) -> Iterator[psycopg.Connection[Any]]:
+    """A connection of its own for one part of a load (a slice's COPY, index builds). Not getting it,
+    or losing it, is a LoadConnectionError; the table refusing data is for the caller to say."""
+    try:
+        with psycopg.connect(load.conninfo, autocommit=True, connect_timeout=30) as conn:
+            yield conn
+    except LoadError:
+        raise
+    except psycopg.Error as exc:
+        raise _lost_while_loading(load, exc) from exc
 
 
 def _copy_slice(load: _Load, stage: sql.Identifier, stage_base: str, part: _Slice) -> int:
@@ -434,27 +448,22 @@ def _copy_slice(load: _Load, stage: sql.Identifier, stage_base: str, part: _Slic
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER {}, NULL '', ENCODING 'UTF8')").format(
         stage, load.column_list, sql.SQL("true" if header else "false")
     )
-    try:
-        with psycopg.connect(load.conninfo, autocommit=True, connect_timeout=30) as conn:
-            try:
-                with conn.cursor() as cur, open(load.csv_path, "rb") as handle:
-                    handle.seek(part.start)
-                    left = part.end - part.start
-                    with cur.copy(copy_sql) as copy:
-                        while left > 0 and (chunk := handle.read(min(COPY_CHUNK_BYTES, left))):
-                            copy.write(chunk)
-                            left -= len(chunk)
-                    return cur.rowcount
-            except psycopg.Error as exc:
-                if _connection_lost(conn, exc):
-                    raise
-                if exc.diag.constraint_name == _name(stage_base, "_date"):
-                    raise _other_date_error(load, _rows_of_other_dates(load)) from exc
-                raise load.failed(exc, where=stage_base, line_offset=part.lines_before) from exc
-    except LoadError:
-        raise
-    except psycopg.Error as exc:
-        raise _lost_while_loading(load, exc) from exc
+    with _side_connection(load) as conn:
+        try:
+            with conn.cursor() as cur, open(load.csv_path, "rb") as handle:
+                handle.seek(part.start)
+                left = part.end - part.start
+                with cur.copy(copy_sql) as copy:
+                    while left > 0 and (chunk := handle.read(min(COPY_CHUNK_BYTES, left))):
+                        copy.write(chunk)
+                        left -= len(chunk)
+                return cur.rowcount
+        except psycopg.Error as exc:
+            if _connection_lost(conn, exc):
+                raise
+            if exc.diag.constraint_name == _name(stage_base, "_date"):
+                raise _other_date_error(load, _rows_of_other_dates(load)) from exc
+            raise load.failed(exc, where=stage_base, line_offset=part.lines_before) from exc
 
 
 def _rows_of_other_dates(load: _Load, limit: int = 5) -> list[tuple[int, str | None]]:
@@ -505,21 +514,16 @@ def _build_indexes(
             )
 
     def build(statements: list[sql.Composable]) -> None:
-        try:
-            with psycopg.connect(load.conninfo, autocommit=True, connect_timeout=30) as builder:
-                builder.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(INDEX_BUILD_MEMORY)))
-                for statement in statements:
-                    try:
-                        builder.execute(statement)
-                    except psycopg.Error as exc:
-                        if _connection_lost(builder, exc):
-                            raise
-                        # Duplicate keys: the parent's primary key refuses the rows, as the table would.
-                        raise load.failed(exc, where=stage_base) from exc
-        except LoadError:
-            raise
-        except psycopg.Error as exc:
-            raise _lost_while_loading(load, exc) from exc
+        with _side_connection(load) as builder:
+            builder.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(INDEX_BUILD_MEMORY)))
+            for statement in statements:
+                try:
+                    builder.execute(statement)
+                except psycopg.Error as exc:
+                    if _connection_lost(builder, exc):
+                        raise
+                    # Duplicate keys: the parent's primary key refuses the rows, as the table would.
+                    raise load.failed(exc, where=stage_base) from exc
 
     _side_by_side([lambda s=s: build(s) for s in builds if s])
     for statement in constraints:
@@ -563,7 +567,6 @@ def _swap(conn: psycopg.Connection[Any], load: _Load, parent: _Parent, stage: sq
                 load.phase = "commit"
             return
         except psycopg.errors.LockNotAvailable as exc:
-            load.phase = "load"
             if time.monotonic() > give_up:
                 raise LoadConnectionError(
                     f"{load.table} for {load.date.isoformat()}: the new rows are ready but readers held the "

@@ -196,8 +196,7 @@ def _file_outcomes(
     """Each routed file's recorded outcome in this run, as rows; attempts are not counted again."""
     changes = []
     now = _now()
-    indexed = [(index, file) for index, batch in enumerate(tracking.listing_batches(listing)) for file in batch]
-    for index, file in indexed:
+    for index, file in tracking.files_by_map_index(listing):
         result = day_run.file_result(config, layout, date, file["name"])
         if result is None or result.get("run_id") != run_id:
             failure = {"error": f"{file['name']}: not transformed in this run", "will_retry": False}
