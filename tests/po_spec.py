@@ -1,5 +1,5 @@
-"""The PO snapshot contract's output columns, written out from ../shared/spec/po_snapshots.md (not
-taken from the module under test), for the tests that check the CSV and the table against it."""
+"""The PO snapshot contract's output columns, written out from docs/po_snapshots.md (not taken
+from the module under test), for the tests that check the CSV and the table against it."""
 
 SPEC_OUTPUT_COLUMNS = [
     "snapshot_date",

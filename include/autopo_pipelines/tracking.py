@@ -2,7 +2,7 @@
 
 Each function turns one event (a task of the day finished, a file's transform
 started, a run ended) plus the day's state on disk into row changes for
-``pipeline_runs`` and ``pipeline_file_jobs`` (../shared/spec/tracking.md).
+``pipeline_runs`` and ``pipeline_file_jobs`` (docs/tracking.md).
 The plugin's listeners call them and its hook writes the result; nothing
 here touches Airflow or the database.
 

@@ -1,7 +1,7 @@
-"""Unit tests for the PO snapshot transform (spec: shared/spec/po_snapshots.md).
+"""Unit tests for the PO snapshot transform (spec: docs/po_snapshots.md).
 
 Header detection, skipped rows, numbers, rejects and file-level failure work
-"exactly as in stock_health.md", so those rules are tested here too, with PO
+as in docs/stock_health.md, so those rules are tested here too, with PO
 files. Expected values are worked out by hand from the spec for the business
 date D = 2024-12-04 (Excel serial 45630); days overdue are plain date arithmetic.
 """

@@ -1,4 +1,4 @@
-"""Unit tests for the stock health transform (spec: shared/spec/stock_health.md).
+"""Unit tests for the stock health transform (spec: docs/stock_health.md).
 
 Expected numbers are worked out by hand from the spec's formulas, with the
 defaults sales_window_days 30, safety_days 7, review_days 7, overstock_days 90,

@@ -1,5 +1,5 @@
 """Unit tests for autopo_pipelines.tabular: header normalisation, column selection,
-skipped rows, number and text parsing, and rejects (spec: shared/spec/stock_health.md)."""
+skipped rows, number and text parsing, and rejects (spec: docs/stock_health.md)."""
 
 from __future__ import annotations
 
@@ -519,7 +519,7 @@ def test_reject_collector_with_no_rejects_is_an_empty_frame() -> None:
     assert list(rejects.columns) == REJECT_COLUMNS
 
 
-# --- parse_dates (spec: shared/spec/po_snapshots.md, "Dates") ------------------------------------
+# --- parse_dates (spec: docs/po_snapshots.md, "Dates") -------------------------------------------
 
 # The spec's text forms: YYYY-MM-DD, DD/MM/YYYY, DD-MM-YYYY (day first).
 DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y"]

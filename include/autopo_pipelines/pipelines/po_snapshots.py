@@ -1,8 +1,8 @@
 """PO snapshots: purchase-order exports to one snapshot of every PO line and its open quantity.
 
-The contract is ../shared/spec/po_snapshots.md (and docs/po_snapshots.md for
-what that spec leaves open). Reading, header detection, numbers, dates and
-rejects are the shared ones; this module says what a PO line is.
+The contract is docs/po_snapshots.md. Reading, header detection, numbers,
+dates and rejects are the common ones (autopo_pipelines.tabular); this module
+says what a PO line is.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def merge_lines(lines: pd.DataFrame) -> pd.DataFrame:
 
 
 def derive(lines: pd.DataFrame, date: dt.date, settings: PoSnapshotSettings) -> pd.DataFrame:
-    """The spec's status_norm, qty_open and overdue days for business date ``date``."""
+    """The contract's status_norm, qty_open and overdue days for business date ``date``."""
     out = lines.copy()
     ordered = out["qty_ordered"].to_numpy(dtype=float)
     received = out["qty_received"].to_numpy(dtype=float)

@@ -1,7 +1,6 @@
 """Stock health: a store's stock report to per-SKU cover, reorder and status.
 
-The contract is ../shared/spec/stock_health.md (and docs/stock_health.md for
-what that spec leaves open).
+The contract is docs/stock_health.md.
 """
 
 from __future__ import annotations
@@ -167,7 +166,7 @@ def open_po_quantities(context: DayContext, settings: StockHealthSettings) -> On
     """Open PO quantity per (store_id, sku) for the day, from the PO pipeline's table.
 
     When the PO pipeline has not loaded the date, nothing is on order and the note
-    says so; the day goes on either way (the spec: never wait for or fail on PO).
+    says so; the day goes on either way (docs/stock_health.md: never wait for or fail on PO).
     """
     table = settings.on_order_table
     day = context.date.isoformat()
@@ -293,7 +292,7 @@ def _merge_duplicate_skus(parsed: pd.DataFrame) -> pd.DataFrame:
 
 
 def compute_metrics(rows: pd.DataFrame, settings: StockHealthSettings) -> pd.DataFrame:
-    """Add the spec's metrics to rows that carry stock, sales, supplier terms and on-order."""
+    """Add the contract's metrics to rows that carry stock, sales, supplier terms and on-order."""
     out = rows.copy()
     stock = out["stock_on_hand"].to_numpy(dtype=float)
     avg = out["sales_qty"].to_numpy(dtype=float) / settings.sales_window_days
