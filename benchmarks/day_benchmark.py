@@ -65,7 +65,7 @@ BENCH_DB = "autopo_bench"
 
 
 def _write_store(args: tuple[Path, str, int, int]) -> None:
-    from autopo_pipelines.sample_day import _sku, write_store_file
+    from autopo_local.sample_day import _sku, write_store_file
 
     path, store, rows, style = args
     skus = [_sku(i) for i in range(rows)]
@@ -76,7 +76,7 @@ def _write_store(args: tuple[Path, str, int, int]) -> None:
 
 def generated_day(stores: int, rows: int) -> Path:
     """A folder of ``stores`` store reports of ``rows`` rows each, plus the supplier master; cached."""
-    from autopo_pipelines.sample_day import _sku, write_supplier_master
+    from autopo_local.sample_day import _sku, write_supplier_master
 
     folder = CACHE / f"v{GENERATOR_VERSION}_{stores}x{rows}_{date_stamp(DATE)}"
     done = folder / ".complete"
@@ -605,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     admin_url = (
         os.environ.get("AUTOPO_BENCH_ADMIN_URL")
         or subprocess.run(
-            [sys.executable, "-m", "autopo_pipelines.embedded_pg", "url"], capture_output=True, text=True, check=True
+            [sys.executable, "-m", "autopo_local.embedded_pg", "url"], capture_output=True, text=True, check=True
         ).stdout.strip()
     )
     shutil.rmtree(args.work, ignore_errors=True)

@@ -7,7 +7,9 @@ checkout's DAGs and plugins, and no example DAGs.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,6 +17,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="autopo-airflow-"))
+# Removed when the session's process ends: every session made one more in /tmp before.
+atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
 
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW_CONFIG"] = str(REPO_ROOT / "airflow.cfg")

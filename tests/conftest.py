@@ -21,7 +21,7 @@ import pytest
 from psycopg import sql
 
 import airflow_env  # noqa: F401  (sets the Airflow home before anything imports Airflow)
-from autopo_pipelines.embedded_pg import EmbeddedPostgres
+from autopo_local.embedded_pg import EmbeddedPostgres
 from autopo_pipelines.migrations import apply_migrations
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

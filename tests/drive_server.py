@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from autopo_pipelines.local_airflow import free_port
+from autopo_local.stack import free_port
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SHEETS_MIME = "application/vnd.google-apps.spreadsheet"

@@ -13,7 +13,7 @@ from gcp_storage_emulator.server import Server, create_server
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from autopo_pipelines.embedded_pg import free_port
+from autopo_local.embedded_pg import free_port
 
 PROJECT = "autopo-test"
 

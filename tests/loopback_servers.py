@@ -14,7 +14,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from autopo_pipelines.local_airflow import free_port
+from autopo_local.stack import free_port
 
 
 @dataclass

@@ -27,10 +27,20 @@ CONFIG_DIR_ENV = "AUTOPO_CONFIG_DIR"
 
 
 def default_config_dir() -> Path:
-    """``$AUTOPO_CONFIG_DIR``, else the checkout's dags/configs."""
+    """Where every Airflow component finds the pipeline configs.
+
+    ``$AUTOPO_CONFIG_DIR``; else ``configs/`` in Airflow's DAGs folder (``$AIRFLOW__CORE__DAGS_FOLDER``,
+    or ``$AIRFLOW_HOME/dags`` as in Airflow's image), where the deployment copies ``dags/``; else this
+    checkout's ``dags/configs`` (the package installed in editable mode).
+    """
     configured = os.environ.get(CONFIG_DIR_ENV)
     if configured:
         return Path(configured).expanduser().resolve()
+    dags_folder = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or (
+        str(Path(os.environ["AIRFLOW_HOME"]) / "dags") if os.environ.get("AIRFLOW_HOME") else ""
+    )
+    if dags_folder and (Path(dags_folder) / "configs").is_dir():
+        return (Path(dags_folder) / "configs").expanduser().resolve()
     return Path(__file__).resolve().parents[2] / "dags" / "configs"
 
 

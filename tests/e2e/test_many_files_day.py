@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from dag_runs import query, run_day
 
+from autopo_local.sample_day import write_store_file, write_supplier_master
 from autopo_pipelines.config import default_config_dir
 from autopo_pipelines.layout import DataLayout
-from autopo_pipelines.sample_day import write_store_file, write_supplier_master
 
 pytestmark = pytest.mark.integration
 

@@ -259,7 +259,7 @@ def test_po_day_end_to_end(data_layout: DataLayout, clean_tables: str) -> None:
     assert BROKEN in run_row[6] and "PDF" in run_row[6]
 
     # Every row in is in the snapshot, merged into a row that is, skipped by rule, or rejected.
-    from autopo_pipelines.summary import day_summary
+    from autopo_local.summary import day_summary
 
     summary = day_summary("po_snapshots", DATE, layout, clean_tables)
     assert summary["rows_in"] == day.rows_in

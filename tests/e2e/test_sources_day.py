@@ -17,8 +17,8 @@ import pytest
 import yaml
 from dag_runs import query, run_day
 
+from autopo_local.sample_day import generate_sample_day
 from autopo_pipelines.layout import DataLayout
-from autopo_pipelines.sample_day import generate_sample_day
 from drive_server import FakeDrive, drive_connection, drive_server
 from gcs_emulator import gcs_emulator
 

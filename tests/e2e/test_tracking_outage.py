@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from dag_runs import pipeline_dag
 
+from autopo_local.sample_day import generate_sample_day
 from autopo_pipelines.layout import DataLayout
-from autopo_pipelines.sample_day import generate_sample_day
 
 pytestmark = pytest.mark.integration
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from autopo_pipelines.embedded_pg import (
+from autopo_local.embedded_pg import (
     EmbeddedPostgres,
     EmbeddedPostgresError,
     bundled_pg_bin,
@@ -61,7 +65,7 @@ def test_find_pg_bin_honours_override(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 def test_without_system_postgres_falls_back_to_pgserver(monkeypatch: pytest.MonkeyPatch) -> None:
-    from autopo_pipelines import embedded_pg
+    from autopo_local import embedded_pg
 
     bundled = bundled_pg_bin()
     if bundled is None:
@@ -145,7 +149,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     pythonpath = os.pathsep.join(filter(None, [str(INCLUDE_DIR), os.environ.get("PYTHONPATH")]))
     full_env = {**os.environ, "PYTHONPATH": pythonpath, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "autopo_pipelines.embedded_pg", *args],
+        [sys.executable, "-m", "autopo_local.embedded_pg", *args],
         capture_output=True,
         text=True,
         env=full_env,
@@ -216,3 +220,96 @@ def test_pgserver_bundled_binaries_work(pg_base_dir: Path, monkeypatch: pytest.M
     finally:
         srv.stop()
     assert not srv.is_running()
+
+
+# --------------------------------------------------------------------------- a clone below a 0700 folder
+
+
+@pytest.fixture
+def private_folder() -> Iterator[Path]:
+    """A folder only its owner may enter, as home folders and `mktemp -d` are (pytest's temp root is too)."""
+    folder = Path(tempfile.mkdtemp(prefix="autopo-0700-"))
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def system_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Where root keeps clusters its service user cannot reach in place: a throwaway one, not /var/lib."""
+    base = Path(tempfile.mkdtemp(prefix="autopo-pg-system-"))
+    base.chmod(0o711)  # as /var/lib is: others may pass through
+    target = base / "autopo-pg"
+    monkeypatch.setenv("AUTOPO_PG_SYSTEM_DIR", str(target))
+    try:
+        yield target
+    finally:
+        for child in target.glob("*") if target.exists() else []:
+            if (child / "pgdata").is_dir():
+                with contextlib.suppress(Exception):
+                    subprocess.run(
+                        ["pg_ctl", "-D", str(child / "pgdata"), "stop", "-m", "immediate"], capture_output=True
+                    )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+def test_a_cluster_below_a_0700_folder_starts_outside_it_as_root(private_folder: Path, system_dir: Path) -> None:
+    data_dir = private_folder / "clone" / ".pg"
+    srv = EmbeddedPostgres(data_dir, durable=False)
+    try:
+        srv.start()
+        assert _query(srv.url, "SELECT current_database()") == ("autopo",)
+        # The user's folder keeps its permissions; the cluster lives in the system folder, owned by the service user.
+        assert stat.S_IMODE(private_folder.stat().st_mode) == 0o700
+        assert srv.cluster_dir.parent == system_dir
+        assert srv.pgdata.stat().st_uid == srv.account.uid != 0
+        assert (data_dir / "cluster-dir").read_text(encoding="utf-8").strip() == str(srv.cluster_dir)
+        # Said once, in one line, naming the folder that was not searchable and where the cluster is.
+        assert len(srv.notices) == 1 and "\n" not in srv.notices[0]
+        assert f"{private_folder} is not searchable by {srv.account.name!r}" in srv.notices[0]
+        assert f"so the cluster lives in {srv.cluster_dir}" in srv.notices[0]
+
+        # Another process (the next `make` target) finds the same cluster through the pointer, and says nothing.
+        srv.stop()
+        again = EmbeddedPostgres(data_dir, durable=False)
+        again.start()
+        assert again.url == srv.url and again.notices == []
+        assert _query(again.url, "SELECT 1") == (1,)
+    finally:
+        cluster = srv.cluster_dir
+        EmbeddedPostgres(data_dir).destroy()
+    assert not cluster.exists() and not data_dir.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+def test_pgserver_binaries_in_a_0700_clone_run_from_a_copy(
+    private_folder: Path, system_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine without system PostgreSQL, the clone (and so its .venv) below a 0700 folder."""
+    from autopo_local import embedded_pg
+
+    bundled = bundled_pg_bin()
+    if bundled is None:
+        pytest.skip("pgserver is not installed, so there are no bundled binaries to test")
+    # Laid out as pgserver's wheel is: the binaries find pgserver.libs beside the package.
+    site = private_folder / "clone" / ".venv" / "site-packages"
+    venv_install = site / "pgserver" / "pginstall"
+    shutil.copytree(bundled.parent, venv_install, symlinks=True)
+    shutil.copytree(bundled.parents[2] / "pgserver.libs", site / "pgserver.libs", symlinks=True)
+    monkeypatch.setattr(embedded_pg, "bundled_pg_bin", lambda: venv_install / "bin")
+    monkeypatch.setenv("AUTOPO_PG_BIN", str(venv_install / "bin"))
+    srv = EmbeddedPostgres(private_folder / "clone" / ".pg", durable=False)
+    try:
+        srv.start()
+        postmaster_pid = int((srv.pgdata / "postmaster.pid").read_text().split()[0])
+        exe = Path(os.readlink(f"/proc/{postmaster_pid}/exe"))
+        copy = exe.parents[3]
+        assert copy.parent == system_dir and copy.name.startswith("pgserver-")
+        assert "pgserver's binaries are run from a copy in" in srv.notices[0]
+        (version,) = _query(srv.url, "SHOW server_version")
+        assert str(version).split(".")[0] == pg_major_version(venv_install / "bin")
+    finally:
+        srv.destroy()

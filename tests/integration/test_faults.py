@@ -27,6 +27,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
+from autopo_local.embedded_pg import EmbeddedPostgres
 from autopo_pipelines import aggregate
 from autopo_pipelines.aggregate import (
     REJECTS_FILE,
@@ -39,7 +40,6 @@ from autopo_pipelines.aggregate import (
     write_part,
 )
 from autopo_pipelines.config import AggregationConfig
-from autopo_pipelines.embedded_pg import EmbeddedPostgres
 from autopo_pipelines.migrations import apply_migrations
 from autopo_pipelines.pipeline import FileOutcome
 from autopo_pipelines.pipelines import stock_health as sh

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from airflow_stack import METADATA_DB, AirflowStack, drop_metadata_db, report, start_airflow_stack
 
+from autopo_local.embedded_pg import EmbeddedPostgres
 from autopo_pipelines.config import default_config_dir
-from autopo_pipelines.embedded_pg import EmbeddedPostgres
 from loopback_servers import Mailbox, smtp_connection, smtp_server, webhook_connection, webhook_server
 
 

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from airflow_stack import AirflowStack, report
 
+from autopo_local.sample_day import generate_sample_day
 from autopo_pipelines.layout import DataLayout
-from autopo_pipelines.sample_day import generate_sample_day
 
 pytestmark = pytest.mark.system
 

@@ -20,8 +20,8 @@ import psycopg
 import pytest
 from airflow_stack import AirflowStack, report
 
+from autopo_local.sample_day import generate_sample_day
 from autopo_pipelines.layout import DataLayout
-from autopo_pipelines.sample_day import generate_sample_day
 from conftest import SCHEDULED, SLA_RECIPIENTS, SLA_TZ, SlaSchedule
 from loopback_servers import Mailbox
 

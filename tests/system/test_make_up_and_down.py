@@ -1,5 +1,5 @@
 """`make up` / `make down`: Airflow started in the background the way a user runs it, and stopped by the
-process groups it started (``python -m autopo_pipelines.local_airflow``, what the make targets call)."""
+process groups it started (``python -m autopo_local.stack``, what the make targets call)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from autopo_pipelines.local_airflow import free_port, group_alive
+from autopo_local.stack import free_port, group_alive
 
 pytestmark = pytest.mark.system
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.system
 def local_airflow(home: Path, *args: str, pg_dir: Path, data: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AUTOPO"))}
     return subprocess.run(
-        [sys.executable, "-m", "autopo_pipelines.local_airflow", *args, "--home", str(home), "--pg-dir", str(pg_dir),
+        [sys.executable, "-m", "autopo_local.stack", *args, "--home", str(home), "--pg-dir", str(pg_dir),
          "--data", str(data)],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
@@ -76,7 +76,7 @@ def test_up_prints_the_ui_and_login_and_down_stops_everything_it_started() -> No
                 if group_alive(pgid):
                     os.killpg(pgid, 9)
         subprocess.run(
-            [sys.executable, "-m", "autopo_pipelines.embedded_pg", "stop"],
+            [sys.executable, "-m", "autopo_local.embedded_pg", "stop"],
             env={**os.environ, "AUTOPO_PG_DIR": str(pg_dir)}, capture_output=True, timeout=60, check=False,
         )  # fmt: skip
         subprocess.run(["rm", "-rf", str(base)], check=False)

@@ -2,32 +2,44 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from psycopg.conninfo import make_conninfo
-
-from autopo_pipelines.embedded_pg import EmbeddedPostgres, default_data_dir
 
 WAREHOUSE_CONN_ID = "autopo_db"
 # How Airflow spells that connection as an environment variable.
 WAREHOUSE_CONN_ENV = f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}"
 
-log = logging.getLogger(__name__)
+
+class WarehouseConnectionMissing(LookupError):
+    """The warehouse connection is not defined: a deployment's mistake that no retry can mend by itself."""
+
+    def __init__(self, conn_id: str) -> None:
+        self.conn_id = conn_id
+        super().__init__(missing_connection_message(conn_id))
+
+
+def missing_connection_message(conn_id: str) -> str:
+    env = f"AIRFLOW_CONN_{conn_id.upper()}"
+    return (
+        f"the warehouse connection {conn_id!r} is not defined: add it in Admin -> Connections "
+        f"(type postgres) or set {env}=postgresql://USER:PASSWORD@HOST:5432/DATABASE for every Airflow component"
+    )
 
 
 def warehouse_conninfo(conn_id: str = WAREHOUSE_CONN_ID) -> str:
-    """The warehouse's libpq address: the Airflow connection, else the embedded cluster."""
+    """The warehouse's libpq address, from the Airflow connection; never a guess.
+
+    A production worker must not write to some other database because a connection is
+    missing, so a missing one is an error that names it and says how to define it.
+    """
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         conn = Connection.get(conn_id)
     except AirflowNotFoundException:
-        cluster = EmbeddedPostgres(default_data_dir())
-        log.warning("connection %r is not defined; using the embedded PostgreSQL in %s", conn_id, cluster.data_dir)
-        cluster.start()
-        return cluster.url
+        raise WarehouseConnectionMissing(conn_id) from None
     return conninfo_of(conn)
 
 

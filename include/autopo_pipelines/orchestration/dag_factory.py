@@ -40,7 +40,7 @@ from autopo_pipelines.config import PipelineConfig, default_config_dir, load_con
 from autopo_pipelines.errors import ReferenceDataError
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.orchestration import alerts
-from autopo_pipelines.orchestration.connections import warehouse_conninfo
+from autopo_pipelines.orchestration.connections import WarehouseConnectionMissing, warehouse_conninfo
 from autopo_pipelines.sources import SourceError
 from autopo_pipelines.warehouse import LoadConnectionError, LoadError
 
@@ -86,6 +86,14 @@ class RunScope:
     layout: DataLayout
     date: dt.date
     run_id: str
+
+
+def warehouse() -> str:
+    """The warehouse's address; a missing connection fails the task at once, naming it (a retry cannot define it)."""
+    try:
+        return warehouse_conninfo()
+    except WarehouseConnectionMissing as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def run_scope(config: PipelineConfig) -> RunScope:
@@ -207,7 +215,7 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
             max_map_length = conf.getint("core", "max_map_length")
             try:
                 batches = day_run.list_day_batches(
-                    config, scope.layout, scope.date, scope.run_id, warehouse_conninfo(), max_map_length
+                    config, scope.layout, scope.date, scope.run_id, warehouse(), max_map_length
                 )
             except (ReferenceDataError, SourceError) as exc:
                 raise AirflowFailException(str(exc)) from exc
@@ -220,7 +228,7 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
             context["file_name"] = batch_label(files)  # type: ignore[typeddict-unknown-key]
             scope = holding_the_day(config)
             tasks = [day_run.FileTask(**file) for file in files]
-            outcome = day_run.run_batch(config, scope.layout, scope.date, tasks, scope.run_id, warehouse_conninfo())
+            outcome = day_run.run_batch(config, scope.layout, scope.date, tasks, scope.run_id, warehouse())
             if outcome.failed:
                 # Bad content does not get better by retrying: fail the batch now, naming its bad files.
                 raise AirflowFailException(bad_files_message(outcome.failed, len(tasks)))
@@ -240,7 +248,7 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
         def load_snapshot() -> int:
             scope = holding_the_day(config)
             try:
-                return day_run.load_day(config, scope.layout, scope.date, scope.run_id, warehouse_conninfo())
+                return day_run.load_day(config, scope.layout, scope.date, scope.run_id, warehouse())
             except LoadConnectionError:
                 raise  # the database is away: the retry loads the day when it is back
             except LoadError as exc:
@@ -261,7 +269,7 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
                 # "only failed" also filters the downstream ones): bring the day up to date here.
                 log.info("file results changed after the day was aggregated: rewriting and reloading it")
                 day_run.aggregate_day(config, scope.layout, scope.date, scope.run_id)
-                day_run.load_day(config, scope.layout, scope.date, scope.run_id, warehouse_conninfo())
+                day_run.load_day(config, scope.layout, scope.date, scope.run_id, warehouse())
             problems = day_run.day_problems(config, scope.layout, scope.date, scope.run_id)
             if problems:
                 raise AirflowFailException("; ".join(problems))

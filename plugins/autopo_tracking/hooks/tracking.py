@@ -9,8 +9,7 @@ from typing import Any
 import psycopg
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-from autopo_pipelines.embedded_pg import EmbeddedPostgres, default_data_dir
-from autopo_pipelines.orchestration.connections import WAREHOUSE_CONN_ID, conninfo_of
+from autopo_pipelines.orchestration.connections import WAREHOUSE_CONN_ID, WarehouseConnectionMissing, conninfo_of
 from autopo_pipelines.tracking import FINAL_RUN_STATUSES, Changes, FileJobChange, RunChange
 
 log = logging.getLogger(__name__)
@@ -54,17 +53,21 @@ class TrackingHook(PostgresHook):
         try:
             return conninfo_of(self.get_connection(self.tracking_conn_id))
         except AirflowNotFoundException:
-            # The tasks fall back to the embedded cluster when the connection is not defined; so does tracking.
-            return EmbeddedPostgres(default_data_dir()).url
+            raise WarehouseConnectionMissing(self.tracking_conn_id) from None
 
     def record(self, changes: Changes) -> bool:
         """Apply the changes in one transaction; False (and a log line) when that is not possible."""
         where = f"{changes.run.pipeline_name} {changes.run.date}"
+        try:
+            conninfo = self.conninfo()
+        except WarehouseConnectionMissing as exc:
+            log.error("tracking write for %s not made: %s", where, exc)
+            return False
         for attempt, delay in enumerate((0.0, *self.retry_delays)):
             time.sleep(delay)
             try:
                 with psycopg.connect(
-                    self.conninfo(),
+                    conninfo,
                     connect_timeout=CONNECT_TIMEOUT_S,
                     options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
                 ) as conn:

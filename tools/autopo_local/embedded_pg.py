@@ -21,11 +21,18 @@ one machine, not a shared server.
 initdb and postgres refuse to run as root. When this module runs as root it runs
 them as an unprivileged service account (``$AUTOPO_PG_USER``, else a dedicated
 system user ``autopo-pg`` created on first use, else ``nobody``) and gives that
-account ownership of ``data_dir``.
+account ownership of the cluster's folder. That account often cannot reach
+``data_dir`` at all: a clone in root's home or under ``mktemp -d`` sits below a
+0700 folder. Rather than loosen the permissions of the user's folders, the cluster
+then lives outside the clone, in ``$AUTOPO_PG_SYSTEM_DIR`` (default
+``/var/lib/autopo-pg``), in a folder named after ``data_dir``, and ``data_dir``
+keeps a pointer to it (``cluster-dir``). pgserver's binaries, when they are the
+ones used and sit in such a clone's venv, are copied there once too. The first
+start says so in one line; ``destroy`` removes the cluster wherever it lives.
 
 CLI::
 
-    python -m autopo_pipelines.embedded_pg start|stop|status|url [--data-dir DIR]
+    python -m autopo_local.embedded_pg start|stop|status|url|destroy [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ import contextlib
 import fcntl
 import glob
 import grp
+import hashlib
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -63,6 +72,10 @@ _PGDATA = "pgdata"
 _CONF = "autopo.conf"
 _LOG = "postgres.log"
 _LOCK = ".lock"
+# In data_dir: where the cluster lives when it is not data_dir itself (root, unreachable data_dir).
+_POINTER = "cluster-dir"
+SYSTEM_DIR_ENV = "AUTOPO_PG_SYSTEM_DIR"
+DEFAULT_SYSTEM_DIR = Path("/var/lib/autopo-pg")
 _START_TIMEOUT_S = 60
 _STOP_TIMEOUT_S = 60
 
@@ -176,7 +189,8 @@ class _Account:
     gid: int
 
 
-def _ensure_service_user(name: str) -> pwd.struct_passwd | None:
+def _ensure_service_user(name: str, created: list[str]) -> pwd.struct_passwd | None:
+    """The system user ``name``, created when missing (its name then goes into ``created``)."""
     with contextlib.suppress(KeyError):
         return pwd.getpwnam(name)
     useradd = shutil.which("useradd") or next(
@@ -204,12 +218,15 @@ def _ensure_service_user(name: str) -> pwd.struct_passwd | None:
     )
     # Another process may have created it in the meantime: look again either way.
     with contextlib.suppress(KeyError):
-        return pwd.getpwnam(name)
+        entry = pwd.getpwnam(name)
+        if result.returncode == 0:
+            created.append(name)
+        return entry
     log.warning("could not create system user %s: %s", name, result.stderr.strip())
     return None
 
 
-def _service_account() -> _Account:
+def _service_account(created: list[str]) -> _Account:
     if os.geteuid() != 0:
         return _Account(pwd.getpwuid(os.geteuid()).pw_name, None, os.getegid())
     wanted = os.environ.get("AUTOPO_PG_USER", "").strip()
@@ -219,7 +236,7 @@ def _service_account() -> _Account:
         except KeyError:
             raise EmbeddedPostgresError(f"AUTOPO_PG_USER={wanted}: no such user") from None
     else:
-        entry = _ensure_service_user(DEFAULT_SERVICE_USER) or pwd.getpwnam("nobody")
+        entry = _ensure_service_user(DEFAULT_SERVICE_USER, created) or pwd.getpwnam("nobody")
     if entry.pw_uid == 0:
         raise EmbeddedPostgresError("PostgreSQL cannot run as root; choose another AUTOPO_PG_USER")
     return _Account(entry.pw_name, entry.pw_uid, entry.pw_gid)
@@ -249,6 +266,65 @@ def _search_denied(path: Path, account: _Account) -> Path | None:
 
 def _groups_of(user: str) -> list[grp.struct_group]:
     return [g for g in grp.getgrall() if user in g.gr_mem]
+
+
+def system_dir() -> Path:
+    """Where root keeps the clusters (and binaries) that the service account cannot reach in place."""
+    return Path(os.environ.get(SYSTEM_DIR_ENV) or DEFAULT_SYSTEM_DIR).absolute()
+
+
+def relocated_cluster_dir(data_dir: Path) -> Path:
+    """The cluster folder outside the clone for ``data_dir``: one per data dir, named so a person can tell."""
+    digest = hashlib.sha256(str(data_dir.absolute()).encode()).hexdigest()[:12]
+    return system_dir() / f"{data_dir.absolute().parent.name or 'root'}{data_dir.name}-{digest}"
+
+
+def _make_system_dir() -> Path:
+    base = system_dir()
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        # Root's; others may pass through to their own cluster folder but not list the clusters.
+        os.chmod(base, 0o711)
+    except OSError as exc:
+        raise EmbeddedPostgresError(
+            f"cannot create {base} for the PostgreSQL cluster ({exc.strerror}): set {SYSTEM_DIR_ENV} "
+            "to a folder root can write that the service user can traverse"
+        ) from exc
+    return base
+
+
+def _reachable_bundled_copy(bundled_bin: Path) -> Path:
+    """pgserver's server copied once under the system dir, laid out as in site-packages; its ``bin``.
+
+    The binaries find their libraries through an RPATH relative to themselves
+    (``$ORIGIN/../../../pgserver.libs``), so ``pgserver/pginstall`` and ``pgserver.libs`` are copied side by side.
+    """
+    try:
+        version = importlib.metadata.version("pgserver")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    install = bundled_bin.parent
+    site = install.parent.parent
+    digest = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:8]
+    target = _make_system_dir() / f"pgserver-{version}-{digest}"
+    copied_bin = target / install.parent.name / install.name / bundled_bin.name
+    if not _has_server_binaries(copied_bin):
+        staging = target.with_name(f".{target.name}.{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(install, staging / install.parent.name / install.name, symlinks=True)
+        libs = site / f"{install.parent.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        for path in [staging, *staging.rglob("*")]:
+            if not path.is_symlink():
+                # Readable (and, where executable, runnable) by the service account, writable by root only.
+                mode = path.stat().st_mode
+                os.chmod(path, (mode | stat.S_IRGRP | stat.S_IROTH | (0o011 if mode & 0o100 else 0)) & ~0o022)
+        try:
+            staging.rename(target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another process copied it meanwhile
+    return copied_bin
 
 
 # --------------------------------------------------------------------------- server
@@ -289,12 +365,29 @@ class EmbeddedPostgres:
         durable: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
-        self.pgdata = self.data_dir / _PGDATA
-        self.log_file = self.data_dir / _LOG
         self._requested_port = port
         self._pg_bin = pg_bin
         self.durable = durable
         self._account: _Account | None = None
+        #: what start() had to do to the system (a service user, a folder outside data_dir), said once
+        self.notices: list[str] = []
+        self._created_users: list[str] = []
+
+    @property
+    def cluster_dir(self) -> Path:
+        """Where the cluster and its log live: ``data_dir``, or the folder its pointer names."""
+        try:
+            return Path((self.data_dir / _POINTER).read_text(encoding="utf-8").strip())
+        except OSError:
+            return self.data_dir
+
+    @property
+    def pgdata(self) -> Path:
+        return self.cluster_dir / _PGDATA
+
+    @property
+    def log_file(self) -> Path:
+        return self.cluster_dir / _LOG
 
     # -- public API -------------------------------------------------------------
 
@@ -398,7 +491,7 @@ class EmbeddedPostgres:
     @property
     def account(self) -> _Account:
         if self._account is None:
-            self._account = _service_account()
+            self._account = _service_account(self._created_users)
         return self._account
 
     def _prepare_data_dir(self) -> None:
@@ -406,26 +499,60 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if account.uid is None:
             return
-        denied = _search_denied(self.data_dir, account)
+        said: list[str] = []
+        if self._created_users:
+            said.append(f"created the system user {account.name!r} to run it")
+        cluster_dir = self.cluster_dir
+        denied = _search_denied(cluster_dir, account)
+        if denied is not None and cluster_dir == self.data_dir and not (self.pgdata / "PG_VERSION").exists():
+            # A new cluster whose folder the service account cannot reach (below a 0700 home or
+            # mktemp folder): keep it outside instead of opening up the user's folders.
+            cluster_dir = relocated_cluster_dir(self.data_dir)
+            base = _make_system_dir()
+            unreachable = _search_denied(base, account)
+            if unreachable is not None:
+                raise EmbeddedPostgresError(
+                    f"the PostgreSQL service user {account.name!r} cannot reach {self.data_dir} ({denied} is "
+                    f"not searchable by it), nor {base} ({unreachable} is not): set {SYSTEM_DIR_ENV} to a "
+                    "folder it can reach"
+                )
+            cluster_dir.mkdir(exist_ok=True)
+            (self.data_dir / _POINTER).write_text(f"{cluster_dir}\n", encoding="utf-8")
+            said.append(f"{denied} is not searchable by {account.name!r}, so the cluster lives in {cluster_dir}")
+            denied = None
         if denied is not None:
             raise EmbeddedPostgresError(
-                f"the PostgreSQL service user {account.name!r} cannot reach {self.data_dir}: "
+                f"the PostgreSQL service user {account.name!r} cannot reach {cluster_dir}: "
                 f"{denied} is not searchable by it (e.g. `chmod o+x {denied}`, or use another "
                 "--data-dir / AUTOPO_PG_DIR)"
             )
         denied_bin = _search_denied(self.pg_bin / "postgres", account)
+        if denied_bin is not None and self.pg_bin == bundled_pg_bin():
+            self._pg_bin = _reachable_bundled_copy(self.pg_bin)
+            said.append(f"pgserver's binaries are run from a copy in {self._pg_bin.parent}")
+            denied_bin = None
         if denied_bin is not None:
             raise EmbeddedPostgresError(
                 f"the PostgreSQL service user {account.name!r} cannot reach the binaries in "
                 f"{self.pg_bin}: {denied_bin} is not searchable by it"
             )
         # Only re-own when needed: a recursive chown of a large cluster on every start is slow.
-        if self.data_dir.stat().st_uid != account.uid or (
+        if cluster_dir.stat().st_uid != account.uid or (
             self.pgdata.exists() and self.pgdata.stat().st_uid != account.uid
         ):
-            for path in [self.data_dir, *self.data_dir.rglob("*")]:
+            for path in [cluster_dir, *cluster_dir.rglob("*")]:
                 os.chown(path, account.uid, account.gid, follow_symlinks=False)
-        os.chmod(self.data_dir, 0o700)
+        os.chmod(cluster_dir, 0o700)
+        if said:
+            self.notices.append(f"running as root, PostgreSQL runs as {account.name!r}: " + "; ".join(said))
+
+    def destroy(self) -> None:
+        """Stop the cluster and remove it, wherever it lives, and ``data_dir``."""
+        self.stop()
+        cluster_dir = self.cluster_dir
+        if cluster_dir != self.data_dir:
+            shutil.rmtree(cluster_dir, ignore_errors=True)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -450,7 +577,7 @@ class EmbeddedPostgres:
             text=True,
             env=env,
             # The service account may not be able to enter our cwd (e.g. /root).
-            cwd=self.data_dir,
+            cwd=self.cluster_dir,
             timeout=timeout,
             # Keep the postmaster out of our process group: a Ctrl-C meant
             # for the caller must not shut the database down.
@@ -493,7 +620,7 @@ class EmbeddedPostgres:
             args.append("--no-sync")
         self._run(args)
         with open(self.pgdata / "postgresql.conf", "a", encoding="utf-8") as conf:
-            conf.write(f"\n# Settings managed by autopo_pipelines.embedded_pg\ninclude_if_exists = '{_CONF}'\n")
+            conf.write(f"\n# Settings managed by autopo_local.embedded_pg\ninclude_if_exists = '{_CONF}'\n")
 
     def _check_version(self) -> None:
         cluster = (self.pgdata / "PG_VERSION").read_text(encoding="ascii").strip()
@@ -603,10 +730,10 @@ def default_data_dir() -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m autopo_pipelines.embedded_pg",
+        prog="python -m autopo_local.embedded_pg",
         description="Manage the project's local PostgreSQL cluster.",
     )
-    parser.add_argument("command", choices=("start", "stop", "status", "url"))
+    parser.add_argument("command", choices=("start", "stop", "status", "url", "destroy"))
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="cluster directory (default: $AUTOPO_PG_DIR or ./.pg)"
     )
@@ -623,6 +750,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "stop":
             server.stop()
             print(f"stopped: {server.data_dir}", file=sys.stderr)
+        elif args.command == "destroy":
+            where = server.cluster_dir
+            server.destroy()
+            print(f"removed: {where}", file=sys.stderr)
         elif args.command == "status":
             if server.is_running():
                 print(f"running: {server.url}")
@@ -636,6 +767,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmbeddedPostgresError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        for notice in server.notices:
+            print(f"note: {notice}", file=sys.stderr)
     return 0
 
 

@@ -96,7 +96,7 @@ def render_summary(summary: dict[str, Any]) -> str:
     if summary["status_counts"]:
         lines.append("status: " + ", ".join(f"{k} {v}" for k, v in summary["status_counts"].items()))
     for path in summary["outputs"].values():
-        lines.append(f"output: {path}")
+        lines.append(f"output: {_shown(path)}")
     if summary["table_rows"] is not None:
         lines.append(f"table rows for {summary['date']}: {summary['table_rows']}")
     if summary["tracked"]:
@@ -112,6 +112,12 @@ def render_summary(summary: dict[str, Any]) -> str:
         lines.append(f"unrouted {unrouted['name']}: {unrouted['reason']}")
     lines.append("result: " + ("OK" if not summary["problems"] else "FAILED: " + "; ".join(summary["problems"])))
     return "\n".join(lines)
+
+
+def _shown(path: str) -> str:
+    """A path below the current folder as relative to it (``data/seeds/...``), others as they are."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def main(argv: list[str] | None = None) -> int:
