@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -12,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
 import pytest
@@ -21,12 +23,16 @@ from autopo_local.embedded_pg import (
     EmbeddedPostgresError,
     bundled_pg_bin,
     find_pg_bin,
+    free_port,
     pg_major_version,
 )
 
 pytestmark = pytest.mark.integration
 
 INCLUDE_DIR = Path(__file__).resolve().parents[2] / "include"
+PSQL = shutil.which("psql") or ("/usr/bin/psql" if os.access("/usr/bin/psql", os.X_OK) else None)
+# postgresql://autopo:PASSWORD@127.0.0.1:PORT/autopo, the password URL-encoded.
+URL_FORM = re.compile(r"postgresql://autopo:([^@/:]+)@127\.0\.0\.1:(\d+)/autopo")
 
 
 def _query(url: str, query: str) -> tuple[object, ...]:
@@ -78,8 +84,7 @@ def test_without_system_postgres_falls_back_to_pgserver(monkeypatch: pytest.Monk
 
 def test_session_cluster_accepts_connections(pg_server: EmbeddedPostgres) -> None:
     assert pg_server.is_running()
-    assert pg_server.url.startswith("postgresql://autopo@127.0.0.1:")
-    assert pg_server.url.endswith("/autopo")
+    assert URL_FORM.fullmatch(pg_server.url), pg_server.url
     user, db, collation = _query(
         pg_server.url,
         "SELECT current_user, current_database(), datcollate FROM pg_database WHERE datname = current_database()",
@@ -137,12 +142,27 @@ def test_explicit_port(server: EmbeddedPostgres, pg_base_dir: Path) -> None:
     srv = EmbeddedPostgres(server.data_dir, port=port, durable=False)
     srv.start()
     try:
-        assert srv.url == f"postgresql://autopo@127.0.0.1:{port}/autopo"
+        assert srv.url == f"postgresql://autopo:{quote(srv.password, safe='')}@127.0.0.1:{port}/autopo"
         assert _query(srv.url, "SELECT 1") == (1,)
         with pytest.raises(EmbeddedPostgresError, match="already running on port"):
             EmbeddedPostgres(server.data_dir, port=port + 1).start()
     finally:
         srv.stop()
+
+
+def _psql(uri: str, query: str) -> str:
+    """``psql URI -c QUERY`` with no password from anywhere but the URI."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    result = subprocess.run(
+        [str(PSQL), uri, "-X", "-A", "-t", "-c", query],
+        capture_output=True,
+        text=True,
+        env={**env, "PGPASSFILE": os.devnull, "PGCONNECT_TIMEOUT": "5"},
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -167,8 +187,11 @@ def test_cli(pg_base_dir: Path) -> None:
         assert url.returncode == 0, url.stderr
         assert url.stdout.count("\n") == 1
         uri = url.stdout.strip()
-        assert uri.startswith("postgresql://autopo@127.0.0.1:")
+        assert URL_FORM.fullmatch(uri), uri
+        # Usable as it is, by psycopg and by psql (what `make db-url` is for), with no other password source.
         assert _query(uri, "SELECT 1") == (1,)
+        if PSQL is not None:
+            assert _psql(uri, "SELECT current_user") == "autopo"
 
         status = _cli("status", "--data-dir", str(data_dir))
         assert status.returncode == 0 and uri in status.stdout
@@ -211,7 +234,11 @@ def test_pgserver_bundled_binaries_work(pg_base_dir: Path, monkeypatch: pytest.M
         # The postmaster, not a backend: a backend exits with its connection.
         postmaster_pid = int((srv.pgdata / "postmaster.pid").read_text().split()[0])
         exe = os.readlink(f"/proc/{postmaster_pid}/exe")
-        assert Path(exe).resolve().parent == bundled.resolve()
+        # pgserver's own binaries, or (as root, when the service user cannot reach the venv: a clone below a
+        # 0700 folder) their copy outside it.
+        assert Path(exe).resolve().parent == srv.pg_bin.resolve()
+        if srv.pg_bin != bundled:
+            assert srv.pg_bin.parts[-3:] == ("pgserver", "pginstall", "bin") and os.geteuid() == 0
         # The bundled server is complete enough for the project's schema.
         from autopo_pipelines.migrations import apply_migrations
 
@@ -220,6 +247,197 @@ def test_pgserver_bundled_binaries_work(pg_base_dir: Path, monkeypatch: pytest.M
     finally:
         srv.stop()
     assert not srv.is_running()
+
+
+# --------------------------------------------------------------------------- let no one in
+
+
+@pytest.fixture
+def no_password_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpq finds no password but the one a test passes (no PGPASSWORD, no ~/.pgpass)."""
+    for name in ("PGPASSWORD", "PGPASSFILE", "PGSERVICE", "PGSERVICEFILE", "PGUSER", "PGHOST", "PGDATABASE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _refused(**params: object) -> str:
+    """The error of a connection to the cluster that must be refused."""
+    with pytest.raises(psycopg.OperationalError) as raised:
+        psycopg.connect(connect_timeout=5, passfile=os.devnull, **params).close()  # type: ignore[arg-type]
+    return str(raised.value)
+
+
+def _hba_methods(server: EmbeddedPostgres) -> list[str]:
+    lines = (server.pgdata / "pg_hba.conf").read_text(encoding="utf-8").splitlines()
+    rules = [line.split("#", 1)[0].split() for line in lines]
+    return [rule[3] if rule[0] == "local" else rule[4] for rule in rules if rule]
+
+
+@pytest.mark.usefixtures("no_password_sources")
+def test_no_connection_without_the_password(server: EmbeddedPostgres, tmp_path: Path) -> None:
+    server.start()
+    port = server.port
+    tcp = {"host": "127.0.0.1", "port": port, "dbname": "autopo"}
+    # The superuser: no password, a wrong one.
+    assert "password" in _refused(**tcp, user="autopo")
+    assert "password authentication failed" in _refused(**tcp, user="autopo", password="wrong")
+    # Any other role, with a password or without one.
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute("CREATE ROLE loader LOGIN PASSWORD 'loader-secret'")
+        conn.execute("CREATE ROLE nopassword LOGIN")
+        (encryption,) = conn.execute("SHOW password_encryption").fetchone() or ("",)
+    assert encryption == "scram-sha-256"
+    assert "password" in _refused(**tcp, user="loader")
+    assert "password authentication failed" in _refused(**tcp, user="loader", password="wrong")
+    assert "password" in _refused(**tcp, user="nopassword")
+    assert "password authentication failed" in _refused(**tcp, user="nopassword", password="anything")
+    with psycopg.connect(**tcp, user="loader", password="loader-secret", connect_timeout=5) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("loader",)
+    # So a passwordless local user cannot reach the superuser's COPY ... TO PROGRAM.
+    marker = tmp_path / "ran"
+    with pytest.raises(psycopg.OperationalError):
+        with psycopg.connect(**tcp, user="autopo", passfile=os.devnull, connect_timeout=5) as conn:
+            conn.execute(f"COPY (SELECT 1) TO PROGRAM 'touch {marker}'")
+    assert not marker.exists()
+    # Every rule of pg_hba.conf asks for the password; no Unix socket at all, and TCP on loopback only.
+    assert _hba_methods(server) and set(_hba_methods(server)) == {"scram-sha-256"}
+    assert _query(server.url, "SHOW unix_socket_directories") == ("",)
+    assert _query(server.url, "SHOW listen_addresses") == ("127.0.0.1",)
+    for folder in ("/tmp", "/var/run/postgresql", "/run/postgresql", str(server.pgdata), str(server.cluster_dir)):
+        assert not Path(folder, f".s.PGSQL.{port}").exists(), folder
+
+
+def test_the_password_file_is_private_and_owned_by_the_invoking_user(server: EmbeddedPostgres) -> None:
+    server.start()
+    path = server.data_dir / "superuser-password"
+    info = os.lstat(path)
+    assert stat.S_ISREG(info.st_mode)
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert info.st_uid == os.geteuid()
+    password = path.read_text(encoding="utf-8").strip()
+    assert len(password) >= 32
+    assert server.password == password
+    assert unquote(urlsplit(server.url).password or "") == password
+    # initdb's copy of the password (--pwfile) is gone: the cluster's folder holds the cluster and its log.
+    assert sorted(p.name for p in server.cluster_dir.iterdir() if not p.name.startswith(".lock")) == [
+        "pgdata",
+        "postgres.log",
+        "superuser-password",
+    ]
+    # Restarted, by another object: the same password, still private.
+    server.stop()
+    again = EmbeddedPostgres(server.data_dir, durable=False)
+    again.start()
+    assert again.url == server.url
+    assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+
+
+@pytest.mark.usefixtures("no_password_sources")
+def test_a_password_that_needs_encoding_works_in_every_url(
+    server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every way the project uses ``server.url``: psycopg, psql, the admin URL cut from it, Airflow's
+    SQLAlchemy metadata URL (stack.py) and the warehouse connection Airflow parses (AIRFLOW_CONN_AUTOPO_DB)."""
+    import sqlalchemy
+
+    from autopo_pipelines.orchestration.connections import warehouse_conninfo
+
+    password = "p@ss:w/rd%?#&=+ 1"
+    server.data_dir.mkdir(parents=True)
+    fd = os.open(server.data_dir / "superuser-password", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(password + "\n")
+    server.start()
+    url = server.url
+    assert quote(password, safe="") in url and password not in url
+    assert _query(url, "SELECT current_user") == ("autopo",)
+    if PSQL is not None:
+        assert _psql(url, "SELECT current_database()") == "autopo"
+    admin = url.rsplit("/", 1)[0] + "/postgres"  # tests/conftest.py, stack.py, the benchmark
+    assert _query(admin, "SELECT current_database()") == ("postgres",)
+    metadata = url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1) + "/postgres"
+    assert sqlalchemy.engine.make_url(metadata).password == password
+    # As Airflow reads it from the environment stack.py sets: as it is, no % interpolation.
+    from airflow.configuration import conf
+
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", metadata)
+    assert conf.get("database", "sql_alchemy_conn") == metadata
+    engine = sqlalchemy.create_engine(metadata)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sqlalchemy.text("SELECT current_user")).scalar() == "autopo"
+    finally:
+        engine.dispose()
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", url)
+    assert _query(warehouse_conninfo(), "SELECT current_user") == ("autopo",)
+
+
+def _old_trust_cluster(srv: EmbeddedPostgres, *, running: bool) -> None:
+    """A cluster as this module made it before it used passwords: initdb --auth=trust, no password file."""
+    srv._prepare_data_dir()
+    srv._run(
+        [
+            str(srv.pg_bin / "initdb"),
+            "-D",
+            str(srv.pgdata),
+            "-U",
+            "autopo",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]
+    )
+    with open(srv.pgdata / "postgresql.conf", "a", encoding="utf-8") as conf:
+        conf.write("\ninclude_if_exists = 'autopo.conf'\n")
+    port = free_port()
+    (srv.pgdata / "autopo.conf").write_text(
+        f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n", encoding="utf-8"
+    )
+    if srv.account.uid is not None:
+        os.chown(srv.pgdata / "autopo.conf", srv.account.uid, srv.account.gid)
+    srv._pg_ctl("start", "-w", "-l", str(srv.log_file))
+    trust = f"postgresql://autopo@127.0.0.1:{port}"
+    with psycopg.connect(f"{trust}/postgres", autocommit=True, passfile=os.devnull) as conn:
+        conn.execute("CREATE DATABASE autopo")
+    with psycopg.connect(f"{trust}/autopo", autocommit=True, passfile=os.devnull) as conn:
+        conn.execute("CREATE TABLE kept AS SELECT 42 AS answer")
+    if not running:
+        srv._pg_ctl("stop", "-w", "-m", "fast")
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["stopped", "running"])
+@pytest.mark.usefixtures("no_password_sources")
+def test_an_old_trust_cluster_is_upgraded_to_passwords(server: EmbeddedPostgres, running: bool) -> None:
+    _old_trust_cluster(server, running=running)
+    assert not (server.data_dir / "superuser-password").exists()
+    assert "trust" in _hba_methods(server)
+
+    upgraded = EmbeddedPostgres(server.data_dir, durable=False)
+    upgraded.start()
+    # Its data kept; a password now, private; passwordless connections refused.
+    assert _query(upgraded.url, "SELECT answer FROM kept") == (42,)
+    path = server.data_dir / "superuser-password"
+    assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600 and os.lstat(path).st_uid == os.geteuid()
+    assert set(_hba_methods(upgraded)) == {"scram-sha-256"}
+    assert "password" in _refused(host="127.0.0.1", port=upgraded.port, user="autopo", dbname="autopo")
+    assert any("password" in notice for notice in upgraded.notices)
+    # And it stays so across restarts.
+    upgraded.stop()
+    again = EmbeddedPostgres(server.data_dir, durable=False)
+    again.start()
+    assert again.url == upgraded.url and again.notices == []
+    assert _query(again.url, "SELECT answer FROM kept") == (42,)
+    assert "password" in _refused(host="127.0.0.1", port=again.port, user="autopo", dbname="autopo")
+
+
+def test_a_lost_password_file_is_a_clear_error(server: EmbeddedPostgres) -> None:
+    server.start()
+    server.stop()
+    (server.data_dir / "superuser-password").unlink()
+    with pytest.raises(EmbeddedPostgresError) as raised:
+        EmbeddedPostgres(server.data_dir, durable=False).start()
+    message = str(raised.value)
+    assert "\n" not in message and "superuser-password" in message and "make clean" in message
 
 
 # --------------------------------------------------------------------------- a clone below a 0700 folder
@@ -267,6 +485,10 @@ def test_a_cluster_below_a_0700_folder_starts_outside_it_as_root(private_folder:
         assert srv.cluster_dir.parent == system_dir
         assert srv.pgdata.stat().st_uid == srv.account.uid != 0
         assert (data_dir / "cluster-dir").read_text(encoding="utf-8").strip() == str(srv.cluster_dir)
+        # The superuser's password in the user's folder, the user's own; none left in the service user's.
+        password_file = os.lstat(data_dir / "superuser-password")
+        assert stat.S_IMODE(password_file.st_mode) == 0o600 and password_file.st_uid == os.geteuid() == 0
+        assert sorted(p.name for p in srv.cluster_dir.iterdir()) == ["pgdata", "postgres.log"]
         # Said once, in one line, naming the folder that was not searchable and where the cluster is.
         assert len(srv.notices) == 1 and "\n" not in srv.notices[0]
         assert f"{private_folder} is not searchable by {srv.account.name!r}" in srv.notices[0]

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from autopo_local.private_files import write_private
 from autopo_local.rest import AirflowClient, AirflowStackError
 from autopo_local.stack import (
     COMPONENTS,
@@ -192,7 +193,7 @@ def start_airflow_stack(
 ) -> AirflowStack:
     """Create the metadata database, migrate it, start the components and wait for the DAGs.
 
-    ``cluster_url_base`` is ``postgresql://user@host:port`` of the cluster that gets the
+    ``cluster_url_base`` is ``postgresql://user:password@host:port`` of the cluster that gets the
     metadata database. On error the components already started are stopped, their
     logs written to stderr, and the exception propagates.
     """
@@ -202,7 +203,8 @@ def start_airflow_stack(
     data_root.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(16)
     password_file = home / "simple_auth_manager_passwords.json"
-    password_file.write_text(json.dumps({ADMIN_USER: password}) + "\n", encoding="utf-8")
+    # Private from its first byte, like everything that holds a secret.
+    write_private(password_file, json.dumps({ADMIN_USER: password}) + "\n")
 
     create_metadata_db(admin_db_url, METADATA_DB, replace=True)
     metadata_url = cluster_url_base.replace("postgresql://", "postgresql+psycopg2://", 1) + f"/{METADATA_DB}"

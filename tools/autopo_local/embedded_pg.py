@@ -11,12 +11,24 @@ Layout of ``data_dir``::
     data_dir/
       pgdata/          the cluster (PGDATA)
       pgdata/autopo.conf   settings this module owns (port, listen address, ...)
+      pgdata/pg_hba.conf   who may connect: every role, with its password (scram-sha-256)
       postgres.log     server log
+      superuser-password   the password of the superuser ``autopo``: mode 0600, the invoking user's
       .lock            serialises start/stop of this data dir across processes
 
-The server listens on 127.0.0.1 only, with no Unix socket, and trusts every
-local TCP connection for the superuser ``autopo``: it is a throwaway cluster for
-one machine, not a shared server.
+The server listens on 127.0.0.1 only, with no Unix socket, and asks every
+connection for its role's password (scram-sha-256), the superuser ``autopo``'s
+included: another user of the machine cannot connect (nor, as that superuser,
+run programs with ``COPY ... TO PROGRAM``). The superuser's password is generated
+at the first start and kept in ``data_dir/superuser-password``, created 0600;
+``url`` carries it (URL-encoded), so whoever uses ``url`` needs nothing else. A
+cluster made before passwords (``--auth=trust``) gets one on its next start.
+
+No Unix socket, rather than one in a private folder: every client here (psycopg,
+SQLAlchemy, psql through ``url``) uses TCP, the socket's default folders are not
+the service account's to write, a folder below a long ``data_dir`` can exceed the
+108-byte socket path limit, and a socket would be one more door to guard. The
+``local`` rule of pg_hba.conf asks for the password too, should one be turned on.
 
 initdb and postgres refuse to run as root. When this module runs as root it runs
 them as an unprivileged service account (``$AUTOPO_PG_USER``, else a dedicated
@@ -49,18 +61,24 @@ import logging
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
+from psycopg import sql
+
+from autopo_local.private_files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +90,17 @@ _PGDATA = "pgdata"
 _CONF = "autopo.conf"
 _LOG = "postgres.log"
 _LOCK = ".lock"
+# In data_dir, the invoking user's: the superuser's password (never in the service account's folder).
+_PASSWORD_FILE = "superuser-password"
+_HBA = "pg_hba.conf"
+# The whole pg_hba.conf: no trust, no peer; every role gives its password. No replication rule.
+_HBA_RULES = """\
+# Managed by autopo_local.embedded_pg: every connection gives its role's password.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 scram-sha-256
+host    all       all   127.0.0.1/32  scram-sha-256
+"""
+_RESTART_HINT = "`make clean` (or `python -m autopo_local.embedded_pg destroy`) deletes the cluster to start afresh"
 # In data_dir: where the cluster lives when it is not data_dir itself (root, unreachable data_dir).
 _POINTER = "cluster-dir"
 SYSTEM_DIR_ENV = "AUTOPO_PG_SYSTEM_DIR"
@@ -389,6 +418,19 @@ class EmbeddedPostgres:
     def log_file(self) -> Path:
         return self.cluster_dir / _LOG
 
+    @property
+    def password_file(self) -> Path:
+        """The superuser's password: in ``data_dir`` (the invoking user's), mode 0600."""
+        return self.data_dir / _PASSWORD_FILE
+
+    @property
+    def password(self) -> str:
+        """The superuser's password; set by the first ``start()``."""
+        password = self._read_password()
+        if password is None:
+            raise EmbeddedPostgresError(f"{self.data_dir} has no superuser password yet: start the cluster first")
+        return password
+
     # -- public API -------------------------------------------------------------
 
     @property
@@ -406,8 +448,13 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        """``postgresql://autopo@127.0.0.1:PORT/autopo`` (trust auth, no password)."""
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
+        """``postgresql://autopo:PASSWORD@127.0.0.1:PORT/autopo``, the password URL-encoded.
+
+        Accepted as it is by psycopg, psql and SQLAlchemy (``postgresql+psycopg2://...`` after a
+        prefix replace), and by Airflow as a connection URI; cutting the database off the end
+        (``url.rsplit("/", 1)[0]``) keeps the password, which never holds a ``/`` once encoded.
+        """
+        return f"postgresql://{SUPERUSER}:{quote(self.password, safe='')}@127.0.0.1:{self.port}/{DATABASE}"
 
     def is_running(self) -> bool:
         """Whether a postmaster is running on this data dir.
@@ -431,6 +478,7 @@ class EmbeddedPostgres:
         """Initialise if needed, start and wait until ``autopo`` accepts connections."""
         self._prepare_data_dir()
         with self._locked():
+            password = self._ensure_password()
             if self.is_running():
                 # A server started by another process/CLI call: just make sure it answers.
                 running_port = self._remembered_port()
@@ -439,12 +487,13 @@ class EmbeddedPostgres:
                         f"{self.pgdata} is already running on port {running_port}, "
                         f"not {self._requested_port}; stop it first"
                     )
-                self._wait_for_connections(self.port)
+                self._wait_for_connections(self.port, password)
+                self._require_passwords(self.port, password)
                 return
             if not (self.pgdata / "PG_VERSION").exists():
-                self._initdb()
+                self._initdb(password)
             self._check_version()
-            self._start_server()
+            self._start_server(password)
 
     def stop(self) -> None:
         """Fast shutdown (rolls back open transactions); a no-op when not running."""
@@ -541,6 +590,9 @@ class EmbeddedPostgres:
             self.pgdata.exists() and self.pgdata.stat().st_uid != account.uid
         ):
             for path in [cluster_dir, *cluster_dir.rglob("*")]:
+                # The superuser's password stays the invoking user's (cluster_dir may be data_dir).
+                if path.parent == self.data_dir and path.name.lstrip(".").startswith(_PASSWORD_FILE):
+                    continue
                 os.chown(path, account.uid, account.gid, follow_symlinks=False)
         os.chmod(cluster_dir, 0o700)
         if said:
@@ -602,25 +654,156 @@ class EmbeddedPostgres:
             timeout=max(_START_TIMEOUT_S, _STOP_TIMEOUT_S) + 30,
         )
 
-    def _initdb(self) -> None:
+    def _initdb(self, password: str) -> None:
         if self.pgdata.exists() and any(self.pgdata.iterdir()):
             raise EmbeddedPostgresError(f"{self.pgdata} exists and is not empty but holds no cluster (no PG_VERSION)")
-        args = [
-            str(self.pg_bin / "initdb"),
-            "-D",
-            str(self.pgdata),
-            "-U",
-            SUPERUSER,
-            "--auth=trust",
-            # C collation: sorting by plain character code, as the outputs' contract demands.
-            "--encoding=UTF8",
-            "--locale=C",
-        ]
-        if not self.durable:
-            args.append("--no-sync")
-        self._run(args)
+        # initdb reads the superuser's password from a file: a copy for the service account, 0600 from
+        # its creation (mkstemp), in the cluster's folder (the only one that account can surely reach),
+        # removed as soon as initdb is done.
+        handle, pwfile = tempfile.mkstemp(prefix=".initdb-password.", dir=self.cluster_dir)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                if self.account.uid is not None:
+                    os.fchown(out.fileno(), self.account.uid, self.account.gid)
+                out.write(password + "\n")
+            args = [
+                str(self.pg_bin / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                SUPERUSER,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                # C collation: sorting by plain character code, as the outputs' contract demands.
+                "--encoding=UTF8",
+                "--locale=C",
+            ]
+            if not self.durable:
+                args.append("--no-sync")
+            self._run(args)
+        finally:
+            Path(pwfile).unlink(missing_ok=True)
+        self._write_cluster_file(self.pgdata / _HBA, _HBA_RULES)
         with open(self.pgdata / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(f"\n# Settings managed by autopo_local.embedded_pg\ninclude_if_exists = '{_CONF}'\n")
+
+    # -- passwords --------------------------------------------------------------
+
+    def _read_password(self) -> str | None:
+        """The superuser's password from ``password_file``; None when there is none yet."""
+        try:
+            # Not through a link: root reads this file, in a folder the service account may own.
+            fd = os.open(self.password_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise EmbeddedPostgresError(f"cannot read {self.password_file}: {exc.strerror}") from exc
+        with os.fdopen(fd, "r", encoding="utf-8") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise EmbeddedPostgresError(f"{self.password_file} is not a regular file")
+            if info.st_mode & 0o077:
+                raise EmbeddedPostgresError(
+                    f"{self.password_file} (the database superuser's password) is readable by others "
+                    f"(mode {stat.S_IMODE(info.st_mode):o}): `chmod 600` it, or {_RESTART_HINT}"
+                )
+            # The first line, as initdb reads its --pwfile.
+            password = handle.read().split("\n", 1)[0].rstrip("\r")
+        if not password:
+            raise EmbeddedPostgresError(f"{self.password_file} is empty: restore it, or {_RESTART_HINT}")
+        return password
+
+    def _ensure_password(self) -> str:
+        """The superuser's password, generated (and kept in ``password_file``) when there is none yet."""
+        password = self._read_password()
+        if password is not None:
+            return password
+        if (self.pgdata / "PG_VERSION").exists() and not self._hba_trusts():
+            raise EmbeddedPostgresError(
+                f"{self.pgdata} asks for the superuser's password but {self.password_file} is missing: "
+                f"restore it, or {_RESTART_HINT}"
+            )
+        # A new cluster, or one from before passwords (trust): it gets this one.
+        password = secrets.token_urlsafe(32)
+        write_private(self.password_file, password + "\n")
+        return password
+
+    def _hba_trusts(self) -> bool:
+        """Whether a rule of pg_hba.conf lets a connection in without a password (``trust``)."""
+        path = self.pgdata / _HBA
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise EmbeddedPostgresError(f"cannot read {path}: {exc.strerror}") from exc
+        rules = (line.split("#", 1)[0].split() for line in text.splitlines())
+        return any("trust" in fields[3:] for fields in rules)
+
+    def _refuses_without_password(self, port: int) -> bool:
+        try:
+            # password="" (not absent): no PGPASSWORD, and no ~/.pgpass either (a passfile that does not
+            # exist is skipped quietly; /dev/null made libpq warn on every start).
+            with psycopg.connect(
+                host="127.0.0.1",
+                port=port,
+                user=SUPERUSER,
+                dbname="postgres",
+                password="",
+                passfile=str(self.data_dir / "no-such-passfile"),
+                connect_timeout=5,
+            ):
+                return False
+        except psycopg.OperationalError:
+            return True
+
+    def _require_passwords(self, port: int, password: str) -> None:
+        """Make a cluster from before passwords (trust) ask for them: the superuser gets its password,
+        pg_hba.conf the rules of a new cluster, and the server reloads them. A no-op otherwise."""
+        trusted = self._hba_trusts()
+        if not trusted and self._refuses_without_password(port):
+            return
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=port,
+            user=SUPERUSER,
+            dbname="postgres",
+            password=password,
+            autocommit=True,
+            connect_timeout=5,
+        ) as conn:
+            # Still trust: this connection is let in without the password, which is set now.
+            conn.execute("SET password_encryption = 'scram-sha-256'")
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER), sql.Literal(password)))
+            if trusted:
+                self._write_cluster_file(self.pgdata / _HBA, _HBA_RULES)
+            conn.execute("SELECT pg_reload_conf()")
+        # The postmaster reloads on a signal, a moment later; a pg_hba.conf it cannot parse is not loaded.
+        deadline = time.monotonic() + 10
+        while not self._refuses_without_password(port):
+            if time.monotonic() > deadline:
+                raise EmbeddedPostgresError(
+                    f"PostgreSQL on port {port} still lets connections in without a password after "
+                    f"{self.pgdata / _HBA} was rewritten; see {self.log_file}"
+                )
+            time.sleep(0.05)
+        if trusted:
+            self.notices.append(
+                f"{self.pgdata} let every local connection in without a password; it now asks for one "
+                f"(scram-sha-256), the superuser's kept in {self.password_file}: restart what was connected "
+                "with the old URL (`make down`, `make up`)"
+            )
+
+    def _write_cluster_file(self, path: Path, text: str) -> None:
+        """A file of the cluster's (pg_hba.conf, autopo.conf): the service account's, 0600, replaced whole."""
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                if self.account.uid is not None:
+                    os.fchown(out.fileno(), self.account.uid, self.account.gid)
+                out.write(text)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
     def _check_version(self) -> None:
         cluster = (self.pgdata / "PG_VERSION").read_text(encoding="ascii").strip()
@@ -647,14 +830,12 @@ class EmbeddedPostgres:
             # No Unix socket: its default directory may not be writable by the
             # service account, and a long data_dir path would exceed the socket path limit.
             "unix_socket_directories = ''",
+            # Roles' passwords stored as SCRAM verifiers (the default only since PostgreSQL 14).
+            "password_encryption = 'scram-sha-256'",
         ]
         if not self.durable:
             lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
-        path = self.pgdata / _CONF
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        account = self.account
-        if account.uid is not None:
-            os.chown(path, account.uid, account.gid)
+        self._write_cluster_file(self.pgdata / _CONF, "\n".join(lines) + "\n")
 
     def _choose_port(self) -> tuple[int, bool]:
         """The port to start on and whether another may be tried if it is taken."""
@@ -667,15 +848,16 @@ class EmbeddedPostgres:
             log.warning("remembered port %s of %s is taken; picking another", remembered, self.data_dir)
         return free_port(), True
 
-    def _start_server(self) -> None:
+    def _start_server(self, password: str) -> None:
         port, may_move = self._choose_port()
         for attempt in range(3):
             self._write_conf(port)
             log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
             result = self._pg_ctl("start", "-w", "-t", str(_START_TIMEOUT_S), "-l", str(self.log_file), check=False)
             if result.returncode == 0:
-                self._wait_for_connections(port)
-                self._ensure_database(port)
+                self._wait_for_connections(port, password)
+                self._require_passwords(port, password)
+                self._ensure_database(port, password)
                 return
             server_log = self._read_log(log_offset)
             # A free port can be grabbed by someone else between our probe and
@@ -696,25 +878,38 @@ class EmbeddedPostgres:
         except OSError:
             return ""
 
-    def _wait_for_connections(self, port: int, timeout: float = _START_TIMEOUT_S) -> None:
+    def _wait_for_connections(self, port: int, password: str, timeout: float = _START_TIMEOUT_S) -> None:
         # pg_ctl -w already waits for "ready", but an already-running server
         # may still be recovering; poll a real connection to be sure.
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres", connect_timeout=5):
+                with psycopg.connect(
+                    host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres", password=password, connect_timeout=5
+                ):
                     return
             except psycopg.OperationalError as exc:
+                if "password authentication failed" in str(exc):
+                    raise EmbeddedPostgresError(
+                        f"PostgreSQL on port {port} refuses the superuser's password in {self.password_file}: "
+                        f"restore the right one, or {_RESTART_HINT}"
+                    ) from None
                 if time.monotonic() > deadline:
                     raise EmbeddedPostgresError(
                         f"PostgreSQL on port {port} does not accept connections: {exc}"
                     ) from exc
                 time.sleep(0.05)
 
-    def _ensure_database(self, port: int) -> None:
+    def _ensure_database(self, port: int, password: str) -> None:
         # Checked on every start, so a crash between initdb and CREATE DATABASE heals itself.
         with psycopg.connect(
-            host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres", autocommit=True, connect_timeout=5
+            host="127.0.0.1",
+            port=port,
+            user=SUPERUSER,
+            dbname="postgres",
+            password=password,
+            autocommit=True,
+            connect_timeout=5,
         ) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
             if exists is None:
@@ -756,7 +951,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"removed: {where}", file=sys.stderr)
         elif args.command == "status":
             if server.is_running():
-                print(f"running: {server.url}")
+                try:
+                    where = server.url
+                except EmbeddedPostgresError:  # a cluster from before passwords: `start` gives it one
+                    where = f"port {server.port}, no password yet (`start` sets one)"
+                print(f"running: {where}")
                 return 0
             print(f"stopped: {server.data_dir}")
             return 3

@@ -57,6 +57,7 @@ import psycopg
 from psycopg import sql
 
 from autopo_local.embedded_pg import EmbeddedPostgres, free_port, port_is_free
+from autopo_local.private_files import write_private
 from autopo_local.rest import AirflowClient, AirflowStackError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -272,16 +273,6 @@ def set_pools(env: Mapping[str, str], home: Path) -> None:
         run_cli(env, home, "pools", "import", handle.name, timeout=120)
     finally:
         os.unlink(handle.name)
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file that holds secrets: mode 0600 from its first byte, replaced whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
 
 
 # --- the local stack: make setup / run / demo / up / down / airflow ----------------------
