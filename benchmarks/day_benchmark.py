@@ -102,13 +102,17 @@ def subset(day: Path, stores: int) -> list[Path]:
 
 
 def fresh_data_root(base: Path, files: Sequence[Path], supplier_master: Path) -> Path:
-    """A data root whose inbox holds (links to) ``files``: nothing transformed yet, nothing to reuse."""
+    """A data root whose inbox holds ``files`` (hard links to the cached day, copies across file systems;
+    the local source refuses symbolic links): nothing transformed yet, nothing to reuse."""
     shutil.rmtree(base, ignore_errors=True)
     layout = DataLayout(base)
     inbox = layout.inbox(PIPELINE)
     inbox.mkdir(parents=True)
     for path in files:
-        (inbox / path.name).symlink_to(path)
+        try:
+            os.link(path, inbox / path.name)
+        except OSError:
+            shutil.copyfile(path, inbox / path.name)
     layout.reference().mkdir(parents=True)
     shutil.copy(supplier_master, layout.reference() / "suppliers.csv")
     return base
