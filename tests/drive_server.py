@@ -70,9 +70,9 @@ class FakeDrive:
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _touch(self, file: DriveFile) -> None:
+    def _touch(self, file: DriveFile, after: dt.timedelta) -> None:
         file.version += 1
-        file.modified = file.modified + dt.timedelta(minutes=1)
+        file.modified = file.modified + after
 
     def add_folder(self, name: str, parent: str | None = None) -> str:
         return self._add(DriveFile(f"folder{next(self._ids)}", name, parent, FOLDER_MIME)).id
@@ -89,13 +89,14 @@ class FakeDrive:
             self.files[file.id] = file
         return file
 
-    def update(self, file_id: str, content: bytes) -> None:
-        """New content (a new revision): new md5, version and modifiedTime."""
+    def update(self, file_id: str, content: bytes, after: dt.timedelta = dt.timedelta(minutes=1)) -> None:
+        """New content (a new revision): new md5, version, and modifiedTime ``after`` the previous one
+        (Drive gives it to the millisecond: two edits may fall in one minute, or one second)."""
         file = self.files[file_id]
         file.content = content
         if file.mime_type != SHEETS_MIME:
             file.md5 = hashlib.md5(content).hexdigest()
-        self._touch(file)
+        self._touch(file, after)
 
     def corrupt(self, file_id: str, content: bytes) -> None:
         """Serve other bytes while Drive's metadata (md5, version) stays as it was."""

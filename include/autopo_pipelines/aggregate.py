@@ -46,10 +46,25 @@ ROWS_FILE = "rows.parquet"
 REJECTS_FILE = "rejects.parquet"
 
 
-def part_directory(intermediate: Path, file_name: str, checksum: str) -> Path:
-    """One directory per (file name, content): a changed file gets a new part."""
-    digest = checksum.split(":", 1)[-1][:16]
-    return intermediate / "parts" / f"{safe_file_name(file_name)}.{digest}"
+def part_directory(intermediate: Path, file_key: str, checksum: str) -> Path:
+    """One directory per (source file, content): a changed file gets a new part. ``file_key`` is the
+    file's identity at its source (layout.file_key), not its display name, which two files may share."""
+    return intermediate / "parts" / f"{safe_file_name(file_key)}.{checksum_digest(checksum)}"
+
+
+# A content hash in hex (md5, sha256, a GCS object's crc32c): its parts keep the names they had.
+_HEX_DIGEST = re.compile(r"[0-9a-f]{8,}")
+
+
+def checksum_digest(checksum: str) -> str:
+    """Up to 16 hex characters that tell contents apart: the start of a content hash ("md5:<hex>",
+    "sha256:<hex>"), else of a sha256 of the whole checksum. A checksum that is not a hash (a Google
+    Sheet's "sheets:<modifiedTime>:<version>") would lose what tells it apart when cut (its version
+    and the seconds of its time), and two edits within one minute would share a part."""
+    value = checksum.split(":", 1)[-1]
+    if _HEX_DIGEST.fullmatch(value):
+        return value[:16]
+    return hashlib.sha256(checksum.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 # A temporary directory older than this is a leftover whoever wrote it: writing a
@@ -192,6 +207,33 @@ def _to_arrow(frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
 
 _NEEDS_QUOTES = r'[",\r\n]'
 
+# Text a spreadsheet would run as a formula when it opens the CSV (OWASP's CSV injection rule: a cell
+# starting with = + - @, a tab or a carriage return), and text starting with the guard itself, gets a
+# leading quote. Every text field starting with a quote has had one added, so taking exactly one off
+# gives the text back (warehouse.replace_date_rows does, after COPY). All ASCII: in UTF-8 the first
+# byte of a field says it.
+GUARD = "'"
+_GUARDED_FIRST_BYTES = np.zeros(256, dtype=bool)
+_GUARDED_FIRST_BYTES[list(b"=+-@\t\r'")] = True
+
+
+def _guard_mask(text: pa.Array) -> np.ndarray:
+    """Which fields of a string array with no nulls start with a guarded character, from its buffers
+    (a lookup of each field's first byte: no pass over the text)."""
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset : text.offset + len(text) + 1]
+    data = text.buffers()[2]
+    if data is None or data.size == 0:
+        return np.zeros(len(text), dtype=bool)
+    first = np.frombuffer(data, dtype=np.uint8)[np.minimum(offsets[:-1], data.size - 1)]
+    return (offsets[1:] > offsets[:-1]) & _GUARDED_FIRST_BYTES[first]
+
+
+def _guarded(text: pa.Array) -> pa.Array:
+    mask = _guard_mask(text)
+    if not mask.any():
+        return text
+    return pc.if_else(pa.array(mask), pc.binary_join_element_wise(GUARD, text, ""), text)
+
 
 def _float_text(column: pa.ChunkedArray) -> pa.Array:
     """Shortest decimal text of rounded floats, never in exponent form (1e+10 -> 10000000000)."""
@@ -210,7 +252,8 @@ def csv_bytes(table: pa.Table) -> bytes:
     """CSV lines for a table, quoting only fields that need it (RFC 4180), vectorised in Arrow.
 
     Arrow's own writer quotes every text field; people open these files in
-    spreadsheets and diff them, so they get the plain form.
+    spreadsheets and diff them, so they get the plain form. Text columns (not
+    numbers, dates or booleans) are guarded against spreadsheet formulas (GUARD).
     """
     if table.num_rows == 0:
         return b""
@@ -219,6 +262,10 @@ def csv_bytes(table: pa.Table) -> bytes:
         as_text = _float_text(column) if pa.types.is_floating(column.type) else pc.cast(column, pa.string())
         text = pc.fill_null(as_text, "")
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            if isinstance(text, pa.ChunkedArray):
+                text = pa.chunked_array([_guarded(chunk) for chunk in text.chunks], pa.string())
+            else:
+                text = _guarded(text)
             # Numbers, booleans and dates never need quotes; most text columns have no field that does,
             # and skipping the quoting passes for them halves the time of a day's CSV.
             needs_quotes = pc.match_substring_regex(text, _NEEDS_QUOTES)

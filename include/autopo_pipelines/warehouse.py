@@ -32,6 +32,14 @@ COPY_CHUNK_BYTES = 1 << 20
 _STAGE = "_autopo_stage"
 _STAGE_LINE = "_autopo_line"
 _T = TypeVar("_T")
+# The day's CSVs guard text that a spreadsheet would run as a formula with a leading quote, and add
+# one to text that starts with a quote (aggregate.csv_bytes): a text field that starts with a quote
+# has exactly one taken off after COPY, so the table holds the text as the store's file had it.
+GUARD = "'"
+# Where a guarded field shows in the CSV's bytes: after a comma or a line break, unquoted or inside
+# an opening double quote. A CSV without any of these has no guarded field and the load skips the
+# restoring UPDATE (a scan of the whole stage); one inside a quoted field only costs that scan.
+_GUARDED_FIELD_STARTS = (b",'", b"\n'", b",\"'", b"\n\"'")
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +105,9 @@ def replace_date_rows(
     """Replace ``table``'s rows for ``date`` by the rows of ``csv_path``; return rows loaded.
 
     The CSV has a header row equal to ``columns`` (same names, same order);
-    empty fields are NULL. Every row must carry ``date`` in ``date_column``.
+    empty fields are NULL; a field of a text column that starts with a quote
+    (``'``) loses that one quote (``GUARD``, the day's CSVs' guard against
+    spreadsheet formulas). Every row must carry ``date`` in ``date_column``.
     A table partitioned by list of ``date_column`` gets the date's partition
     swapped for a new one (see ``_swap_in_partition``); any other table has the
     date's rows deleted and inserted in one transaction.
@@ -196,6 +206,54 @@ def _other_date_error(load: _Load, wrong: Sequence[tuple[int, str | None]]) -> L
     )
 
 
+class _GuardWatch:
+    """Whether the CSV bytes fed to it, a chunk at a time, hold a field that starts with GUARD."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        # A slice starts at a line start, like the file.
+        self._tail = b"\n"
+
+    def feed(self, chunk: bytes) -> None:
+        if self.seen or not chunk:
+            return
+        self.seen = any(mark in chunk for mark in _GUARDED_FIELD_STARTS) or any(
+            mark in self._tail + chunk[:2] for mark in _GUARDED_FIELD_STARTS
+        )
+        self._tail = (self._tail + chunk[-2:])[-2:]
+
+
+def _text_columns(conn: psycopg.Connection[Any], load: _Load) -> list[str]:
+    """The load's columns that the table holds as text (text, varchar, char: PostgreSQL's string category)."""
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'S'",
+        (load.target.as_string(conn),),
+    ).fetchall()
+    text = {str(r[0]) for r in rows}
+    return [c for c in load.columns if c in text]
+
+
+def _restore_guarded_text(conn: psycopg.Connection[Any], load: _Load, stage: sql.Identifier) -> None:
+    """Take the CSV's GUARD off the stage's text values that start with it: one UPDATE of those rows only."""
+    columns = [sql.Identifier(c) for c in _text_columns(conn, load)]
+    if not columns:
+        return
+    # ascii(c) is the code of c's first character (0 for '', NULL for NULL): the cheapest test of a
+    # first character PostgreSQL has, a third faster than left(c, 1) = <quote> over 400,000 rows.
+    guard = sql.Literal(ord(GUARD))
+    conn.execute(
+        sql.SQL("UPDATE {} SET {} WHERE {}").format(
+            stage,
+            sql.SQL(", ").join(
+                sql.SQL("{c} = CASE WHEN ascii({c}) = {g} THEN substr({c}, 2) ELSE {c} END").format(c=c, g=guard)
+                for c in columns
+            ),
+            sql.SQL(" OR ").join(sql.SQL("ascii({}) = {}").format(c, guard) for c in columns),
+        )
+    )
+
+
 def _replace_in_place(conn: psycopg.Connection[Any], load: _Load) -> int:
     """DELETE and INSERT in one transaction: readers see the old rows or the new, never a mix or a gap."""
     stage = sql.Identifier(_STAGE)
@@ -217,11 +275,15 @@ def _replace_in_place(conn: psycopg.Connection[Any], load: _Load) -> int:
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true, NULL '', ENCODING 'UTF8')").format(
             stage, col_list
         )
+        watch = _GuardWatch()
         try:
             with conn.cursor() as cur, open(load.csv_path, "rb") as handle:
                 with cur.copy(copy_sql) as copy:
                     while chunk := handle.read(COPY_CHUNK_BYTES):
+                        watch.feed(chunk)
                         copy.write(chunk)
+            if watch.seen:
+                _restore_guarded_text(conn, load, stage)
         except psycopg.Error as exc:
             if _connection_lost(conn, exc):
                 raise
@@ -355,7 +417,11 @@ def _swap_in_partition(conn: psycopg.Connection[Any], load: _Load, parent: _Pare
         )
         try:
             timings["copy"] = time.perf_counter()
-            rows = _copy_in_slices(load, stage, stage_base)
+            rows, guarded = _copy_in_slices(load, stage, stage_base)
+            if guarded:
+                # Before the indexes are built: the UPDATE's new row versions need no index entries.
+                timings["restore"] = time.perf_counter()
+                _restore_guarded_text_of_stage(conn, load, stage, stage_base)
             timings["indexes"] = time.perf_counter()
             _build_indexes(conn, load, parent, stage, stage_base)
             timings["analyze"] = time.perf_counter()
@@ -421,13 +487,25 @@ def csv_slices(path: Path, parts: int, chunk_bytes: int = COPY_CHUNK_BYTES) -> l
     return [_Slice(start, end, before) for (start, before), end in zip(cuts, ends, strict=True) if end > start]
 
 
-def _copy_in_slices(load: _Load, stage: sql.Identifier, stage_base: str) -> int:
+def _restore_guarded_text_of_stage(
+    conn: psycopg.Connection[Any], load: _Load, stage: sql.Identifier, stage_base: str
+) -> None:
+    try:
+        _restore_guarded_text(conn, load, stage)
+    except psycopg.Error as exc:
+        if _connection_lost(conn, exc):
+            raise
+        raise load.failed(exc, where=stage_base) from exc
+
+
+def _copy_in_slices(load: _Load, stage: sql.Identifier, stage_base: str) -> tuple[int, bool]:
+    """Rows copied, and whether any field of the CSV starts with GUARD."""
     size = load.csv_path.stat().st_size
     parts = LOAD_CONNECTIONS if size >= PARALLEL_COPY_MIN_BYTES else 1
     # Never empty: a CSV without even a header line was refused before any connection.
     slices = csv_slices(load.csv_path, parts)
     counts = _side_by_side([lambda s=s: _copy_slice(load, stage, stage_base, s) for s in slices])
-    return sum(counts)
+    return sum(rows for rows, _ in counts), any(guarded for _, guarded in counts)
 
 
 @contextlib.contextmanager
@@ -443,7 +521,7 @@ def _side_connection(load: _Load) -> Iterator[psycopg.Connection[Any]]:
         raise _lost_while_loading(load, exc) from exc
 
 
-def _copy_slice(load: _Load, stage: sql.Identifier, stage_base: str, part: _Slice) -> int:
+def _copy_slice(load: _Load, stage: sql.Identifier, stage_base: str, part: _Slice) -> tuple[int, bool]:
     header = part.start == 0
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER {}, NULL '', ENCODING 'UTF8')").format(
         stage, load.column_list, sql.SQL("true" if header else "false")
@@ -453,11 +531,13 @@ def _copy_slice(load: _Load, stage: sql.Identifier, stage_base: str, part: _Slic
             with conn.cursor() as cur, open(load.csv_path, "rb") as handle:
                 handle.seek(part.start)
                 left = part.end - part.start
+                watch = _GuardWatch()
                 with cur.copy(copy_sql) as copy:
                     while left > 0 and (chunk := handle.read(min(COPY_CHUNK_BYTES, left))):
+                        watch.feed(chunk)
                         copy.write(chunk)
                         left -= len(chunk)
-                return cur.rowcount
+                return cur.rowcount, watch.seen
         except psycopg.Error as exc:
             if _connection_lost(conn, exc):
                 raise

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,7 +24,15 @@ from autopo_pipelines import day_run
 from autopo_pipelines.config import ConfigError, PipelineConfig, default_config_dir, load_config_file, parse_config
 from autopo_pipelines.errors import InputFileError
 from autopo_pipelines.layout import DataLayout
-from autopo_pipelines.orchestration.alerts import deadline_missed, run_failed
+from autopo_pipelines.orchestration.alerts import (
+    Message,
+    WebhookConnectionError,
+    check_webhook_url,
+    deadline_missed,
+    post_webhook,
+    run_failed,
+)
+from drive_server import FakeDrive, drive_connection, drive_server
 from loopback_servers import Mailbox, smtp_connection, smtp_server, webhook_connection, webhook_server
 
 pytestmark = pytest.mark.integration
@@ -143,3 +154,138 @@ def test_alert_settings_are_checked_when_the_config_is_loaded(tmp_path: Path) ->
     config: PipelineConfig = parse_config(tmp_path / "stock_health.yaml", raw)
     # 06:00 is before the 07:30 start: the next morning's 06:00.
     assert config.deadline_after_start() == dt.timedelta(hours=22, minutes=30)
+
+
+# --- what the webhook says, and where it may go ---------------------------------------------------
+
+# A Drive file's name may hold anything, "/" too: Slack would read this as a mention of the whole
+# channel, and a link to http://x shown as "y".
+HOSTILE_NAME = "<!channel> & <http://x|y>_stock_20240305.xlsx"
+
+
+@pytest.fixture
+def failed_drive_day(tmp_path: Path, clean_tables: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[DataLayout]:
+    """stock_health reading a Drive folder, with the webhook on: S1 loads, the hostile name is a CSV renamed .xlsx."""
+    fake = FakeDrive()
+    folder = fake.add_folder("stock uploads")
+    good = tmp_path / "S1.xlsx"
+    workbook = Workbook()
+    workbook.active.append(["SKU", "Stock On Hand", "Sales Qty"])
+    workbook.active.append(["A", 10, 30])
+    workbook.save(good)
+    fake.add_file(folder, f"S1_stock_{DATE:%Y%m%d}.xlsx", good.read_bytes())
+    fake.add_file(folder, HOSTILE_NAME, b"SKU,Stock On Hand\nA,1\n")
+    raw = load_config_file(default_config_dir() / "stock_health.yaml").model_dump(mode="json")
+    raw["expected_stores"] = ["S1"]
+    raw["source"] = {"kind": "gdrive", "folder_id": folder}
+    raw["alerts"] = {"webhook_conn_id": "autopo_webhook"}
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "stock_health.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
+    layout = DataLayout(tmp_path / "data")
+    monkeypatch.setenv("AUTOPO_DATA_DIR", str(layout.root))
+    layout.reference().mkdir(parents=True)
+    (layout.reference() / "suppliers.csv").write_text(
+        "sku,supplier_id,supplier_name,lead_time_days,moq,pack_size\nA,SUP,Supplier,7,0,1\n", encoding="utf-8"
+    )
+    config = load_config_file(configs / "stock_health.yaml")
+    with drive_server(fake) as root:
+        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", drive_connection(root))
+        tasks = day_run.list_day_files(config, layout, DATE, "run-1", clean_tables)
+        assert HOSTILE_NAME in {task.name for task in tasks}
+        for task in tasks:
+            try:
+                day_run.run_file(config, layout, DATE, task, "run-1", clean_tables)
+            except InputFileError:
+                pass
+        day_run.aggregate_day(config, layout, DATE, "run-1")
+        day_run.load_day(config, layout, DATE, "run-1", clean_tables)
+        yield layout
+
+
+def failed_run() -> SimpleNamespace:
+    return SimpleNamespace(
+        dag_id="stock_health", run_id="run-1", conf={"date": DATE.isoformat()}, logical_date=None,
+        run_after=pendulum.now("UTC"),
+    )  # fmt: skip
+
+
+def test_the_webhook_text_escapes_what_slack_would_read_as_markup(
+    failed_drive_day: DataLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with webhook_server() as (url, posts):
+        monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_WEBHOOK", webhook_connection(url))
+        run_failed({"dag_run": failed_run(), "reason": "task_failure"})
+
+    (post,) = posts
+    text = post["json"]["text"]
+    assert "&lt;!channel&gt; &amp; &lt;http://x|y&gt;_stock_20240305.xlsx: the file is a text/CSV file renamed" in text
+    # No markup left: Slack reads "<...>" as a mention or a link, and "&" starts an escape.
+    assert "<" not in text and ">" not in text
+    assert text.replace("&lt;", "").replace("&gt;", "").replace("&amp;", "").count("&") == 0
+    # Otherwise the same message.
+    assert text.startswith("autopo: stock_health 2024-03-05 failed\n")
+    assert "the good files were loaded: 1 rows in stock_health_snapshots" in text
+
+
+def test_slack_escaping_keeps_everything_else() -> None:
+    message = Message("autopo: p 2024-03-05 failed", ["- a <b> & c: d", "- run x&y: fix"])
+    assert message.slack_text == "autopo: p 2024-03-05 failed\n- a &lt;b&gt; &amp; c: d\n- run x&amp;y: fix"
+    assert message.text == "autopo: p 2024-03-05 failed\n- a <b> & c: d\n- run x&y: fix"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.slack.com/services/T0/B0/XXXX",
+        "http://127.0.0.1:8080/services/hook",
+        "http://127.3.2.1/hook",
+        "http://localhost:9000/hook",
+        "http://LOCALHOST/hook",
+        "http://[::1]:8080/hook",
+    ],
+)
+def test_the_webhook_goes_over_https_or_to_this_machine(url: str) -> None:
+    assert check_webhook_url("autopo_webhook", url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.slack.com/services/T0/B0/SECRET",
+        "http://10.0.0.5/hook/SECRET",
+        "http://127.0.0.1@evil.example/SECRET",  # the host is evil.example
+        "http://localhost.evil.example/SECRET",
+        "ftp://127.0.0.1/SECRET",
+        "hooks.slack.com/services/SECRET",
+    ],
+)
+def test_a_webhook_over_plain_http_to_another_host_is_refused(url: str) -> None:
+    with pytest.raises(WebhookConnectionError, match="webhook connection 'autopo_webhook'") as raised:
+        check_webhook_url("autopo_webhook", url)
+    assert "https" in str(raised.value)
+    assert "SECRET" not in str(raised.value)  # a webhook URL's path is its secret
+
+
+def test_a_failed_run_never_posts_to_a_plain_http_webhook_elsewhere(
+    failed_day: DataLayout, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AUTOPO_WEBHOOK",
+        json.dumps({"conn_type": "http", "host": "http://hooks.example.com/services/T0/B0/SECRET"}),
+    )
+    sent: list[object] = []
+    monkeypatch.setattr("httpx.post", lambda *args, **kwargs: sent.append(args))
+    with caplog.at_level(logging.ERROR, logger="autopo_pipelines.orchestration.alerts"):
+        run_failed({"dag_run": failed_run(), "reason": "task_failure"})
+    assert sent == []
+    assert "failure webhook could not be sent" in caplog.text
+    assert "the webhook connection 'autopo_webhook' points at http://hooks.example.com" in caplog.text
+    assert "SECRET" not in caplog.text
+    with pytest.raises(WebhookConnectionError):
+        post_webhook("autopo_webhook", Message("s", []))
+    # A host without a scheme in an "http" connection is plain http too.
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_WEBHOOK", json.dumps({"conn_type": "http", "host": "hooks.example.com"}))
+    with pytest.raises(WebhookConnectionError, match="http://hooks.example.com"):
+        post_webhook("autopo_webhook", Message("s", []))

@@ -4,19 +4,28 @@ provider's GoogleDriveHook and an Airflow connection with anonymous credentials 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from autopo_pipelines import day_run
+from autopo_pipelines.aggregate import part_directory
 from autopo_pipelines.config import GdriveSource as GdriveSourceConfig
 from autopo_pipelines.config import PipelineConfig
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.sources import SourceError, SourceFile
-from autopo_pipelines.sources.gdrive import ChecksumMismatchError, DriveFolderError, GdriveSource
+from autopo_pipelines.sources.gdrive import (
+    ChecksumMismatchError,
+    DriveEndpointError,
+    DriveFolderError,
+    GdriveSource,
+)
 from drive_server import FakeDrive, drive_connection, drive_server
 
 pytestmark = pytest.mark.integration
@@ -199,3 +208,75 @@ def test_day_run_uses_the_gdrive_source_for_a_gdrive_config(drive: Drive, tmp_pa
     assert isinstance(source, GdriveSource)
     assert (source.folder_id, source.drive_id, source.gcp_conn_id) == (drive.folder, None, "google_cloud_default")
     assert len(source.list_files()) == len(STORES) + 2
+
+
+def test_two_edits_of_a_sheet_within_one_minute_are_two_versions(drive: Drive, tmp_path: Path) -> None:
+    source = GdriveSource(drive.folder)
+    sheet = by_name(source)["S020_po_20240305.xlsx"]
+    checksums = [source.checksum(sheet)]
+    # Edited twice more within the same minute, the last time within the same second.
+    for content, after in [(EXPORT + b"2", dt.timedelta(seconds=20)), (EXPORT + b"3", dt.timedelta(milliseconds=250))]:
+        drive.fake.update(drive.ids["sheet"], content, after=after)
+        checksums.append(source.checksum(sheet))
+        assert source.fetch(sheet, tmp_path / str(len(checksums))).checksum == checksums[-1]
+    stored = drive.fake.files[drive.ids["sheet"]]
+    assert stored.metadata()["modifiedTime"] == "2024-03-05T06:00:20.250Z"
+    assert len(set(checksums)) == 3
+    # A part is reused by (file, checksum): each version must get its own, or a stale one is reused.
+    parts = {part_directory(tmp_path / "intermediate", sheet.name, checksum) for checksum in checksums}
+    assert len(parts) == 3
+
+
+# --- where the connection's token may go ---------------------------------------------------------
+
+
+def connection_with(monkeypatch: pytest.MonkeyPatch, **extra: Any) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT",
+        json.dumps({"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, **extra}}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "refusal"),
+    [
+        ({"drive_api_endpoint": "http://drive.example.com/"}, "only on this machine"),
+        ({"drive_api_endpoint": "https://drive.example.com/"}, "only on this machine"),
+        ({"drive_api_endpoint": "http://127.0.0.1@drive.example.com/"}, "user name or password"),
+        ({"drive_api_endpoint": "http://drive.example.com/", "allow_custom_endpoint": True}, "needs https"),
+        ({"drive_api_endpoint": "https://drive.example.com/", "allow_custom_endpoint": "no"}, "only on this machine"),
+    ],
+)
+def test_a_drive_endpoint_elsewhere_is_refused_before_any_request(
+    drive: Drive, monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], refusal: str
+) -> None:
+    connection_with(monkeypatch, **extra)
+    with pytest.raises(DriveEndpointError, match=refusal) as raised:
+        GdriveSource(drive.folder).list_files()
+    message = str(raised.value)
+    assert "connection 'google_cloud_default'" in message and "drive_api_endpoint" in message
+    assert isinstance(raised.value, SourceError)
+    assert drive.fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},  # Google's own
+        {"drive_api_endpoint": "https://www.googleapis.com/"},
+        {"drive_api_endpoint": "http://localhost:8080/"},
+        {"drive_api_endpoint": "http://127.0.0.2:8080"},
+        {"drive_api_endpoint": "http://[::1]:8080/"},
+        {"drive_api_endpoint": "https://drive-proxy.example.com/", "allow_custom_endpoint": True},
+        {"drive_api_endpoint": "https://drive-proxy.example.com/", "allow_custom_endpoint": "true"},
+    ],
+)
+def test_the_drive_endpoint_is_googles_this_machines_or_explicitly_allowed(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any]
+) -> None:
+    connection_with(monkeypatch, **extra)
+    source = GdriveSource("folder")
+    source._files()  # builds the client, which sends nothing yet
+    assert source._service is not None
+    root = extra.get("drive_api_endpoint", "https://www.googleapis.com/").rstrip("/")
+    assert source._service._baseUrl == f"{root}/drive/v3/"

@@ -9,10 +9,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 
 from autopo_pipelines import warehouse
+from autopo_pipelines.aggregate import CsvSink
+from autopo_pipelines.pipelines import po_snapshots
 from autopo_pipelines.pipelines.stock_health import OUTPUT_COLUMNS
 from autopo_pipelines.warehouse import LoadError, count_rows, replace_date_rows
 
@@ -495,3 +498,150 @@ def test_a_killed_loads_stage_is_cleared_by_the_next(clean_tables: str, tmp_path
         )
     assert load(url, D1, write_csv(tmp_path / "d1.csv", D1, 5)) == 5
     assert leftover_stages(url) == []
+
+
+# --- text guarded against spreadsheet formulas in the CSV, raw in the table ----------------------
+
+# Text from stores' files that a spreadsheet would run: the day's CSV guards it with a leading quote
+# (aggregate.csv_bytes), the load takes the quote off again.
+RISKY_TEXT = [
+    '=HYPERLINK("http://x","y")',
+    "+1+2",
+    "-1",
+    "@SUM(A1)",
+    "\tindent",
+    "\rback, and more",
+    "'quoted",
+    "''two",
+    "'",
+    '=A1,"x"\nline two',
+    "-ü",
+    "it's plain",
+    None,
+]
+
+
+def guarded_stock_rows(date: datetime.date) -> pd.DataFrame:
+    """Snapshot rows whose every text column holds one of RISKY_TEXT (the keys too), written as the product writes."""
+    rows = []
+    for i, value in enumerate(RISKY_TEXT):
+        rows.append(
+            {
+                **{k: float(v) for k, v in _row(date, i + 1, "x").items() if k in NUMERIC_STOCK_COLUMNS},
+                "snapshot_date": date,
+                "store_id": "-S1" if i % 2 else "=S2",
+                "sku": f"{value or ''}#{i}",
+                "product_name": value,
+                "category": value,
+                "supplier_id": value,
+                "supplier_name": value,
+                "status": "healthy",
+                "emergency": False,
+                "source_file": value,
+            }
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+NUMERIC_STOCK_COLUMNS = {
+    "stock_on_hand", "sales_qty", "avg_daily_sales", "lead_time_days", "reorder_point", "target_stock",
+    "on_order_qty", "suggested_order_qty",
+}  # fmt: skip
+
+
+def write_with_product_writer(path: Path, frame: pd.DataFrame, columns: list[str]) -> Path:
+    sink = CsvSink(path, columns)
+    sink.write(frame)
+    return sink.commit()
+
+
+def raw_text(frame: pd.DataFrame, columns: list[str]) -> list[tuple[object, ...]]:
+    text = frame[columns].astype(object)
+    return list(text.where(text.notna(), None).itertuples(index=False, name=None))
+
+
+def text_values(url: str, table: str, columns: list[str], order: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}").fetchall()
+
+
+STOCK_TEXT = ["store_id", "sku", "product_name", "category", "supplier_id", "supplier_name", "source_file"]
+
+
+@pytest.mark.parametrize("copy", ["one connection", "slices"])
+def test_guarded_text_is_loaded_raw_into_a_partitioned_table(
+    clean_tables: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copy: str
+) -> None:
+    if copy == "slices":
+        monkeypatch.setattr(warehouse, "PARALLEL_COPY_MIN_BYTES", 0)
+        monkeypatch.setattr(warehouse, "LOAD_CONNECTIONS", 3)
+        monkeypatch.setattr(warehouse, "COPY_CHUNK_BYTES", 5)  # a guard may be split across two chunks
+    frame = guarded_stock_rows(D1)
+    path = write_with_product_writer(tmp_path / "d1.csv", frame, COLUMNS)
+    # The file people open holds no field a spreadsheet would run.
+    fields = [field for record in list(csv.reader(path.open(newline="", encoding="utf-8")))[1:] for field in record]
+    assert not [f for f in fields if f.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert '\'=HYPERLINK("http://x","y")' in fields and "'''two" in fields
+
+    assert load(clean_tables, D1, path) == len(RISKY_TEXT)
+    expected = sorted(raw_text(frame, STOCK_TEXT), key=lambda r: (r[0], r[1]))
+    loaded = text_values(clean_tables, TABLE, STOCK_TEXT, 'store_id COLLATE "C", sku COLLATE "C"')
+    assert loaded == expected
+    assert leftover_stages(clean_tables) == []
+
+
+PO_TABLE = "po_snapshots"
+PO_COLUMNS = list(po_snapshots.OUTPUT_COLUMNS)
+PO_TEXT = ["po_number", "store_id", "sku", "supplier_id", "supplier_name", "source_file"]
+
+
+def test_guarded_text_is_loaded_raw_in_place(clean_tables: str, tmp_path: Path) -> None:
+    rows = [
+        {
+            "snapshot_date": D1,
+            "po_number": f"{value or ''}#{i}",
+            "store_id": "@S1",
+            "sku": value or "plain",
+            "supplier_id": value,
+            "supplier_name": value,
+            "po_date": D1 if i % 2 else None,
+            "expected_date": None,
+            "qty_ordered": 5.0,
+            "qty_received": 2.0,
+            "qty_open": 3.0,
+            "status_norm": "partial",
+            "days_overdue": 0,
+            "is_overdue": False,
+            "source_file": value,
+        }
+        for i, value in enumerate(RISKY_TEXT)
+    ]
+    frame = pd.DataFrame(rows, columns=PO_COLUMNS).astype({"days_overdue": "int64", "is_overdue": bool})
+    path = write_with_product_writer(tmp_path / "po.csv", frame, PO_COLUMNS)
+    assert ",'@S1," in path.read_text(encoding="utf-8")
+    loaded = replace_date_rows(
+        clean_tables, table=PO_TABLE, date_column="snapshot_date", date=D1, csv_path=path, columns=PO_COLUMNS
+    )
+    assert loaded == len(RISKY_TEXT)
+    expected = sorted(raw_text(frame, PO_TEXT), key=lambda r: r[0])
+    assert text_values(clean_tables, PO_TABLE, PO_TEXT, 'po_number COLLATE "C"') == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "guarded"),
+    [
+        (b"h1,h2\nit's,x'\n", False),  # quotes inside fields only: no restoring UPDATE
+        (b"h1,h2\na,'=1\n", True),
+        (b"h1,h2\n'=1,a\n", True),
+        (b'h1,h2\na,"\'=1,2"\n', True),
+        (b'h1,h2\r\n"\'\rx",a\r\n', True),
+    ],
+)
+def test_a_guarded_field_is_seen_wherever_the_chunks_split(data: bytes, guarded: bool) -> None:
+    for cut in range(len(data) + 1):
+        for step in (1, 2, 3, len(data) or 1):
+            watch = warehouse._GuardWatch()
+            for piece in (data[:cut], data[cut:]):
+                for start in range(0, len(piece), step):
+                    watch.feed(piece[start : start + step])
+            assert watch.seen is guarded, (cut, step)

@@ -496,3 +496,130 @@ def test_parts_without_a_partition_are_sorted_together() -> None:
     result = list(batches(parts, AggregationConfig(files_per_batch=1, bytes_per_batch=10**9)))
     # Their rows may interleave in sort order, so no batch boundary may fall between them.
     assert batch_names(result) == [["x1", "x2", "x3"], ["a1"]]
+
+
+# --- text that a spreadsheet would run (CSV injection) ---------------------------------------
+
+# OWASP's rule: a cell starting with one of these is a formula (or starts one) in a spreadsheet.
+FORMULA_TEXT = ['=HYPERLINK("http://x","y")', "+1+2", "-1-2", "@SUM(A1)", "\tindent", "\rback"]
+
+
+def text_csv(values: list[Any]) -> str:
+    from autopo_pipelines.aggregate import _to_arrow, csv_bytes
+
+    return csv_bytes(_to_arrow(pd.DataFrame({"product_name": values}), ["product_name"])).decode()
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ('=HYPERLINK("http://x","y")', '"\'=HYPERLINK(""http://x"",""y"")"\n'),
+        ("+1+2", "'+1+2\n"),
+        ("-1-2", "'-1-2\n"),
+        ("@SUM(A1)", "'@SUM(A1)\n"),
+        ("\tindent", "'\tindent\n"),
+        ("\rback", '"\'\rback"\n'),
+        # A quote at the start is guarded too: stripping one leading quote always gives the text back.
+        ("'quoted", "''quoted\n"),
+        ("''two", "'''two\n"),
+        ("'", "''\n"),
+        # Only the first character counts.
+        ("a=b", "a=b\n"),
+        ("x-1", "x-1\n"),
+        (" =1", " =1\n"),
+        ("it's", "it's\n"),
+    ],
+)
+def test_text_a_spreadsheet_would_run_gets_a_leading_quote(value: str, written: str) -> None:
+    assert text_csv([value]) == written
+
+
+def test_guarded_text_reads_back_exactly_by_stripping_one_leading_quote() -> None:
+    import csv
+    import io
+
+    values = [*FORMULA_TEXT, "'quoted", "''two", "'", "plain", "a,b", 'say "hi"', "é=1", None, ""]
+    text = text_csv(values)
+    read = [row[0] if row else "" for row in csv.reader(io.StringIO(text, newline=""))]
+    for field in read:
+        assert not field.startswith(("=", "+", "-", "@", "\t", "\r")), field
+    restored = [field[1:] if field.startswith("'") else field for field in read]
+    assert restored == [v or "" for v in values]
+
+
+def test_numbers_booleans_and_dates_are_never_guarded() -> None:
+    from autopo_pipelines.aggregate import _to_arrow, csv_bytes
+
+    frame = pd.DataFrame(
+        {
+            "stock_on_hand": [-5.0, -0.00001],
+            "days_overdue": pd.Series([-3, 4], dtype="int64"),
+            "emergency": [True, False],
+            "snapshot_date": [DAY, None],
+            # Text that looks like a number is still text.
+            "sku": ["-5", "5"],
+        }
+    )
+    columns = list(frame.columns)
+    assert csv_bytes(_to_arrow(frame, columns)).decode() == "-5,-3,true,2024-12-04,'-5\n0,4,false,,5\n"
+
+
+def test_day_outputs_guard_text_from_store_files_in_every_file(tmp_path: Path) -> None:
+    rejects = pd.DataFrame(
+        [
+            {
+                "source_file": "S1_stock_20241204.xlsx",
+                "sheet": "=Stock",
+                "row_number": 3,
+                "reason": "column 'Stok' (stock_on_hand): not a number (got '=1+1')",
+                "raw_values": json.dumps({"Kode Barang": "=cmd|' /C calc'!A0", "Stok": "=1+1"}),
+            }
+        ],
+        columns=REJECT_COLUMNS,
+    )
+    rows = [
+        snap(
+            "S1",
+            "@A1",
+            product_name='=HYPERLINK("http://x","y")',
+            supplier_id="+SUP",
+            supplier_name="-Sumber",
+            status="out_of_stock",
+            emergency=True,
+        )
+    ]
+    part = make_part(tmp_path / "intermediate", "S1", outcome(rows, rejects=rejects))
+    seeds = tmp_path / "seeds"
+    run_day([part], seeds)
+    row = (
+        '2024-12-04,S1,\'@A1,"\'=HYPERLINK(""http://x"",""y"")",,\'+SUP,\'-Sumber,0,0,0,,14,0,0,0,0,'
+        "out_of_stock,true,,,S1_stock_20241204.xlsx\n"
+    )
+    assert (seeds / "20241204.csv").read_text(encoding="utf-8") == SNAPSHOT_HEADER + row
+    assert (seeds / "20241204_emergency.csv").read_text(encoding="utf-8") == SNAPSHOT_HEADER + row
+    m2 = (seeds / "20241204_m2.csv").read_text(encoding="utf-8").splitlines()[1]
+    assert m2.startswith('2024-12-04,\'@A1,"\'=HYPERLINK(""http://x"",""y"")",\'+SUP,\'-Sumber,1,')
+    # raw_values is a JSON object: it starts with "{" and is written as it is.
+    assert (seeds / "20241204_rejects.csv").read_text(encoding="utf-8") == (
+        "source_file,sheet,row_number,reason,raw_values\n"
+        "S1_stock_20241204.xlsx,'=Stock,3,column 'Stok' (stock_on_hand): not a number (got '=1+1'),"
+        '"{""Kode Barang"": ""=cmd|\' /C calc\'!A0"", ""Stok"": ""=1+1""}"\n'
+    )
+
+
+def test_a_part_is_named_after_all_of_a_checksum_that_is_not_a_hash(tmp_path: Path) -> None:
+    from autopo_pipelines.aggregate import part_directory
+
+    # Content hashes keep the names their parts always had: the hash's start.
+    md5 = "md5:" + "0123456789abcdef" * 2
+    assert part_directory(tmp_path, "S1.xlsx", md5).name == "S1.xlsx.0123456789abcdef"
+    assert part_directory(tmp_path, "S1.xlsx", "crc32c:89abcdef").name == "S1.xlsx.89abcdef"
+    # A Google Sheet's versions within one minute (and one second) are three parts, not one.
+    sheets = [
+        "sheets:2024-03-05T06:00:00.000Z:1",
+        "sheets:2024-03-05T06:00:20.000Z:2",
+        "sheets:2024-03-05T06:00:20.250Z:3",
+    ]
+    names = {part_directory(tmp_path, "S2.xlsx", checksum).name for checksum in sheets}
+    assert len(names) == 3
+    assert all(len(name) == len("S2.xlsx.") + 16 for name in names)

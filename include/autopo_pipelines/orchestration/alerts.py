@@ -31,10 +31,17 @@ import pendulum
 from autopo_pipelines import day_run
 from autopo_pipelines.config import PipelineConfig, default_config_dir, load_config_file
 from autopo_pipelines.layout import DataLayout
+from autopo_pipelines.loopback import is_loopback_host
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT_S = 10
+
+
+def slack_escape(text: str) -> str:
+    """Text as Slack shows it literally: "&", "<" and ">" escaped, the only characters its message
+    markup gives a meaning (``<!channel>`` mentions everyone, ``<http://x|y>`` is a link shown as y)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,12 @@ class Message:
     @property
     def text(self) -> str:
         return "\n".join([self.subject, *self.lines])
+
+    @property
+    def slack_text(self) -> str:
+        """The text for a Slack-compatible webhook. Our own words carry no markup, so escaping the whole
+        text escapes exactly what came from files, errors and config, and changes nothing else."""
+        return slack_escape(self.text)
 
     @property
     def html(self) -> str:
@@ -104,12 +117,38 @@ def webhook_url(conn: Any) -> str:
     return f"{scheme}://{host}{port}{path}"
 
 
+class WebhookConnectionError(ValueError):
+    """The webhook's connection points where a message (and the token in its URL) must not go."""
+
+
+def check_webhook_url(conn_id: str, url: str) -> str:
+    """``url`` when it is https, or plain http to this machine; else WebhookConnectionError naming the
+    connection (the host only: the rest of a webhook URL is its secret). Parsed as httpx, which sends
+    the message, parses it, so the host checked is the host posted to."""
+    try:
+        parsed = httpx.URL(url)
+        scheme, host = parsed.scheme, parsed.host
+    except (httpx.InvalidURL, TypeError):
+        scheme, host = "", ""
+    if scheme == "https" and host:
+        return url
+    if scheme == "http" and is_loopback_host(host):
+        return url
+    where = f"{scheme}://{host}" if scheme and host else "an address that is not a URL"
+    raise WebhookConnectionError(
+        f"the webhook connection {conn_id!r} points at {where}: the failure webhook is only sent over https "
+        "(plain http only to this machine: localhost, 127.0.0.0/8, ::1); nothing was sent; "
+        f"set the connection's host to the webhook's https:// URL"
+    )
+
+
 def post_webhook(conn_id: str, message: Message) -> None:
-    """POST a Slack-compatible ``{"text": ...}``; the URL (and any token in it) comes from the connection."""
+    """POST a Slack-compatible ``{"text": ...}``; the URL (and any token in it) comes from the connection,
+    and must be https (or plain http to this machine)."""
     from airflow.sdk import Connection
 
-    url = webhook_url(Connection.get(conn_id))
-    response = httpx.post(url, json={"text": message.text}, timeout=WEBHOOK_TIMEOUT_S)
+    url = check_webhook_url(conn_id, webhook_url(Connection.get(conn_id)))
+    response = httpx.post(url, json={"text": message.slack_text}, timeout=WEBHOOK_TIMEOUT_S)
     response.raise_for_status()
 
 

@@ -10,15 +10,21 @@ Connection extra ``drive_api_endpoint`` (optional): the root URL of the Drive
 API, default Google's ``https://www.googleapis.com/``; the client appends
 ``drive/v3/``. It exists so the tests can point the client at a local fake; the
 hook's own ``get_conn`` cannot be given an endpoint, so the service is built
-here from the hook's authorized http.
+here from the hook's authorized http. The connection's OAuth token goes with
+every request, so another endpoint than Google's is used only on this machine
+(localhost, 127.0.0.0/8, ::1), or over https when the connection also has the
+extra ``allow_custom_endpoint: true`` (a proxy of one's own); anything else is a
+DriveEndpointError before any request.
 
 The files are those directly in the folder (not in subfolders, not trashed).
 An ordinary file's checksum is the md5 Drive keeps ("md5:<hex>"), checked
 against the downloaded bytes. A Google Sheets file has no bytes of its own: it
 is listed as "<name>.xlsx", fetched as an XLSX export and its checksum is
 "sheets:<modifiedTime>:<version>" (an export is not byte-stable, its version
-is), so ``checksum`` needs no download and ``fetch`` returns the same value
-for the same content.
+is), with the modified time as Drive gives it (to the millisecond) and the
+file's size and md5 appended where Drive gives them, so ``checksum`` needs no
+download and ``fetch`` returns the same value for the same content. Every edit
+is a new version: two edits within one minute are two checksums.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from autopo_pipelines.loopback import is_loopback_host
 from autopo_pipelines.sources import FetchedFile, SourceError, SourceFile, is_candidate_name
 from autopo_pipelines.sources.download import ChecksumMismatchError, HashingWriter, check_download, write_copy
 
@@ -37,7 +44,9 @@ if TYPE_CHECKING:
 
 SCHEME = "gdrive://"
 ENDPOINT_EXTRA = "drive_api_endpoint"
+ALLOW_CUSTOM_ENDPOINT_EXTRA = "allow_custom_endpoint"
 DEFAULT_ROOT = "https://www.googleapis.com/"
+GOOGLE_API_HOST = "www.googleapis.com"
 SERVICE_PATH = "drive/v3/"
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SHEETS_MIME = "application/vnd.google-apps.spreadsheet"
@@ -50,11 +59,52 @@ PAGE_SIZE = 1000
 NUM_RETRIES = 5
 DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
 
-__all__ = ["ChecksumMismatchError", "DriveFolderError", "GdriveSource"]
+__all__ = ["ChecksumMismatchError", "DriveEndpointError", "DriveFolderError", "GdriveSource"]
 
 
 class DriveFolderError(SourceError):
     """The configured folder does not exist, is not a folder, or is not shared with the connection."""
+
+
+class DriveEndpointError(SourceError):
+    """The connection's ``drive_api_endpoint`` would send its token somewhere it must not go."""
+
+
+def _allowed(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes", "1"))
+
+
+def checked_endpoint_root(conn_id: str, root: str | None, allow_custom: Any = None) -> str:
+    """The Drive API root to send the connection's token to: Google's (the default), one on this
+    machine, or, with ``allow_custom_endpoint: true``, any over https; else DriveEndpointError."""
+    if not root:
+        return DEFAULT_ROOT
+    parsed = urllib.parse.urlsplit(root)
+    scheme, host = parsed.scheme.lower(), (parsed.hostname or "")
+    what = f"the Google Drive connection {conn_id!r} (extra {ENDPOINT_EXTRA!r})"
+    if parsed.username is not None or parsed.password is not None:
+        raise DriveEndpointError(
+            f"{what}: the endpoint carries a user name or password; give it as scheme://host[:port]/; "
+            "nothing was requested"
+        )
+    if scheme == "https" and host == GOOGLE_API_HOST:
+        return root
+    if scheme in ("http", "https") and is_loopback_host(host):
+        return root
+    where = f"{scheme}://{host}" if scheme and host else repr(root)
+    if not _allowed(allow_custom):
+        raise DriveEndpointError(
+            f"{what} points the Drive API, and the connection's token, at {where}: another endpoint than "
+            "Google's is used only on this machine (localhost, 127.0.0.0/8, ::1), or over https with the "
+            f"connection's extra {ALLOW_CUSTOM_ENDPOINT_EXTRA!r}: true; nothing was requested; remove the "
+            "extra to use Google's API"
+        )
+    if scheme != "https" or not host:
+        raise DriveEndpointError(
+            f"{what} points the Drive API, and the connection's token, at {where}: "
+            f"{ALLOW_CUSTOM_ENDPOINT_EXTRA!r} needs https (plain http only on this machine); nothing was requested"
+        )
+    return root
 
 
 def _epoch(modified_time: str | None) -> float:
@@ -88,9 +138,11 @@ def listed_name(meta: dict[str, Any]) -> str:
 
 
 def file_checksum(meta: dict[str, Any]) -> str:
-    """ "md5:<hex>" for a stored file; "sheets:<modifiedTime>:<version>" for a Google Sheet."""
+    """ "md5:<hex>" for a stored file; "sheets:<modifiedTime>:<version>[:<size>][:<md5>]" for a Google
+    Sheet: the modified time as Drive gives it (milliseconds), and the version, which every edit raises."""
     if is_sheet(meta):
-        return f"sheets:{meta.get('modifiedTime')}:{meta.get('version')}"
+        extra = "".join(f":{meta[key]}" for key in ("size", "md5Checksum") if meta.get(key))
+        return f"sheets:{meta.get('modifiedTime')}:{meta.get('version')}{extra}"
     md5 = meta.get("md5Checksum")
     if not md5:
         # Other Google-native files (Docs, Slides, ...) and shortcuts have no content to fetch.
@@ -124,7 +176,11 @@ class GdriveSource:
             from googleapiclient.discovery import build
 
             hook = GoogleDriveHook(api_version="v3", gcp_conn_id=self.gcp_conn_id)
-            root = get_field(hook.extras, ENDPOINT_EXTRA) or DEFAULT_ROOT
+            root = checked_endpoint_root(
+                self.gcp_conn_id,
+                get_field(hook.extras, ENDPOINT_EXTRA),
+                get_field(hook.extras, ALLOW_CUSTOM_ENDPOINT_EXTRA),
+            )
             endpoint = urllib.parse.urljoin(root if root.endswith("/") else root + "/", SERVICE_PATH)
             self._service = build(
                 "drive",
