@@ -27,7 +27,14 @@ from autopo_pipelines.migrations import apply_migrations
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
 # Tables the migrations create; truncated together, so the foreign key needs no ordering.
-DATA_TABLES = ("stock_health_snapshots", "po_snapshots", "snapshot_loads", "pipeline_file_jobs", "pipeline_runs")
+DATA_TABLES = (
+    "stock_health_snapshots",
+    "po_snapshots",
+    "snapshot_loads",
+    "pipeline_file_jobs",
+    "pipeline_runs",
+    "day_locks",
+)
 
 
 def _stop_leftover_clusters(base: Path) -> None:

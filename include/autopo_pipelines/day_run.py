@@ -9,11 +9,18 @@ and still tell its own run's results from an earlier run's:
   batches: batch ``i`` is what the ``transform_file`` task of map index ``i`` runs;
 - ``inputs/``: that reference data (a supplier master, open PO quantities),
   read once per run so every file of the run is transformed with the same;
-- ``results/<file>.json``: each file's outcome in this run (completed,
+- ``results/<key>.json``: each file's outcome in this run (completed,
   skipped because unchanged, or failed with its error) and its part;
-- ``parts/<file>.<checksum>/``: a transformed file (see ``aggregate``);
+- ``parts/<key>.<checksum>/``: a transformed file (see ``aggregate``);
+- ``downloads/<key>/``: the local copy of a file fetched from its source.
+
+A file's ``<key>`` is its identity at the source (``layout.file_key``: its path, gs://
+URI or Drive id), never its display name, which two files may share.
 - ``aggregate.json`` and ``load.json``: which parts the day's outputs were
-  built from, and which aggregate the warehouse holds.
+  built from, and which aggregate the warehouse holds;
+- ``loaded_parts.json``: the parts of the snapshot last loaded, which a later run of
+  the date keeps for a file that has since gone from the source or whose new version
+  failed (``collect_parts``): a rerun never drops a file's rows silently.
 """
 
 from __future__ import annotations
@@ -28,8 +35,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -37,7 +43,7 @@ from typing import Any
 from autopo_pipelines.aggregate import Part, part_directory, read_part_meta, write_day_outputs, write_part
 from autopo_pipelines.config import PipelineConfig, files_per_task_for, load_transform, transform_settings
 from autopo_pipelines.errors import InputFileError
-from autopo_pipelines.layout import DataLayout, date_stamp, safe_file_name
+from autopo_pipelines.layout import DataLayout, date_stamp, file_key
 from autopo_pipelines.pipeline import DayContext, TransformDefinition, transform_file
 from autopo_pipelines.routing import RoutedFile, UnroutedFile, normalise_store, route_files, separate_identical
 from autopo_pipelines.sources import Source, SourceFile
@@ -47,6 +53,8 @@ from autopo_pipelines.warehouse import create_table_if_missing, replace_date_row
 LISTING = "listing.json"
 AGGREGATE = "aggregate.json"
 LOAD = "load.json"
+# The parts of the snapshot the warehouse holds for the date: each file's latest good version.
+LOADED_PARTS = "loaded_parts.json"
 INPUTS = "inputs"
 RESULTS = "results"
 
@@ -86,66 +94,6 @@ def seeds_dir(config: PipelineConfig, layout: DataLayout) -> Path:
 
 def day_context(config: PipelineConfig, layout: DataLayout, date: dt.date, conninfo: str | None) -> DayContext:
     return DayContext(pipeline=config.name, date=date, data_root=layout.root, warehouse_conninfo=conninfo)
-
-
-# --- one run of a date at a time -------------------------------------------------
-
-DAY_LOCK = "run.lock"
-
-
-class DayBusyError(RuntimeError):
-    """Another run of the pipeline is processing the same business date."""
-
-
-def day_holder(config: PipelineConfig, layout: DataLayout, date: dt.date) -> str | None:
-    """The run that holds the date (from its listing until check_day), if any."""
-    lock = read_json(layout.intermediate(config.name, date) / DAY_LOCK)
-    return None if lock is None else str(lock["run_id"])
-
-
-def busy_with(
-    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, is_live: Callable[[str], bool]
-) -> str | None:
-    """The other, still running, run that holds the date; None when this run may go on."""
-    holder = day_holder(config, layout, date)
-    if holder is None or holder == run_id or not is_live(holder):
-        return None
-    return holder
-
-
-def acquire_day(
-    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, is_live: Callable[[str], bool]
-) -> None:
-    """Take the date for this run, so two runs of it (a manual trigger during a backfill) never
-    interleave their files, aggregates and loads. A lock left by a run that has ended is taken over."""
-    intermediate = layout.intermediate(config.name, date)
-    intermediate.mkdir(parents=True, exist_ok=True)
-    path = intermediate / DAY_LOCK
-    payload = json.dumps({"run_id": run_id, "since": dt.datetime.now(dt.UTC).isoformat()}).encode()
-    try:
-        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        holder = busy_with(config, layout, date, run_id, is_live)
-        if holder is not None:
-            raise DayBusyError(
-                f"{config.name} {date.isoformat()} is being processed by run {holder}; this run does not "
-                "start on the same date until that one ends (retry this task, or clear it after that run)"
-            ) from None
-        previous = day_holder(config, layout, date)
-        if previous != run_id:
-            log.warning("%s %s: taking the date over from run %s, which has ended", config.name, date, previous)
-            write_json(path, json.loads(payload))
-    else:
-        with os.fdopen(handle, "wb") as out:
-            out.write(payload)
-    if day_holder(config, layout, date) != run_id:
-        # Two runs took an ended run's lock over at the same moment: the other one won.
-        raise DayBusyError(f"{config.name} {date.isoformat()} was just taken by run {day_holder(config, layout, date)}")
-
-
-def release_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str) -> None:
-    if day_holder(config, layout, date) == run_id:
-        (layout.intermediate(config.name, date) / DAY_LOCK).unlink(missing_ok=True)
 
 
 # --- sensing and listing -------------------------------------------------------
@@ -208,6 +156,10 @@ class FileTask:
     def source_file(self) -> SourceFile:
         return SourceFile(self.name, self.location, self.size_bytes, self.modified)
 
+    @property
+    def key(self) -> str:
+        return file_key(self.location, self.name)
+
 
 # Airflow's own default for [core] max_map_length, for callers outside a running task.
 DEFAULT_MAX_MAP_LENGTH = 1024
@@ -247,10 +199,14 @@ def list_day_batches(
     run_id: str,
     conninfo: str | None = None,
     max_map_length: int = DEFAULT_MAX_MAP_LENGTH,
+    *,
+    drop_missing: bool = False,
 ) -> list[list[FileTask]]:
     """List and route the date's files for this run; check the reference data before any transform.
 
     Returns the files in the batches the mapped transform tasks run, one batch per map index.
+    ``drop_missing`` (run conf): the files no longer at the source lose their rows in this run's
+    snapshot, instead of keeping their last good version's.
     """
     intermediate = layout.intermediate(config.name, date)
     # A new listing starts a new attempt at the day: clear the previous attempt's
@@ -315,6 +271,7 @@ def list_day_batches(
             "missing_stores": missing,
             "other_dates": routing.other_dates,
             "inputs": inputs,
+            "drop_missing": drop_missing,
         },
     )
     return batches
@@ -372,8 +329,8 @@ def _not_routed(file: UnroutedFile) -> dict[str, str]:
 # --- one file --------------------------------------------------------------------
 
 
-def _result_path(intermediate: Path, name: str) -> Path:
-    return intermediate / RESULTS / f"{safe_file_name(name)}.json"
+def _result_path(intermediate: Path, location: str, name: str) -> Path:
+    return intermediate / RESULTS / f"{file_key(location, name)}.json"
 
 
 def _package_version() -> str:
@@ -411,7 +368,7 @@ def run_file(
     so the day counts the file as not transformed.
     """
     intermediate = layout.intermediate(config.name, date)
-    record_path = _result_path(intermediate, task.name)
+    record_path = _result_path(intermediate, task.location, task.name)
     checksum: str | None = None
     try:
         listing = current_listing(config, layout, date, run_id)
@@ -420,7 +377,8 @@ def run_file(
         if task.conflict:
             raise InputFileError(task.name, task.conflict)
         try:
-            fetched = source_for(config, layout).fetch(task.source_file(), intermediate / "downloads")
+            # A folder per file: two files of one name (a Drive folder allows it) never share a copy.
+            fetched = source_for(config, layout).fetch(task.source_file(), intermediate / "downloads" / task.key)
         except FileNotFoundError as exc:
             # Deleted or renamed at the source since the listing: retrying cannot bring it back.
             raise InputFileError(
@@ -432,7 +390,7 @@ def run_file(
         settings = transform_settings(config)
         context = day_context(config, layout, date, conninfo)
         inputs = inputs_fingerprint(config, listing["inputs"]["fingerprint"])
-        directory = part_directory(intermediate, task.name, checksum)
+        directory = part_directory(intermediate, task.key, checksum)
         meta = read_part_meta(directory)
         if meta is not None and meta.get("inputs") == inputs:
             status = "skipped"
@@ -518,9 +476,11 @@ def run_batch(
     return BatchOutcome(results, failed)
 
 
-def file_result(config: PipelineConfig, layout: DataLayout, date: dt.date, name: str) -> dict[str, Any] | None:
-    """A file's latest recorded outcome with its part's counts, for the tracking tables."""
-    record = read_json(_result_path(layout.intermediate(config.name, date), name))
+def file_result(
+    config: PipelineConfig, layout: DataLayout, date: dt.date, file: dict[str, Any]
+) -> dict[str, Any] | None:
+    """A listed file's latest recorded outcome with its part's counts, for the tracking tables."""
+    record = read_json(_result_path(layout.intermediate(config.name, date), file["location"], file["name"]))
     if record is None or record["status"] == "failed":
         return record
     meta = read_part_meta(Path(record["part"])) or {}
@@ -542,6 +502,17 @@ def _partition_of(rows: Any, definition: TransformDefinition) -> str | None:
 class DayParts:
     parts: list[Part]
     failed: list[dict[str, Any]]
+    # Files whose last good version stays in the snapshot although this run has no good part of
+    # them: location -> why (``RETAINED_GONE`` or ``RETAINED_FAILED``), with their name.
+    retained: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Files of the last loaded snapshot that this run leaves out: location -> why.
+    dropped: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+RETAINED_GONE = "retained (source gone): its last good version's rows stay in the snapshot"
+RETAINED_FAILED = "its previous good version's rows stay in the snapshot"
+RETAINED_NEWER_FAILED = "retained: no good newer file of its store replaces it; its rows stay in the snapshot"
+DROPPED_ON_REQUEST = "no longer at the source: its rows were dropped on request (drop_missing)"
 
 
 def current_listing(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str | None) -> Any | None:
@@ -553,29 +524,103 @@ def current_listing(config: PipelineConfig, layout: DataLayout, date: dt.date, r
 
 
 def collect_parts(config: PipelineConfig, layout: DataLayout, date: dt.date, listing: Any) -> DayParts:
-    """This run's outcome for every routed file: its part, or why it has none."""
+    """This run's outcome for every routed file: its part, or why it has none.
+
+    Each listed file contributes exactly its own part: a part whose record names another file at the
+    source, or one part counted for two files, is an error here rather than rows lost or doubled.
+    """
     intermediate = layout.intermediate(config.name, date)
     parts: list[Part] = []
     failed: list[dict[str, Any]] = []
+    claimed: dict[Path, str] = {}
     for routed in listing["routed"]:
         name = routed["name"]
-        record = read_json(_result_path(intermediate, name))
+        record = read_json(_result_path(intermediate, routed["location"], name))
+        location = routed["location"]
         if record is None or record.get("run_id") != listing["run_id"]:
-            failed.append({"file_name": name, "error": f"{name}: not transformed in this run (see its task's log)"})
+            error = f"{name}: not transformed in this run (see its task's log)"
+            failed.append({"file_name": name, "file_path": location, "error": error})
             continue
         if record["status"] == "failed":
-            failed.append(record)
+            failed.append({**record, "file_path": location})
             continue
         directory = Path(record["part"])
         meta = read_part_meta(directory)
         if meta is None or meta.get("checksum") != record["checksum"]:
-            failed.append({"file_name": name, "error": f"{name}: its transformed part is missing; rerun its task"})
+            error = f"{name}: its transformed part is missing; rerun its task"
+            failed.append({"file_name": name, "file_path": location, "error": error})
             continue
+        if meta.get("file_path") != routed["location"] or directory in claimed:
+            raise PartMismatchError(
+                f"{name} ({routed['location']}): its part {directory} was made from "
+                f"{claimed.get(directory) or meta.get('file_path')}; the day is not aggregated from it"
+            )
+        claimed[directory] = routed["location"]
         # The source's modified time orders the files when rows of several are merged (latest wins).
         parts.append(
             Part(directory=directory, meta={**meta, "status": record["status"], "modified": routed["modified"]})
         )
-    return DayParts(parts=parts, failed=failed)
+    retained, dropped = _keep_last_good_versions(intermediate, listing, parts, failed)
+    # A failed file whose previous version is kept says so, wherever its error is shown.
+    failed = [
+        {**record, "error": f"{record['error']}; {RETAINED_FAILED}"} if record["file_path"] in retained else record
+        for record in failed
+    ]
+    return DayParts(parts=parts, failed=failed, retained=retained, dropped=dropped)
+
+
+def _keep_last_good_versions(
+    intermediate: Path, listing: Any, parts: list[Part], failed: list[dict[str, Any]]
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """Add to ``parts`` the last loaded version of every file this run has no good part of.
+
+    The rule (docs/stock_health.md, "Reruns"): a date's snapshot holds, per source file, its latest
+    good version. A file gone from the source keeps it (unless the run asked to drop missing files);
+    a new version that fails keeps the previous one's rows. Where the pipeline has stores the unit is
+    the store: a store's good file in this run replaces whatever was kept for it, so a re-upload
+    under a new name never doubles a store.
+    """
+    loaded = read_json(intermediate / LOADED_PARTS) or {}
+    # What the date held before this run loaded anything: the same answer before and after its load.
+    baseline = loaded.get("baseline", []) if loaded.get("run_id") == listing["run_id"] else loaded.get("files", [])
+    good = {str(part.meta.get("file_path")) for part in parts}
+    stores = {part.meta.get("store_id") for part in parts if part.meta.get("store_id") is not None}
+    routed = {file["location"] for file in listing["routed"]}
+    failed_stores = {
+        file["store_id"]
+        for file in listing["routed"]
+        if file["location"] in {record["file_path"] for record in failed} and file.get("store_id") is not None
+    }
+    retained: dict[str, dict[str, str]] = {}
+    dropped: dict[str, dict[str, str]] = {}
+    for kept in baseline:
+        location, name = str(kept["file_path"]), str(kept["file_name"])
+        if location in good or (kept.get("store_id") is not None and kept["store_id"] in stores):
+            continue  # this run has a good version of the file, or of its store
+        if location in routed:
+            reason = RETAINED_FAILED
+        elif listing.get("drop_missing"):
+            dropped[location] = {"file_name": name, "reason": DROPPED_ON_REQUEST}
+            continue
+        elif kept.get("store_id") is not None and kept["store_id"] in failed_stores:
+            reason = RETAINED_NEWER_FAILED
+        else:
+            reason = RETAINED_GONE
+        directory = Path(kept["part"])
+        meta = read_part_meta(directory)
+        if meta is None or meta.get("checksum") != kept.get("checksum"):
+            # Never silent: the day is not complete while a file's rows are missing from it.
+            error = f"{name}: its last good version's part ({directory}) is gone, so its rows are not in the "
+            error += "snapshot; send the file again (or run the date with drop_missing to leave it out)"
+            failed.append({"file_name": name, "file_path": location, "error": error})
+            continue
+        parts.append(Part(directory=directory, meta={**meta, "status": "retained", "modified": kept["modified"]}))
+        retained[location] = {"file_name": name, "reason": reason}
+    return retained, dropped
+
+
+class PartMismatchError(RuntimeError):
+    """A part that is not the listed file's own: a bug or a tampered state folder, never to be loaded."""
 
 
 def aggregate_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str) -> dict[str, Any] | None:
@@ -603,7 +648,9 @@ def aggregate_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run
         "parts": sorted(str(p.directory) for p in day.parts),
         "outputs": asdict(outputs),
         "failed": day.failed,
-        "files": [p.meta for p in day.parts],
+        "files": [{**p.meta, "part": str(p.directory)} for p in day.parts],
+        "retained": day.retained,
+        "dropped": day.dropped,
         "snapshot_csv": outputs.files[f"{date_stamp(date)}.csv"],
     }
     write_json(intermediate / AGGREGATE, summary)
@@ -657,6 +704,19 @@ def load_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: 
         date=date,
         csv_path=Path(aggregate["snapshot_csv"]),
         columns=table.columns,
+    )
+    # What the warehouse now holds for the date, part by part: what a later run keeps of a file it has
+    # no good version of.
+    previous = read_json(intermediate / LOADED_PARTS) or {}
+    baseline = previous.get("baseline", []) if previous.get("run_id") == run_id else previous.get("files", [])
+    write_json(
+        intermediate / LOADED_PARTS,
+        {
+            "run_id": run_id,
+            "aggregate_id": aggregate["aggregate_id"],
+            "files": aggregate["files"],
+            "baseline": baseline,
+        },
     )
     write_json(
         intermediate / LOAD,

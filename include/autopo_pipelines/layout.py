@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -15,6 +16,19 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def safe_file_name(name: str) -> str:
     """A store's file name as a name for our own files: no spaces, slashes or odd characters."""
     return _UNSAFE.sub("_", name)
+
+
+# Enough of the name to recognise the file in a listing of our folders; the rest is the identity.
+_READABLE_CHARS = 48
+
+
+def file_key(location: str, name: str) -> str:
+    """A source file's key for our own files (its result, its part, its download): one per file at the
+    source (its path, gs:// URI or Drive id), never shared by two files whose display names sanitise
+    alike ("PO export.xlsx" and "PO_export.xlsx", two Drive files of one name), and short whatever
+    the name's length. The name's start keeps it readable."""
+    digest = hashlib.sha256(location.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+    return f"{safe_file_name(name)[:_READABLE_CHARS]}.{digest}"
 
 
 def data_root() -> Path:

@@ -231,6 +231,36 @@ def file_failed(
     return _file_event(pipeline, date, dag_run_id, job)
 
 
+def file_kept_or_dropped(
+    pipeline: str,
+    date: dt.date,
+    location: str,
+    kept: dict[str, Any],
+    part: dict[str, Any] | None,
+    dag_run_id: str,
+    now: dt.datetime,
+) -> FileJobChange:
+    """A file of the date's last loaded snapshot that this run has no good version of: ``retained``
+    when its last good version's rows stay (``part`` is that version), else ``unrouted`` with why its
+    rows were left out. ``kept``: its name and the reason (day_run.DayParts.retained / dropped)."""
+    fields: dict[str, Any] = {"error": kept["reason"], "map_index": None, "completed_at": now}
+    if part is None:
+        fields["status"] = "unrouted"
+    else:
+        fields.update(
+            {
+                "status": "retained",
+                "store_id": part.get("store_id"),
+                "checksum": part.get("checksum"),
+                "rows_in": part.get("rows_in", 0),
+                "rows_out": part.get("rows_out", 0),
+                "rows_rejected": part.get("rows_rejected", 0),
+                "intermediate_path": part.get("part"),
+            }
+        )
+    return FileJobChange(location, kept["file_name"], fields, dag_run_id=dag_run_id)
+
+
 def row_counts(loaded_rows: int, rows_in: int, rejected: int, skipped: int, merged: int) -> dict[str, int]:
     """The run row's accounting: rows_in = total_rows + merged_rows + skipped_rows + rejected_rows."""
     return {

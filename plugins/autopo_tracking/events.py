@@ -5,6 +5,7 @@ The listeners call these; each returns quietly for DAGs that are not pipelines.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -130,7 +131,7 @@ def _file_changes(
         return _together([tracking.file_started(name, date, f, index, run_id, _now()) for f in batches[index]])
     changes = []
     for file in batches[index]:
-        result = day_run.file_result(config, layout, date, file["name"])
+        result = day_run.file_result(config, layout, date, file)
         if result is not None and result.get("run_id") != run_id:
             result = None  # an earlier run's outcome says nothing about this attempt
         if result is not None and result["status"] != "failed":
@@ -166,7 +167,7 @@ def judge_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id:
         for part in parts.parts:
             statuses[part.meta["status"]] = statuses.get(part.meta["status"], 0) + 1
         statuses["failed"] = len(parts.failed)
-        files = _file_outcomes(config, layout, date, run_id, listing)
+        files = _file_outcomes(config, layout, date, run_id, listing, parts)
     load = day_run.read_json(layout.intermediate(config.name, date) / day_run.LOAD)
     aggregate = day_run.read_json(layout.intermediate(config.name, date) / day_run.AGGREGATE) or {}
     loaded = load is not None and load.get("run_id") == run_id
@@ -191,21 +192,43 @@ def _row_counts(loaded_rows: int, aggregate: dict[str, Any]) -> dict[str, int]:
 
 
 def _file_outcomes(
-    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, listing: Any
+    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, listing: Any, day: day_run.DayParts
 ) -> list[tracking.FileJobChange]:
-    """Each routed file's recorded outcome in this run, as rows; attempts are not counted again."""
+    """Each routed file's recorded outcome in this run, as rows (attempts are not counted again), and
+    the files of the last loaded snapshot this run kept or left out, each saying so."""
     changes = []
     now = _now()
+    errors = {str(record["file_path"]): str(record["error"]) for record in day.failed}
     for index, file in tracking.files_by_map_index(listing):
-        result = day_run.file_result(config, layout, date, file["name"])
+        result = day_run.file_result(config, layout, date, file)
         if result is None or result.get("run_id") != run_id:
             failure = {"error": f"{file['name']}: not transformed in this run", "will_retry": False}
             changes += tracking.file_failed(config.name, date, file, index, failure, run_id, now).files
         elif result["status"] == "failed":
-            failure = {"error": result["error"], "will_retry": False, "checksum": result.get("checksum")}
+            # The day's own words: they say when the file's previous version stays in the snapshot.
+            error = errors.get(file["location"], result["error"])
+            failure = {"error": error, "will_retry": False, "checksum": result.get("checksum")}
             changes += tracking.file_failed(config.name, date, file, index, failure, run_id, now).files
         else:
             changes += tracking.file_finished(config.name, date, file, index, result, run_id, now, None).files
+    routed = {file["location"] for file in listing["routed"]}
+    kept_parts = {str(p.meta.get("file_path")): {**p.meta, "part": str(p.directory)} for p in day.parts}
+    for location, kept in day.retained.items():
+        if location not in routed:  # a routed file's row is its failure, above
+            changes.append(
+                tracking.file_kept_or_dropped(config.name, date, location, kept, kept_parts[location], run_id, now)
+            )
+    for location, kept in day.dropped.items():
+        changes.append(tracking.file_kept_or_dropped(config.name, date, location, kept, None, run_id, now))
+    for record in day.failed:
+        if record["file_path"] not in routed:  # a kept version whose part is gone
+            kept = {"file_name": record["file_name"], "reason": record["error"]}
+            changes.append(
+                dataclasses.replace(
+                    tracking.file_kept_or_dropped(config.name, date, record["file_path"], kept, None, run_id, now),
+                    fields={"status": "failed", "error": record["error"], "map_index": None, "completed_at": now},
+                )
+            )
     return changes
 
 

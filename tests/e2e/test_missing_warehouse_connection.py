@@ -33,7 +33,7 @@ def test_warehouse_conninfo_names_the_missing_connection(monkeypatch: pytest.Mon
     assert warehouse_conninfo() == "host=db.example port=6543 user=loader password=secret dbname=warehouse"
 
 
-def test_a_day_without_the_connection_fails_its_listing_with_the_message(
+def test_a_day_without_the_connection_fails_at_once_with_the_message(
     data_layout: DataLayout, clean_tables: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     from airflow.utils.state import DagRunState, TaskInstanceState
@@ -49,8 +49,10 @@ def test_a_day_without_the_connection_fails_its_listing_with_the_message(
 
     assert run.state == DagRunState.FAILED
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    # Failed at once (no retry can define the connection), before any file was transformed.
-    assert states["list_files"] == TaskInstanceState.FAILED
+    # Failed at once (no retry can define the connection) by the first task that needs the warehouse: the
+    # sensor, which asks it whether another run holds the date. Nothing was listed or transformed.
+    assert states["wait_for_files"] == TaskInstanceState.FAILED
+    assert states["list_files"] == TaskInstanceState.UPSTREAM_FAILED
     assert states["load_snapshot"] != TaskInstanceState.SUCCESS
     assert f"AirflowFailException: {MESSAGE}" in capfd.readouterr().out
     # Nothing was written anywhere else either: the test's warehouse (reachable, but not named) is empty.

@@ -17,6 +17,7 @@ import pytest
 from dag_runs import fmt, query, read_csv, run_day, task_states
 from openpyxl import Workbook
 
+from autopo_pipelines import day_lock
 from autopo_pipelines.layout import DataLayout
 from po_spec import SPEC_OUTPUT_COLUMNS
 
@@ -200,9 +201,7 @@ def test_po_day_end_to_end(data_layout: DataLayout, clean_tables: str) -> None:
         )
 
     # A run of the date that ended without letting go of it (killed, marked failed) does not block the day.
-    intermediate = layout.intermediate("po_snapshots", DATE)
-    intermediate.mkdir(parents=True)
-    (intermediate / "run.lock").write_text(json.dumps({"run_id": "manual__gone"}), encoding="utf-8")
+    day_lock.acquire(clean_tables, "po_snapshots", DATE, "manual__gone", lambda run_id: True)
 
     run = run_day("po_snapshots", DATE)
 
@@ -214,7 +213,7 @@ def test_po_day_end_to_end(data_layout: DataLayout, clean_tables: str) -> None:
         assert states[("transform_file", name)] == TaskInstanceState.SUCCESS
     assert states[("load_snapshot", -1)] == TaskInstanceState.SUCCESS
     # check_day let go of the date: the next run of it may start.
-    assert not (intermediate / "run.lock").exists()
+    assert day_lock.holder(clean_tables, "po_snapshots", DATE) is None
 
     expected = sorted(
         (expected_line(line) for line in day.lines), key=lambda r: (r["po_number"], r["store_id"], r["sku"])

@@ -7,15 +7,17 @@ would give them, against the real PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
+import threading
 from pathlib import Path
 
 import psycopg
 import pytest
 from openpyxl import Workbook
 
-from autopo_pipelines import day_run
+from autopo_pipelines import day_lock, day_run
 from autopo_pipelines.config import PipelineConfig, default_config_dir, load_config_file
 from autopo_pipelines.errors import InputFileError, ReferenceDataError
 from autopo_pipelines.layout import DataLayout
@@ -101,7 +103,7 @@ def test_a_rerun_reuses_unchanged_files_and_redoes_changed_ones(
     assert day_run.day_problems(config, layout, DATE, "run-4") == []
 
 
-def test_a_file_that_breaks_on_a_rerun_is_not_replaced_by_its_old_part(
+def test_a_file_that_breaks_on_a_rerun_keeps_its_previous_good_version(
     day: tuple[PipelineConfig, DataLayout], clean_tables: str
 ) -> None:
     config, layout = day
@@ -110,11 +112,13 @@ def test_a_file_that_breaks_on_a_rerun_is_not_replaced_by_its_old_part(
     statuses = run_day(config, layout, "run-2", clean_tables)
     assert statuses["S2_stock_20240305.xlsx"] == "failed"
     problems = day_run.day_problems(config, layout, DATE, "run-2")
+    # Still a problem of the day (the new version is broken), and it says what the snapshot holds of S2.
     assert len(problems) == 1 and problems[0].startswith("S2_stock_20240305.xlsx")
-    # The day's snapshot is this run's: the good file only, not S2's rows from run 1.
-    assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B")]
+    assert problems[0].endswith("; its previous good version's rows stay in the snapshot")
+    # The snapshot holds, per file, its latest good version: S2's rows from run 1 stay.
+    assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B"), ("S2", "A")]
     csv_text = (layout.seeds("stock_health") / "20240305.csv").read_text(encoding="utf-8")
-    assert ",S2," not in csv_text
+    assert ",S2," in csv_text
 
 
 def test_a_file_whose_task_never_finished_counts_as_failed(
@@ -125,8 +129,11 @@ def test_a_file_whose_task_never_finished_counts_as_failed(
     # Run 2: S2's task dies (killed, a bug) before recording anything.
     run_day(config, layout, "run-2", clean_tables, files=["S1_stock_20240305.xlsx"])
     problems = day_run.day_problems(config, layout, DATE, "run-2")
-    assert problems == ["S2_stock_20240305.xlsx: not transformed in this run (see its task's log)"]
-    assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B")]
+    assert problems == [
+        "S2_stock_20240305.xlsx: not transformed in this run (see its task's log); "
+        "its previous good version's rows stay in the snapshot"
+    ]
+    assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B"), ("S2", "A")]
 
 
 def test_stale_state_of_an_earlier_run_never_passes_for_this_run(
@@ -174,9 +181,8 @@ def test_clearing_only_the_failed_file_asks_for_the_aggregate_to_be_rerun(
     day_run.load_day(config, layout, DATE, "run-1", clean_tables)
     assert day_run.day_problems(config, layout, DATE, "run-1") == []
     assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B"), ("S2", "A")]
-    record = json.loads(
-        (layout.intermediate("stock_health", DATE) / "results" / "S2_stock_20240305.xlsx.json").read_text()
-    )
+    (result,) = (layout.intermediate("stock_health", DATE) / "results").glob("S2_stock_20240305.xlsx.*.json")
+    record = json.loads(result.read_text())
     assert record["status"] == "completed" and record["run_id"] == "run-1"
 
 
@@ -259,31 +265,73 @@ def test_the_same_file_under_another_stores_name_fails_alone(
     assert day_run.run_file(config, layout, DATE, tasks[original.name], "run-1", clean_tables)["status"] == "completed"
 
 
-def test_two_runs_of_one_date_are_serialised_never_interleaved(day: tuple[PipelineConfig, DataLayout]) -> None:
+def test_two_runs_of_one_date_are_serialised_never_interleaved(clean_tables: str) -> None:
     """A manual run during a backfill's run of the same date: the second waits (its sensor sees the date
     busy) and cannot take the date while the first is live; once the first ends, it can."""
-    config, layout = day
     live = {"backfill-1"}
 
     def is_live(run_id: str) -> bool:
         return run_id in live
 
-    day_run.acquire_day(config, layout, DATE, "backfill-1", is_live)
-    assert day_run.busy_with(config, layout, DATE, "manual-1", is_live) == "backfill-1"
-    assert day_run.busy_with(config, layout, DATE, "backfill-1", is_live) is None
-    with pytest.raises(day_run.DayBusyError, match="is being processed by run backfill-1"):
-        day_run.acquire_day(config, layout, DATE, "manual-1", is_live)
+    lock = functools.partial(day_lock.acquire, clean_tables, "stock_health", DATE)
+    lock("backfill-1", is_live)
+    assert day_lock.busy_with(clean_tables, "stock_health", DATE, "manual-1", is_live) == "backfill-1"
+    assert day_lock.busy_with(clean_tables, "stock_health", DATE, "backfill-1", is_live) is None
+    with pytest.raises(day_lock.DayBusyError, match="is being processed by run backfill-1"):
+        lock("manual-1", is_live)
     # The holder's own tasks (each acquires) go on.
-    day_run.acquire_day(config, layout, DATE, "backfill-1", is_live)
+    lock("backfill-1", is_live)
 
     # The first run ends normally: check_day releases the date.
-    day_run.release_day(config, layout, DATE, "manual-1")  # not the holder: no effect
-    assert day_run.day_holder(config, layout, DATE) == "backfill-1"
-    day_run.release_day(config, layout, DATE, "backfill-1")
-    day_run.acquire_day(config, layout, DATE, "manual-1", is_live)
-    assert day_run.day_holder(config, layout, DATE) == "manual-1"
+    day_lock.release(clean_tables, "stock_health", DATE, "manual-1")  # not the holder: no effect
+    assert day_lock.holder(clean_tables, "stock_health", DATE) == "backfill-1"
+    day_lock.release(clean_tables, "stock_health", DATE, "backfill-1")
+    lock("manual-1", is_live)
+    assert day_lock.holder(clean_tables, "stock_health", DATE) == "manual-1"
 
     # A run that ended without releasing (marked failed by hand) does not block the date for ever.
     live.clear()
-    day_run.acquire_day(config, layout, DATE, "manual-2", is_live)
-    assert day_run.day_holder(config, layout, DATE) == "manual-2"
+    lock("manual-2", is_live)
+    assert day_lock.holder(clean_tables, "stock_health", DATE) == "manual-2"
+    # Another pipeline's lock of the same date is another lock.
+    day_lock.acquire(clean_tables, "po_snapshots", DATE, "po-1", lambda run: True)
+    assert day_lock.holder(clean_tables, "stock_health", DATE) == "manual-2"
+
+
+@pytest.mark.parametrize("held_by_an_ended_run", [False, True])
+def test_two_runs_starting_one_date_at_once_never_both_take_it(clean_tables: str, held_by_an_ended_run: bool) -> None:
+    """Both runs look at the lock at the same moment (a barrier in their liveness check holds them
+    together), then both try to take it: exactly one does, on a free date or over an ended run's lock.
+    The file lock this replaces let both take an ended run's lock."""
+    if held_by_an_ended_run:
+        day_lock.acquire(clean_tables, "stock_health", DATE, "ended-run", lambda run: True)
+    together = threading.Barrier(2)
+    contenders = ["manual-1", "backfill-1"]
+
+    def is_live(run_id: str) -> bool:
+        if run_id == "ended-run":
+            together.wait(timeout=10)  # both have read the holder; now both swap
+            return False
+        return run_id in contenders
+
+    outcomes: dict[str, str] = {}
+
+    def start(run_id: str) -> None:
+        if not held_by_an_ended_run:
+            together.wait(timeout=10)
+        try:
+            day_lock.acquire(clean_tables, "stock_health", DATE, run_id, is_live)
+            outcomes[run_id] = "took it"
+        except day_lock.DayBusyError as exc:
+            outcomes[run_id] = str(exc)
+
+    threads = [threading.Thread(target=start, args=(run_id,)) for run_id in contenders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    winners = [run_id for run_id, outcome in outcomes.items() if outcome == "took it"]
+    assert len(outcomes) == 2 and len(winners) == 1, outcomes
+    (loser,) = set(contenders) - set(winners)
+    assert outcomes[loser].startswith(f"stock_health {DATE.isoformat()} is being processed by run {winners[0]}")
+    assert day_lock.holder(clean_tables, "stock_health", DATE) == winners[0]

@@ -27,6 +27,8 @@ EXPECTED = [
     "0005_snapshot_loads_and_run_notes",
     "0006_run_row_accounting",
     "0007_stock_health_partitions",
+    "0008_day_locks",
+    "0009_retained_file_jobs",
 ]
 
 SNAPSHOT_COLUMNS = [
@@ -329,7 +331,7 @@ def test_partitioning_keeps_the_rows_already_loaded(fresh_db_url: str, tmp_path:
             conn.execute(insert, (day, store))
         old = conn.execute("SELECT * FROM stock_health_snapshots ORDER BY 1, 2").fetchall()
 
-    assert apply_migrations(fresh_db_url, MIGRATIONS_DIR) == ["0007_stock_health_partitions"]
+    assert apply_migrations(fresh_db_url, MIGRATIONS_DIR)[0] == "0007_stock_health_partitions"
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         assert conn.execute("SELECT * FROM stock_health_snapshots ORDER BY 1, 2").fetchall() == old
         partitions = conn.execute(

@@ -144,3 +144,20 @@ def test_a_run_that_ended_before_listing_leaves_a_failed_row_but_never_overwrite
     assert rows(clean_tables, f"SELECT dag_run_id, status FROM pipeline_runs WHERE date = '{other}'") == [
         ("run-2", "completed")
     ]
+
+
+def test_a_name_or_error_with_a_nul_is_tracked_with_it_shown(hook: object, clean_tables: str) -> None:
+    # PostgreSQL's text cannot hold NUL: the write used to fail, the failure was swallowed, the file untracked.
+    odd = {**FILE, "name": "S1\x00_stock_20241204.xlsx", "location": "gs://b/S1\x00_stock_20241204.xlsx"}
+    listing = {**LISTING, "routed": [odd]}
+    assert hook.record(tracking.files_listed("stock_health", DATE, listing, "run-1", NOW))
+    failure = {"error": "S1\x00_stock_20241204.xlsx: not a workbook", "will_retry": False}
+    assert hook.record(tracking.file_failed("stock_health", DATE, odd, 0, failure, "run-1", NOW))
+    assert rows(clean_tables, "SELECT file_name, file_path, status, error FROM pipeline_file_jobs") == [
+        (
+            "S1\\x00_stock_20241204.xlsx",
+            "gs://b/S1\\x00_stock_20241204.xlsx",
+            "failed",
+            "S1\\x00_stock_20241204.xlsx: not a workbook",
+        )
+    ]

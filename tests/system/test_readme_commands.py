@@ -157,7 +157,10 @@ def clone() -> Iterator[Clone]:
     root = private / "p"
     _copy_checkout(root)
     shutil.rmtree(SAMPLE_ROOT, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AUTOPO", "VIRTUAL_ENV", "PYTEST"))}
+    # A user's shell: none of this suite's settings, nor those of a `make test` this runs under
+    # (MAKELEVEL would make the inner make print "Entering directory" lines into `make db-url`).
+    inherited = ("AIRFLOW", "AUTOPO", "VIRTUAL_ENV", "PYTEST", "MAKE", "MFLAGS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
     api_port = _free_port()
     # `make up` takes its port from API_PORT (default 8080, which may be taken on a shared machine).
     env["API_PORT"] = str(api_port)

@@ -55,10 +55,18 @@ def record(config: PipelineConfig, layout: DataLayout, name: str, status: str, r
     else:
         part = intermediate / "parts" / name
         part.mkdir(parents=True, exist_ok=True)
-        meta = {"checksum": payload["checksum"], "rows_in": 4, "rows_out": 3, "rows_rejected": 1}
+        location = next(t.location for t in FILES if t.name == name)
+        meta = {
+            "checksum": payload["checksum"],
+            "file_path": location,
+            "rows_in": 4,
+            "rows_out": 3,
+            "rows_rejected": 1,
+        }
         (part / "part.json").write_text(json.dumps(meta), encoding="utf-8")
         payload["part"] = str(part)
-    day_run.write_json(day_run._result_path(intermediate, name), payload)
+    task = next(t for t in FILES if t.name == name)
+    day_run.write_json(day_run._result_path(intermediate, task.location, task.name), payload)
 
 
 def event(map_index: int, state: str, error: object = None, will_retry: bool = False) -> events.TaskEvent:

@@ -36,7 +36,8 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
         definition = load_transform(config.transform)
         table_rows = count_rows(conninfo, definition.snapshot.name, definition.snapshot.date_column, date)
         tracked = tracked_run(conninfo, pipeline, date)
-    failures = day_run.collect_parts(config, layout, date, listing).failed if listing else []
+    day = day_run.collect_parts(config, layout, date, listing) if listing else day_run.DayParts([], [])
+    failures = day.failed
     return {
         "pipeline": pipeline,
         "date": date.isoformat(),
@@ -59,6 +60,9 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
         "table_rows": table_rows,
         "tracked": tracked,
         "failures": failures,
+        # Files of the last loaded snapshot this run kept (or, on request, left out): never silently.
+        "retained": [dict(kept) for kept in day.retained.values()],
+        "dropped": [dict(kept) for kept in day.dropped.values()],
         "unrouted": listing.get("unrouted", []),
         "notes": listing_notes(listing),
         "problems": day_run.day_problems(config, layout, date),
@@ -108,6 +112,10 @@ def render_summary(summary: dict[str, Any]) -> str:
         )
     for failure in summary["failures"]:
         lines.append(f"FAILED {failure['error']}")
+    for kept in summary["retained"]:
+        lines.append(f"retained {kept['file_name']}: {kept['reason']}")
+    for left in summary["dropped"]:
+        lines.append(f"dropped {left['file_name']}: {left['reason']}")
     for unrouted in summary["unrouted"]:
         lines.append(f"unrouted {unrouted['name']}: {unrouted['reason']}")
     lines.append("result: " + ("OK" if not summary["problems"] else "FAILED: " + "; ".join(summary["problems"])))

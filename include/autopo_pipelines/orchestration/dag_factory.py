@@ -35,7 +35,7 @@ from airflow.sdk import (
 from airflow.sdk.api.client import ServerResponseError
 from airflow.sdk.exceptions import AirflowFailException, AirflowRuntimeError, AirflowSkipException
 
-from autopo_pipelines import day_run
+from autopo_pipelines import day_lock, day_run
 from autopo_pipelines.config import PipelineConfig, default_config_dir, load_configs
 from autopo_pipelines.errors import ReferenceDataError
 from autopo_pipelines.layout import DataLayout
@@ -105,7 +105,7 @@ def holding_the_day(config: PipelineConfig) -> RunScope:
     """The run's scope, with the date held by this run: every task that writes the day's state holds it,
     also when it is cleared and rerun after another run of the date has started."""
     scope = run_scope(config)
-    day_run.acquire_day(config, scope.layout, scope.date, scope.run_id, run_is_live(config.name))
+    day_lock.acquire(warehouse(), config.name, scope.date, scope.run_id, run_is_live(config.name))
     return scope
 
 
@@ -187,7 +187,7 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
         )
         def wait_for_files() -> PokeReturnValue:
             scope = run_scope(config)
-            holder = day_run.busy_with(config, scope.layout, scope.date, scope.run_id, run_is_live(config.name))
+            holder = day_lock.busy_with(warehouse(), config.name, scope.date, scope.run_id, run_is_live(config.name))
             if holder is not None:
                 # Serialised, not interleaved: a manual run waits for the backfill's run of the same date.
                 log.info("%s %s is being processed by run %s; waiting for it to end", config.name, scope.date, holder)
@@ -213,9 +213,17 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
             # Read when the day is listed, not when the DAG is parsed: it is the limit the API server
             # applies to this task's pushed list, and can change without the DAG file changing.
             max_map_length = conf.getint("core", "max_map_length")
+            # Run conf {"drop_missing": true}: files gone from the source lose their rows on purpose.
+            drop_missing = bool((get_current_context()["dag_run"].conf or {}).get("drop_missing"))
             try:
                 batches = day_run.list_day_batches(
-                    config, scope.layout, scope.date, scope.run_id, warehouse(), max_map_length
+                    config,
+                    scope.layout,
+                    scope.date,
+                    scope.run_id,
+                    warehouse(),
+                    max_map_length,
+                    drop_missing=drop_missing,
                 )
             except (ReferenceDataError, SourceError) as exc:
                 raise AirflowFailException(str(exc)) from exc
@@ -261,7 +269,7 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
             try:
                 return judge_day(scope)
             finally:
-                day_run.release_day(config, scope.layout, scope.date, scope.run_id)
+                day_lock.release(warehouse(), config.name, scope.date, scope.run_id)
 
         def judge_day(scope: RunScope) -> dict[str, Any]:
             if day_run.outputs_are_stale(config, scope.layout, scope.date, scope.run_id):

@@ -12,15 +12,21 @@ from typing import Any, BinaryIO
 
 from autopo_pipelines.layout import safe_file_name
 
+# A file name may be 255 bytes; the copy's temporary name adds a dot, a separator and 8 random characters.
+_MAX_COPY_NAME = 120
+
 
 def local_copy_name(name: str) -> str:
-    """A safe local name that no other upload maps to ("A B.xlsx" and "A_B.xlsx" differ)."""
+    """A safe local name that no other upload maps to ("A B.xlsx" and "A_B.xlsx" differ), short enough
+    for any file system whatever the upload's name, keeping its extension (readers go by it)."""
     safe = safe_file_name(name)
-    if safe == name:
+    if safe == name and len(safe) <= _MAX_COPY_NAME:
         return safe
     stem, dot, suffix = safe.rpartition(".")
-    tag = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{stem}.{tag}.{suffix}" if dot else f"{safe}.{tag}"
+    if not dot or len(suffix) > 16:
+        stem, suffix = safe, ""
+    tag = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{stem[: _MAX_COPY_NAME - 26]}.{tag}" + (f".{suffix}" if suffix else "")
 
 
 class ChecksumMismatchError(IOError):

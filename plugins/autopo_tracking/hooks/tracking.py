@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -32,6 +33,37 @@ CONNECT_TIMEOUT_S = 3
 STATEMENT_TIMEOUT_MS = 5000
 
 
+def _storable_value(value: Any) -> Any:
+    """PostgreSQL's text cannot hold NUL: a file name or error that has one is stored with it shown as
+    ``\\x00``, instead of the whole write failing and the file going untracked."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")
+    if isinstance(value, list):
+        return [_storable_value(item) for item in value]
+    return value
+
+
+def storable(changes: Changes) -> Changes:
+    """The changes with every text fit for PostgreSQL (see _storable_value)."""
+
+    def fields(values: dict[str, Any]) -> dict[str, Any]:
+        return {key: _storable_value(value) for key, value in values.items()}
+
+    run = dataclasses.replace(
+        changes.run, fields=fields(changes.run.fields), insert_only=fields(changes.run.insert_only)
+    )
+    files = [
+        dataclasses.replace(
+            job,
+            file_path=_storable_value(job.file_path),
+            file_name=_storable_value(job.file_name),
+            fields=fields(job.fields),
+        )
+        for job in changes.files
+    ]
+    return dataclasses.replace(changes, run=run, files=files)
+
+
 class TrackingHook(PostgresHook):
     """Writes tracking rows to the warehouse; a failed write is retried, logged, never raised."""
 
@@ -57,6 +89,7 @@ class TrackingHook(PostgresHook):
 
     def record(self, changes: Changes) -> bool:
         """Apply the changes in one transaction; False (and a log line) when that is not possible."""
+        changes = storable(changes)
         where = f"{changes.run.pipeline_name} {changes.run.date}"
         try:
             conninfo = self.conninfo()
