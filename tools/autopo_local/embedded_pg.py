@@ -73,6 +73,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -761,15 +762,7 @@ class EmbeddedPostgres:
         trusted = self._hba_trusts()
         if not trusted and self._refuses_without_password(port):
             return
-        with psycopg.connect(
-            host="127.0.0.1",
-            port=port,
-            user=SUPERUSER,
-            dbname="postgres",
-            password=password,
-            autocommit=True,
-            connect_timeout=5,
-        ) as conn:
+        with _admin_connection(port, password) as conn:
             # Still trust: this connection is let in without the password, which is set now.
             conn.execute("SET password_encryption = 'scram-sha-256'")
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER), sql.Literal(password)))
@@ -902,18 +895,23 @@ class EmbeddedPostgres:
 
     def _ensure_database(self, port: int, password: str) -> None:
         # Checked on every start, so a crash between initdb and CREATE DATABASE heals itself.
-        with psycopg.connect(
-            host="127.0.0.1",
-            port=port,
-            user=SUPERUSER,
-            dbname="postgres",
-            password=password,
-            autocommit=True,
-            connect_timeout=5,
-        ) as conn:
+        with _admin_connection(port, password) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
             if exists is None:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
+
+
+def _admin_connection(port: int, password: str) -> psycopg.Connection[Any]:
+    """The superuser, on the maintenance database, in autocommit: for setting the cluster up."""
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=port,
+        user=SUPERUSER,
+        dbname="postgres",
+        password=password,
+        autocommit=True,
+        connect_timeout=5,
+    )
 
 
 # --------------------------------------------------------------------------- CLI
