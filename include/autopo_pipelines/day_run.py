@@ -535,8 +535,8 @@ def collect_parts(config: PipelineConfig, layout: DataLayout, date: dt.date, lis
     claimed: dict[Path, str] = {}
     for routed in listing["routed"]:
         name = routed["name"]
-        record = read_json(_result_path(intermediate, routed["location"], name))
         location = routed["location"]
+        record = read_json(_result_path(intermediate, location, name))
         if record is None or record.get("run_id") != listing["run_id"]:
             error = f"{name}: not transformed in this run (see its task's log)"
             failed.append({"file_name": name, "file_path": location, "error": error})
@@ -550,12 +550,12 @@ def collect_parts(config: PipelineConfig, layout: DataLayout, date: dt.date, lis
             error = f"{name}: its transformed part is missing; rerun its task"
             failed.append({"file_name": name, "file_path": location, "error": error})
             continue
-        if meta.get("file_path") != routed["location"] or directory in claimed:
+        if meta.get("file_path") != location or directory in claimed:
             raise PartMismatchError(
-                f"{name} ({routed['location']}): its part {directory} was made from "
+                f"{name} ({location}): its part {directory} was made from "
                 f"{claimed.get(directory) or meta.get('file_path')}; the day is not aggregated from it"
             )
-        claimed[directory] = routed["location"]
+        claimed[directory] = location
         # The source's modified time orders the files when rows of several are merged (latest wins).
         parts.append(
             Part(directory=directory, meta={**meta, "status": record["status"], "modified": routed["modified"]})
@@ -580,16 +580,15 @@ def _keep_last_good_versions(
     the store: a store's good file in this run replaces whatever was kept for it, so a re-upload
     under a new name never doubles a store.
     """
-    loaded = read_json(intermediate / LOADED_PARTS) or {}
-    # What the date held before this run loaded anything: the same answer before and after its load.
-    baseline = loaded.get("baseline", []) if loaded.get("run_id") == listing["run_id"] else loaded.get("files", [])
+    baseline = _baseline(read_json(intermediate / LOADED_PARTS) or {}, listing["run_id"])
     good = {str(part.meta.get("file_path")) for part in parts}
     stores = {part.meta.get("store_id") for part in parts if part.meta.get("store_id") is not None}
     routed = {file["location"] for file in listing["routed"]}
+    failed_locations = {record["file_path"] for record in failed}
     failed_stores = {
         file["store_id"]
         for file in listing["routed"]
-        if file["location"] in {record["file_path"] for record in failed} and file.get("store_id") is not None
+        if file["location"] in failed_locations and file.get("store_id") is not None
     }
     retained: dict[str, dict[str, str]] = {}
     dropped: dict[str, dict[str, str]] = {}
@@ -617,6 +616,12 @@ def _keep_last_good_versions(
         parts.append(Part(directory=directory, meta={**meta, "status": "retained", "modified": kept["modified"]}))
         retained[location] = {"file_name": name, "reason": reason}
     return retained, dropped
+
+
+def _baseline(loaded: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    """The parts the date held before ``run_id`` loaded anything: the same answer before and after
+    that run's own load (which keeps it as ``baseline``), so a rerun's check_day judges as its aggregate did."""
+    return list(loaded.get("baseline", []) if loaded.get("run_id") == run_id else loaded.get("files", []))
 
 
 class PartMismatchError(RuntimeError):
@@ -649,8 +654,6 @@ def aggregate_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run
         "outputs": asdict(outputs),
         "failed": day.failed,
         "files": [{**p.meta, "part": str(p.directory)} for p in day.parts],
-        "retained": day.retained,
-        "dropped": day.dropped,
         "snapshot_csv": outputs.files[f"{date_stamp(date)}.csv"],
     }
     write_json(intermediate / AGGREGATE, summary)
@@ -707,8 +710,7 @@ def load_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: 
     )
     # What the warehouse now holds for the date, part by part: what a later run keeps of a file it has
     # no good version of.
-    previous = read_json(intermediate / LOADED_PARTS) or {}
-    baseline = previous.get("baseline", []) if previous.get("run_id") == run_id else previous.get("files", [])
+    baseline = _baseline(read_json(intermediate / LOADED_PARTS) or {}, run_id)
     write_json(
         intermediate / LOADED_PARTS,
         {

@@ -5,7 +5,6 @@ The listeners call these; each returns quietly for DAGs that are not pipelines.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -222,13 +221,8 @@ def _file_outcomes(
         changes.append(tracking.file_kept_or_dropped(config.name, date, location, kept, None, run_id, now))
     for record in day.failed:
         if record["file_path"] not in routed:  # a kept version whose part is gone
-            kept = {"file_name": record["file_name"], "reason": record["error"]}
-            changes.append(
-                dataclasses.replace(
-                    tracking.file_kept_or_dropped(config.name, date, record["file_path"], kept, None, run_id, now),
-                    fields={"status": "failed", "error": record["error"], "map_index": None, "completed_at": now},
-                )
-            )
+            fields = {"status": "failed", "error": record["error"], "map_index": None, "completed_at": now}
+            changes.append(tracking.FileJobChange(record["file_path"], record["file_name"], fields, dag_run_id=run_id))
     return changes
 
 

@@ -61,29 +61,41 @@ def failed_day(tmp_path: Path, clean_tables: str, monkeypatch: pytest.MonkeyPatc
         "email_on_failure": True,
         "webhook_conn_id": "autopo_webhook",
     }
+    config, layout = day_with_config(raw, tmp_path, monkeypatch)
+    inbox = layout.inbox("stock_health")
+    inbox.mkdir(parents=True)
+    write_store(inbox, "S1")
+    (inbox / f"S2_stock_{DATE:%Y%m%d}.xlsx").write_bytes(b"SKU,Stock On Hand\nA,1\n")
+    run_the_day(config, layout, day_run.list_day_files(config, layout, DATE, "run-1", clean_tables), clean_tables)
+    return layout
+
+
+def day_with_config(
+    raw: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[PipelineConfig, DataLayout]:
+    """The pipeline's config as ``raw`` says, and a data root with a supplier master, where the code looks."""
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "stock_health.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
     layout = DataLayout(tmp_path / "data")
     monkeypatch.setenv("AUTOPO_DATA_DIR", str(layout.root))
-    inbox = layout.inbox("stock_health")
-    inbox.mkdir(parents=True)
     layout.reference().mkdir(parents=True)
     (layout.reference() / "suppliers.csv").write_text(
         "sku,supplier_id,supplier_name,lead_time_days,moq,pack_size\nA,SUP,Supplier,7,0,1\n", encoding="utf-8"
     )
-    write_store(inbox, "S1")
-    (inbox / f"S2_stock_{DATE:%Y%m%d}.xlsx").write_bytes(b"SKU,Stock On Hand\nA,1\n")
-    config = load_config_file(configs / "stock_health.yaml")
-    for task in day_run.list_day_files(config, layout, DATE, "run-1", clean_tables):
+    return load_config_file(configs / "stock_health.yaml"), layout
+
+
+def run_the_day(config: PipelineConfig, layout: DataLayout, tasks: list[day_run.FileTask], conninfo: str) -> None:
+    """Each listed file transformed (a bad one fails on its own), then the day aggregated and loaded."""
+    for task in tasks:
         try:
-            day_run.run_file(config, layout, DATE, task, "run-1", clean_tables)
+            day_run.run_file(config, layout, DATE, task, "run-1", conninfo)
         except InputFileError:
             pass
     day_run.aggregate_day(config, layout, DATE, "run-1")
-    day_run.load_day(config, layout, DATE, "run-1", clean_tables)
-    return layout
+    day_run.load_day(config, layout, DATE, "run-1", conninfo)
 
 
 def dag_run_json(run_type: str, state: str) -> dict[str, object]:
@@ -179,28 +191,12 @@ def failed_drive_day(tmp_path: Path, clean_tables: str, monkeypatch: pytest.Monk
     raw["expected_stores"] = ["S1"]
     raw["source"] = {"kind": "gdrive", "folder_id": folder}
     raw["alerts"] = {"webhook_conn_id": "autopo_webhook"}
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / "stock_health.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
-    monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
-    layout = DataLayout(tmp_path / "data")
-    monkeypatch.setenv("AUTOPO_DATA_DIR", str(layout.root))
-    layout.reference().mkdir(parents=True)
-    (layout.reference() / "suppliers.csv").write_text(
-        "sku,supplier_id,supplier_name,lead_time_days,moq,pack_size\nA,SUP,Supplier,7,0,1\n", encoding="utf-8"
-    )
-    config = load_config_file(configs / "stock_health.yaml")
+    config, layout = day_with_config(raw, tmp_path, monkeypatch)
     with drive_server(fake) as root:
         monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", drive_connection(root))
         tasks = day_run.list_day_files(config, layout, DATE, "run-1", clean_tables)
         assert HOSTILE_NAME in {task.name for task in tasks}
-        for task in tasks:
-            try:
-                day_run.run_file(config, layout, DATE, task, "run-1", clean_tables)
-            except InputFileError:
-                pass
-        day_run.aggregate_day(config, layout, DATE, "run-1")
-        day_run.load_day(config, layout, DATE, "run-1", clean_tables)
+        run_the_day(config, layout, tasks, clean_tables)
         yield layout
 
 
