@@ -13,6 +13,7 @@ import importlib
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,10 @@ from typing import Annotated, Any, Literal
 import pendulum
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from autopo_pipelines.date_text import DateOrder
+from autopo_pipelines.headings import column_index, column_letters, normalise_header
+from autopo_pipelines.number_text import DEFAULT_CURRENCY_MARKS
 
 PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CONFIG_DIR_ENV = "AUTOPO_CONFIG_DIR"
@@ -63,18 +68,118 @@ class StrictModel(BaseModel):
 
 class ColumnSpec(StrictModel):
     required: bool = False
+    # In priority order: when several columns of a sheet match, the one whose alias stands
+    # first here is the field (docs/stock_health.md, "Headings").
     aliases: list[str] = Field(min_length=1)
 
 
 class NumberFormat(StrictModel):
+    """How numbers written as text are read (docs/stock_health.md, "Numbers")."""
+
     decimal: Literal[".", ","] = "."
+    # The configured group separator; no-break, narrow no-break and thin spaces and apostrophes
+    # are read as group separators whatever this says: they can never be a decimal point.
     thousands: Literal[",", ".", " ", "'", ""] = ","
+    # Words taken for a currency before or after a number ("Rp 12.500", "12,500 IDR"), besides
+    # any currency symbol ($, €, ₹, ...). Anything else beside the digits is not a number.
+    currency_marks: list[str] = Field(default_factory=lambda: list(DEFAULT_CURRENCY_MARKS))
 
     @model_validator(mode="after")
     def _separators_differ(self) -> NumberFormat:
         if self.decimal == self.thousands:
             raise ValueError("decimal and thousands separators must differ")
         return self
+
+
+class DateFormat(StrictModel):
+    """How dates written as text are read (docs/stock_health.md, "Dates")."""
+
+    # ISO (2024-12-04), compact (20241204), Excel serial numbers and month names (4 Dec 2024)
+    # are always read. Numeric day and month (04/12/2024) only in the order set here; null:
+    # such dates are rejected, because 04/12 is a different day in each order.
+    order: DateOrder | None = None
+
+
+_COLUMN_LETTERS = re.compile(r"^[A-Z]{1,3}$")
+
+
+class ColumnOverride(StrictModel):
+    """One field's columns for the files an override matches."""
+
+    # Replace the pipeline's aliases for these files (same priority rule).
+    aliases: list[str] | None = Field(default=None, min_length=1)
+    # Pin the field to a sheet column by its letter, whatever its heading says: for a sheet
+    # where two columns would match (an 'Item #' and an 'Item').
+    column: str | None = None
+
+    @field_validator("column")
+    @classmethod
+    def _is_column_letter(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        letters = value.strip().upper()
+        if not _COLUMN_LETTERS.match(letters) or column_index(letters) >= 16384:
+            raise ValueError(f"must be a column letter from A to XFD, got {value!r}")
+        return letters
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ColumnOverride:
+        if (self.aliases is None) == (self.column is None):
+            raise ValueError("give either aliases or column")
+        return self
+
+
+class FileOverride(StrictModel):
+    """Reading settings for some stores' or files' exports; what it does not set is the pipeline's."""
+
+    # Matched against the store the file name gives (case-insensitive).
+    stores: list[str] = Field(default_factory=list)
+    # A regular expression searched in the file name (case-insensitive).
+    files: str | None = None
+    sheet: str | None = None
+    header_search_rows: int | None = Field(default=None, ge=1, le=1000)
+    numbers: NumberFormat | None = None
+    dates: DateFormat | None = None
+    columns: dict[str, ColumnOverride] = Field(default_factory=dict)
+
+    @field_validator("files")
+    @classmethod
+    def _is_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> FileOverride:
+        if not self.stores and self.files is None:
+            raise ValueError("say which files it is for: stores, files or both")
+        return self
+
+    def matches(self, file_name: str, store_id: str | None) -> bool:
+        """Both conditions that are given hold."""
+        if self.stores and (
+            store_id is None or store_id.strip().upper() not in {s.strip().upper() for s in self.stores}
+        ):
+            return False
+        return self.files is None or re.search(self.files, file_name, re.IGNORECASE) is not None
+
+
+@dataclass(frozen=True)
+class FileReading:
+    """How one file is read: the pipeline's settings with the first matching override applied."""
+
+    sheet: str | None
+    header_search_rows: int
+    columns: dict[str, ColumnSpec]
+    # Fields pinned to a sheet column: field -> 0-based column index.
+    pins: dict[str, int]
+    numbers: NumberFormat
+    dates: DateFormat
+    # Which entry of ``overrides`` applied (0-based), or None.
+    override: int | None = None
 
 
 class LocalSource(StrictModel):
@@ -196,6 +301,10 @@ class PipelineConfig(StrictModel):
     max_uncompressed_bytes: int = Field(default=1_000_000_000, ge=1_000_000)
     columns: dict[str, ColumnSpec]
     numbers: NumberFormat = Field(default_factory=NumberFormat)
+    dates: DateFormat = Field(default_factory=DateFormat)
+    # Per store or file pattern: another sheet, number or date format, or columns. The first
+    # entry that matches a file is used; what it leaves out is the settings above.
+    overrides: list[FileOverride] = Field(default_factory=list)
     max_reject_ratio: float = Field(default=0.05, ge=0, le=1)
     duplicate_store_files: Literal["newest", "fail"] = "newest"
     # Completeness: the stores expected to send a file each day, and the local time of
@@ -263,7 +372,43 @@ class PipelineConfig(StrictModel):
     def _columns_have_a_required_one(cls, value: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
         if not any(spec.required for spec in value.values()):
             raise ValueError("at least one column must be required, or no header row can be found")
+        _aliases_belong_to_one_field(value)
         return value
+
+    def reading(self, override: FileOverride | None, number: int | None = None) -> FileReading:
+        """The reading settings with ``override`` applied."""
+        columns = dict(self.columns)
+        pins: dict[str, int] = {}
+        if override is not None:
+            for name, column in override.columns.items():
+                if column.aliases is not None:
+                    columns[name] = columns[name].model_copy(update={"aliases": column.aliases})
+                if column.column is not None:
+                    pins[name] = column_index(column.column)
+            pinned_twice = [letter for letter, count in Counter(pins.values()).items() if count > 1]
+            if pinned_twice:
+                raise ValueError(f"column {column_letters(pinned_twice[0])} is pinned to two fields")
+            _aliases_belong_to_one_field(columns)
+        return FileReading(
+            sheet=override.sheet if override is not None and override.sheet is not None else self.sheet,
+            header_search_rows=(
+                override.header_search_rows
+                if override is not None and override.header_search_rows is not None
+                else self.header_search_rows
+            ),
+            columns=columns,
+            pins=pins,
+            numbers=override.numbers if override is not None and override.numbers is not None else self.numbers,
+            dates=override.dates if override is not None and override.dates is not None else self.dates,
+            override=number,
+        )
+
+    def reading_for(self, file_name: str, store_id: str | None) -> FileReading:
+        """How a file is read: the first override that matches it, over the pipeline's settings."""
+        for number, override in enumerate(self.overrides):
+            if override.matches(file_name, store_id):
+                return self.reading(override, number)
+        return self.reading(None)
 
     @property
     def compiled_pattern(self) -> re.Pattern[str]:
@@ -284,6 +429,18 @@ class PipelineConfig(StrictModel):
     def business_date(self, moment: dt.datetime) -> dt.date:
         local = pendulum.instance(moment).in_timezone(self.timezone)
         return local.date() - dt.timedelta(days=self.business_date_offset_days)
+
+
+def _aliases_belong_to_one_field(columns: Mapping[str, ColumnSpec]) -> None:
+    """An alias of two fields would make one heading two columns; refused when the config loads."""
+    owner: dict[str, str] = {}
+    for name, spec in columns.items():
+        for alias in spec.aliases:
+            key = normalise_header(alias)
+            if not key:
+                raise ValueError(f"{name}: alias {alias!r} has no letters or digits")
+            if owner.setdefault(key, name) != name:
+                raise ValueError(f"alias {alias!r} is given for both {owner[key]} and {name}")
 
 
 @dataclass(frozen=True)
@@ -313,6 +470,18 @@ def parse_config(path: Path, raw: Mapping[str, Any]) -> PipelineConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(path, _key_of(("settings", *first["loc"])), first["msg"]) from exc
+    for number, override in enumerate(config.overrides):
+        unknown = [name for name in override.columns if name not in config.columns]
+        if unknown:
+            raise ConfigError(
+                path,
+                f"overrides.{number}.columns.{unknown[0]}",
+                f"not a column of this pipeline ({', '.join(config.columns)})",
+            )
+        try:
+            config.reading(override, number)
+        except ValueError as exc:
+            raise ConfigError(path, f"overrides.{number}.columns", str(exc)) from exc
     missing = [col for col in definition.rows.required if col not in config.columns]
     if missing:
         raise ConfigError(path, "columns", f"the transform needs columns {missing} declared")

@@ -3,6 +3,38 @@ row and column where they are known, and says what was expected."""
 
 from __future__ import annotations
 
+import unicodedata
+
+# Values quoted in a message are cut to this many characters: a 300-character product name
+# must not push the file's name and row out of a log line or a Slack preview.
+QUOTED_VALUE_LIMIT = 60
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character, line and paragraph separator shown escaped
+    (a line break as \\n, a tab as \\t, others as \\xNN or \\uNNNN): a message stays one line."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char in _NAMED_ESCAPES:
+            out.append(_NAMED_ESCAPES[char])
+        elif unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def quote(value: object, limit: int = QUOTED_VALUE_LIMIT) -> str:
+    """A value for a message: in single quotes, one line, cut with an ellipsis past ``limit`` characters."""
+    text = one_line(str(value))
+    if len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    return f"'{text}'"
+
 
 class InputFileError(Exception):
     """A source file that cannot be used as a whole; the other files of the day go on."""
@@ -30,12 +62,12 @@ class InputFileError(Exception):
     def describe(self) -> str:
         parts = [self.file]
         if self.sheet is not None:
-            parts.append(f"sheet '{self.sheet}'")
+            parts.append(f"sheet {quote(self.sheet)}")
         if self.row is not None:
             parts.append(f"row {self.row}")
         if self.column is not None:
             parts.append(f"column '{self.column}'")
-        return ": ".join([", ".join(parts), self.message])
+        return one_line(": ".join([", ".join(parts), self.message]))
 
 
 def _rebuild_input_file_error(
@@ -48,3 +80,6 @@ def _rebuild_input_file_error(
 
 class ReferenceDataError(Exception):
     """Reference data (e.g. the supplier master) that is malformed: the whole run stops."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))

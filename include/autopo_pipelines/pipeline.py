@@ -17,18 +17,17 @@ from typing import Any, Protocol
 import pandas as pd
 from pydantic import BaseModel
 
-from autopo_pipelines.config import NumberFormat, PipelineConfig
+from autopo_pipelines.config import DateFormat, NumberFormat, PipelineConfig
 from autopo_pipelines.errors import InputFileError
 from autopo_pipelines.tabular import (
     REJECT_COLUMNS,
+    HeaderRule,
     RejectCollector,
     SkippedRows,
-    header_matcher,
-    partial_header_matcher,
     select_columns,
     skip_rows,
 )
-from autopo_pipelines.xlsx_reader import HeaderNotFoundError, SheetTable, read_sheet_table
+from autopo_pipelines.xlsx_reader import HeaderNotFoundError, read_sheet_table
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,7 @@ class FileContext:
     headers: dict[str, str]
     date: dt.date
     number_format: NumberFormat
+    date_format: DateFormat = field(default_factory=DateFormat)
 
 
 @dataclass
@@ -177,30 +177,28 @@ def transform_file(
     """
     name = file_name or path.name
 
-    def read(is_header: Callable[[Sequence[str]], bool]) -> SheetTable:
-        return read_sheet_table(
+    reading = config.reading_for(name, store_id)
+    rule = HeaderRule(reading.columns, reading.pins)
+    try:
+        table = read_sheet_table(
             path,
-            sheet=config.sheet,
-            header_search_rows=config.header_search_rows,
-            is_header=is_header,
+            sheet=reading.sheet,
+            header_search_rows=reading.header_search_rows,
+            is_header=rule.is_header,
             file_name=name,
             max_uncompressed_bytes=config.max_uncompressed_bytes,
         )
-
-    try:
-        table = read(header_matcher(config.columns))
-    except HeaderNotFoundError:
-        # A header that names most required columns is a header with one missing:
-        # read it anyway so the error says which column is missing, not "no header".
-        table = read(partial_header_matcher(config.columns))
+    except HeaderNotFoundError as exc:
+        raise rule.no_header(exc, search_rows=reading.header_search_rows) from exc
     selected = select_columns(
         table.header,
         table.data,
         table.row_numbers,
-        config.columns,
+        rule,
         file=name,
         sheet=table.sheet,
         header_row=table.header_row,
+        first_column=table.first_column,
     )
     rows_in = len(selected.frame)
     kept, skipped = skip_rows(
@@ -221,7 +219,8 @@ def transform_file(
         store_id=store_id,
         headers=kept.headers,
         date=date,
-        number_format=config.numbers,
+        number_format=reading.numbers,
+        date_format=reading.dates,
     )
     rows = definition.transform(clean, context, settings, day_inputs)
     rejects = clean.rejects.to_frame() if clean.rejects.reasons else empty_rejects()

@@ -18,46 +18,108 @@ import numpy as np
 import pandas as pd
 
 from autopo_pipelines.config import ColumnSpec, NumberFormat
-from autopo_pipelines.errors import InputFileError
+from autopo_pipelines.date_text import DateOrder, parse_date_text
+from autopo_pipelines.errors import InputFileError, quote
+from autopo_pipelines.headings import column_letters, normalise_header
+from autopo_pipelines.number_text import parse_number_text
+from autopo_pipelines.xlsx_reader import HeaderNotFoundError
 
 REJECT_COLUMNS = ["source_file", "sheet", "row_number", "reason", "raw_values"]
 TOTAL_ROW = re.compile(r"^(grand\s*)?total\b", re.IGNORECASE)
-# Unicode-aware: "Catégorie" keeps its é; only runs of non-alphanumerics become "_".
-_NON_ALNUM = re.compile(r"[\W_]+")
 
 
-def normalise_header(value: object) -> str:
-    """lower-case, trim, runs of non-alphanumerics become '_', no leading/trailing '_'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return _NON_ALNUM.sub("_", str(value).strip().lower()).strip("_")
+class HeaderRule:
+    """Which sheet row is the header, and which column is each field (docs/stock_health.md, "Headings").
 
+    A field's aliases are in priority order: of the columns whose heading (normalised) is one of
+    them, the one whose alias stands first wins. Two columns with that same heading are an error
+    naming both, unless the field is pinned to a column by its letter (``pins``: field -> 0-based
+    sheet column), which is then the field whatever its heading.
+    """
 
-def _aliases(columns: Mapping[str, ColumnSpec]) -> dict[str, set[str]]:
-    return {name: {normalise_header(a) for a in spec.aliases} for name, spec in columns.items()}
+    def __init__(self, columns: Mapping[str, ColumnSpec], pins: Mapping[str, int] | None = None) -> None:
+        self.columns = dict(columns)
+        self.pins = dict(pins or {})
+        self.aliases = {
+            name: list(dict.fromkeys(normalise_header(alias) for alias in spec.aliases))
+            for name, spec in self.columns.items()
+        }
+        self.required = [name for name, spec in self.columns.items() if spec.required]
+        self._alias_sets = {name: set(aliases) for name, aliases in self.aliases.items()}
 
-
-def header_matcher(columns: Mapping[str, ColumnSpec]) -> Callable[[Sequence[str]], bool]:
-    """True for a row whose cells cover every required column."""
-    required = [aliases for name, aliases in _aliases(columns).items() if columns[name].required]
-
-    def is_header(cells: Sequence[str]) -> bool:
+    def found(self, cells: Sequence[str]) -> list[str]:
+        """The required fields a row names (``cells`` from column A): its heading is an alias,
+        or the field is pinned to a column the row has a heading in."""
         present = {normalise_header(cell) for cell in cells}
-        return all(present & aliases for aliases in required)
+        named = []
+        for name in self.required:
+            pin = self.pins.get(name)
+            if pin is not None:
+                if pin < len(cells) and cells[pin].strip():
+                    named.append(name)
+            elif present & self._alias_sets[name]:
+                named.append(name)
+        return named
 
-    return is_header
+    def is_header(self, cells: Sequence[str]) -> bool:
+        return len(self.found(cells)) == len(self.required)
+
+    def expected(self, name: str) -> str:
+        """What a field's column is headed, for a message."""
+        pin = self.pins.get(name)
+        if pin is not None:
+            return f"{name} (pinned to column {column_letters(pin)})"
+        return f"{name} (a heading one of: {', '.join(self.columns[name].aliases)})"
+
+    def no_header(self, error: HeaderNotFoundError, *, search_rows: int) -> InputFileError:
+        """What a helpdesk needs when no row names every required field: what was looked for,
+        the row closest to it and what that row lacks, and the workbook's other sheets."""
+        others = _other_sheets(error)
+        scored = [(len(self.found(cells)), row, cells) for row, cells in error.searched]
+        best = max(scored, key=lambda item: item[0], default=None)
+        if best is not None and best[0] > 0:
+            named, row, cells = next(item for item in scored if item[0] == best[0])  # the first of the best
+            lacking = [name for name in self.required if name not in self.found(cells)]
+            has = f" ({_and(self.found(cells))} found there)" if named else ""
+            message = (
+                f"no column for {_and(self.expected(name) for name in lacking)} in the row most like a header "
+                f"in the first {search_rows} rows, which reads {_preview(cells)}{has}; {others}"
+            )
+            return InputFileError(error.file, message, sheet=error.sheet, row=row)
+        looked_for = f"no row names {_or(self.expected(name) for name in self.required)}"
+        filled = [(row, cells) for row, cells in error.searched if any(cell.strip() for cell in cells)]
+        if not filled:
+            found = "the sheet is empty" if not error.searched else f"rows 1 to {search_rows} are empty"
+        else:
+            row, cells = max(filled, key=lambda item: sum(1 for cell in item[1] if cell.strip()))
+            found = f"the fullest row, {row}, reads {_preview(cells)}"
+        message = f"no header row in the first {search_rows} rows: {looked_for}; {found}; {others}"
+        return InputFileError(error.file, message, sheet=error.sheet)
 
 
-def partial_header_matcher(columns: Mapping[str, ColumnSpec]) -> Callable[[Sequence[str]], bool]:
-    """True for a row covering at least half of the required columns (and at least one)."""
-    required = [aliases for name, aliases in _aliases(columns).items() if columns[name].required]
-    needed = max(1, (len(required) + 1) // 2)
+def _other_sheets(error: HeaderNotFoundError) -> str:
+    others = [info for info in error.sheets if info.name != error.sheet]
+    if not others:
+        return "the workbook has no other sheet"
+    described = [
+        quote(info.name) + ("" if info.worksheet else " (a chart)") + ("" if info.visible else " (hidden)")
+        for info in others
+    ]
+    return f"the workbook's other sheets: {', '.join(described)}"
 
-    def looks_like_header(cells: Sequence[str]) -> bool:
-        present = {normalise_header(cell) for cell in cells}
-        return sum(1 for aliases in required if present & aliases) >= needed
 
-    return looks_like_header
+def _preview(cells: Sequence[str]) -> str:
+    return quote(" | ".join(cell.strip() for cell in cells if cell.strip()), limit=100)
+
+
+def _and(items: Iterable[str]) -> str:
+    listed = list(items)
+    return listed[0] if len(listed) == 1 else f"{', '.join(listed[:-1])} and {listed[-1]}"
+
+
+def _or(items: Iterable[str]) -> str:
+    listed = list(items)
+    return listed[0] if len(listed) == 1 else f"{', '.join(listed[:-1])} or {listed[-1]}"
 
 
 @dataclass(frozen=True)
@@ -71,26 +133,55 @@ def select_columns(
     header: Sequence[str],
     data: pd.DataFrame,
     row_numbers: np.ndarray,
-    columns: Mapping[str, ColumnSpec],
+    rule: HeaderRule,
     *,
     file: str,
     sheet: str,
     header_row: int,
+    first_column: int = 0,
 ) -> SelectedColumns:
-    """Map the sheet's header cells to canonical columns (first match wins)."""
+    """Map the sheet's header cells to canonical columns by the rule's pins and alias priority."""
     normalised = [normalise_header(cell) for cell in header]
     positions: dict[str, int] = {}
-    for name, aliases in _aliases(columns).items():
-        for index, cell in enumerate(normalised):
-            if cell in aliases:
-                positions[name] = index
+
+    def where(index: int) -> str:
+        return f"{column_letters(first_column + index)} ({quote(header[index].strip())})"
+
+    for name, pin in rule.pins.items():
+        index = pin - first_column
+        if not 0 <= index < len(header):
+            span = f"{column_letters(first_column)} to {column_letters(first_column + len(header) - 1)}"
+            raise InputFileError(
+                file,
+                f"{name} is pinned to column {column_letters(pin)}, but the table spans columns {span}",
+                sheet=sheet,
+                row=header_row,
+            )
+        positions[name] = index
+    pinned = set(positions.values())
+    for name, aliases in rule.aliases.items():
+        if name in positions:
+            continue
+        for alias in aliases:
+            matches = [index for index, cell in enumerate(normalised) if cell == alias and index not in pinned]
+            if len(matches) > 1:
+                raise InputFileError(
+                    file,
+                    f"columns {_and(where(index) for index in matches)} are {'both' if len(matches) == 2 else 'all'} "
+                    f"headed {quote(alias)}, an alias of "
+                    f"{name}, so which one is {name} is not known; rename one, or pin {name} to its column for this "
+                    "store in the pipeline config (overrides, columns)",
+                    sheet=sheet,
+                    row=header_row,
+                )
+            if matches:
+                positions[name] = matches[0]
                 break
-    missing = [name for name, spec in columns.items() if spec.required and name not in positions]
+    missing = [name for name in rule.required if name not in positions]
     if missing:
-        expected = "; ".join(f"{name} (one of: {', '.join(columns[name].aliases)})" for name in missing)
         raise InputFileError(
             file,
-            f"required column missing: {expected}",
+            f"required column missing: {'; '.join(rule.expected(name) for name in missing)}",
             sheet=sheet,
             row=header_row,
         )
@@ -232,10 +323,23 @@ def parse_numbers(values: pd.Series, fmt: NumberFormat) -> ParsedNumbers:
     if fmt.decimal != ".":
         parsed = parsed.str.replace(fmt.decimal, ".", regex=False)
     numbers[parsed.index] = pd.to_numeric(parsed).astype("float64")
+    # Other forms with one clear reading (accounting negatives, currency marks, Indian grouping,
+    # no-break spaces; autopo_pipelines.number_text), cell by cell: rare next to plain numbers.
+    other = text[~well_formed]
+    read = pd.Series(
+        [
+            parse_number_text(cell, decimal=fmt.decimal, thousands=fmt.thousands, currency_marks=fmt.currency_marks)
+            for cell in other
+        ],
+        index=other.index,
+        dtype=object,
+    )
+    understood = read.notna()
+    numbers[read.index[understood]] = read[understood].astype("float64")
     blank = cells.isna().astype(bool) | (is_number & numbers.isna())
     blank[text_blank[text_blank].index] = True
     bad = ~(is_number | is_text | blank)
-    bad[well_formed[~well_formed].index] = True
+    bad[read.index[~understood]] = True
     return ParsedNumbers(numbers, blank, bad)
 
 
@@ -267,7 +371,7 @@ class RejectCollector:
 
         def describe(position: int) -> str:
             raw = display_value(self.frame[column].iat[position])
-            return f"column '{header}' ({column}): {problem}" + (f" (got {raw!r})" if raw else "")
+            return f"column {quote(header)} ({column}): {problem}" + (f" (got {quote(raw)})" if raw else "")
 
         return describe
 
@@ -301,19 +405,41 @@ class SkippedRows:
     blank: int = 0
     no_key: int = 0
     total: int = 0
+    # The header row again inside the data (report exports print it on every page).
+    header_repeat: int = 0
 
     @property
     def count(self) -> int:
-        return self.blank + self.no_key + self.total
+        return self.blank + self.no_key + self.total + self.header_repeat
 
     def as_dict(self) -> dict[str, int]:
-        return {"blank": self.blank, "no_key": self.no_key, "total": self.total}
+        return {"blank": self.blank, "no_key": self.no_key, "total": self.total, "header_repeat": self.header_repeat}
+
+
+def _header_repeats(selected: SelectedColumns, keys: pd.Series, key: str) -> np.ndarray:
+    """Rows that repeat the header: every selected column holds its own heading again.
+
+    Only rows whose key cell is the key's heading (one vectorised comparison) are looked at
+    closely, so a 50,000-row file costs one string comparison per row.
+    """
+    heading = (text_value(selected.headers.get(key)) or "").lower()
+    if not heading:
+        return np.zeros(len(keys), dtype=bool)
+    candidates = np.flatnonzero((keys.str.lower() == heading).fillna(False).to_numpy(dtype=bool))
+    repeats = np.zeros(len(keys), dtype=bool)
+    headings = {name: normalise_header(text) for name, text in selected.headers.items()}
+    for position in candidates:
+        repeats[position] = all(
+            normalise_header(display_value(selected.frame[name].iat[position])) == normalised
+            for name, normalised in headings.items()
+        )
+    return repeats
 
 
 def skip_rows(
     selected: SelectedColumns, *, key: str, label_columns: Iterable[str], all_cells: pd.DataFrame
 ) -> tuple[SelectedColumns, SkippedRows]:
-    """Drop fully empty rows, rows without a key, and total rows; count each kind."""
+    """Drop fully empty rows, repeats of the header, total rows and rows without a key; count each kind."""
     fully_blank = np.ones(len(all_cells), dtype=bool)
     for position in range(len(all_cells.columns)):
         # Each column is only looked at in the rows blank so far: the first column or two
@@ -330,16 +456,22 @@ def skip_rows(
             labels = (keys if column == key else text_strings(frame[column])).fillna("").to_numpy(dtype=object)
             # labels.str.match(TOTAL_ROW), with the regex run by map() in C.
             total |= np.fromiter(map(bool, map(TOTAL_ROW.match, labels)), dtype=bool, count=len(labels))
+    repeats = _header_repeats(selected, keys, key) & ~fully_blank
     # A total line usually has no SKU; it is still a total line, not a row missing its key.
-    total &= ~fully_blank
-    no_key = keys.isna().to_numpy(dtype=bool) & ~fully_blank & ~total
-    keep = ~(fully_blank | no_key | total)
+    total &= ~fully_blank & ~repeats
+    no_key = keys.isna().to_numpy(dtype=bool) & ~fully_blank & ~total & ~repeats
+    keep = ~(fully_blank | no_key | total | repeats)
     kept = SelectedColumns(
         frame=frame.loc[keep].reset_index(drop=True),
         headers=selected.headers,
         row_numbers=selected.row_numbers[keep],
     )
-    return kept, SkippedRows(blank=int(fully_blank.sum()), no_key=int(no_key.sum()), total=int(total.sum()))
+    return kept, SkippedRows(
+        blank=int(fully_blank.sum()),
+        no_key=int(no_key.sum()),
+        total=int(total.sum()),
+        header_repeat=int(repeats.sum()),
+    )
 
 
 # Excel's day 0 in the 1900 date system (its phantom 29 Feb 1900 folded in), and its last day.
@@ -354,7 +486,7 @@ class ParsedDates:
     bad: pd.Series  # bool: present but not a date in an accepted form
 
 
-def _date_of(value: object, formats: Sequence[str]) -> dt.date | None | bool:
+def _date_of(value: object, order: DateOrder | None) -> dt.date | None | bool:
     """A cell as a date; None when blank; False when it is not a date in an accepted form."""
     if value is None or value is pd.NaT or value is pd.NA:
         return None
@@ -372,20 +504,16 @@ def _date_of(value: object, formats: Sequence[str]) -> dt.date | None | bool:
             return False
         return _EXCEL_EPOCH + dt.timedelta(days=int(value))
     if isinstance(value, str):
-        text = value.strip()
-        if not text:
+        if not value.strip():
             return None
-        for fmt in formats:
-            try:
-                return dt.datetime.strptime(text, fmt).date()
-            except ValueError:
-                continue
+        return parse_date_text(value, order) or False
     return False
 
 
-def parse_dates(values: pd.Series, formats: Sequence[str]) -> ParsedDates:
-    """Date cells as they are, Excel serial numbers (1900 system), and text in one of ``formats``."""
-    dates = [_date_of(value, formats) for value in values.astype(object)]
+def parse_dates(values: pd.Series, order: DateOrder | None) -> ParsedDates:
+    """Date cells as they are, Excel serial numbers (1900 system), and text in a form
+    autopo_pipelines.date_text reads (numeric day and month only in the configured ``order``)."""
+    dates = [_date_of(value, order) for value in values.astype(object)]
     index = values.index
     bad = pd.Series([d is False for d in dates], index=index, dtype=bool)
     blank = pd.Series([d is None for d in dates], index=index, dtype=bool)

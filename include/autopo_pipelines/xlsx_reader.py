@@ -6,7 +6,8 @@ CONTRACT (implemented by the reader helper; the rest of the package relies on it
         file: str          # file name (not full path)
         sheet: str | None  # sheet name when known
         message: str       # what is wrong / what was expected, for a store helpdesk
-        str(err) -> f"{file}: sheet '{sheet}': {message}" (sheet part omitted when None)
+        str(err) -> f"{file}, sheet '{sheet}': {message}" (sheet part omitted when None; one
+                    line: InputFileError.describe)
 
     @dataclass(frozen=True)
     class SheetTable:
@@ -24,8 +25,10 @@ CONTRACT (implemented by the reader helper; the rest of the package relies on it
     - sheet=None: the first *visible* worksheet; a named sheet that does not exist
       is a WorkbookError naming the sheets that do exist.
     - the header row is the first of the first `header_search_rows` sheet rows for which
-      is_header(cells_as_text) is True; none -> WorkbookError("no header row found in
-      the first 20 rows ...").
+      is_header(cells_as_text) is True, the cells given from column A (padded with '' when
+      the used range starts further right); none -> HeaderNotFoundError("no header row
+      found in the first 20 rows ...") carrying the searched rows and the workbook's sheets.
+    - SheetTable.first_column: the sheet column of data's first column (0-based).
     - cell values in `data`: numeric cells as float (or int), text cells as str (not
       stripped), empty as None/NaN, date cells as datetime; booleans as bool. Per-cell
       types must survive in mixed columns (a text "00123" stays a str, a numeric 12345
@@ -91,7 +94,15 @@ from defusedxml import ElementTree
 
 from autopo_pipelines.errors import InputFileError
 
-__all__ = ["DEFAULT_MAX_UNCOMPRESSED_BYTES", "HeaderPredicate", "SheetTable", "WorkbookError", "read_sheet_table"]
+__all__ = [
+    "DEFAULT_MAX_UNCOMPRESSED_BYTES",
+    "HeaderNotFoundError",
+    "HeaderPredicate",
+    "SheetInfo",
+    "SheetTable",
+    "WorkbookError",
+    "read_sheet_table",
+]
 
 HeaderPredicate: TypeAlias = Callable[[list[str]], bool]
 Cell: TypeAlias = Any  # int | float | str | bool | date | datetime | time | timedelta
@@ -121,14 +132,35 @@ class WorkbookError(InputFileError):
         # Rebuilt from its fields so the exception survives pickling between processes.
         return (type(self), (self.file, self.sheet, self.message))
 
-    def __str__(self) -> str:
-        if self.sheet is None:
-            return f"{self.file}: {self.message}"
-        return f"{self.file}: sheet '{self.sheet}': {self.message}"
+
+@dataclass(frozen=True)
+class SheetInfo:
+    name: str
+    visible: bool
+    worksheet: bool  # False: a chart sheet
 
 
 class HeaderNotFoundError(WorkbookError):
-    """No row in the searched rows is a header: often a header with a required column missing."""
+    """No row in the searched rows is a header: often a header with a required column missing.
+
+    Carries what a caller needs to say what it looked for and what it found instead: the
+    searched rows (sheet row number, cells as text) and every sheet of the workbook.
+    """
+
+    def __init__(
+        self,
+        file: str,
+        sheet: str | None,
+        message: str,
+        searched: Sequence[tuple[int, list[str]]] = (),
+        sheets: Sequence[SheetInfo] = (),
+    ) -> None:
+        super().__init__(file, sheet, message)
+        self.searched = list(searched)
+        self.sheets = list(sheets)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.file, self.sheet, self.message, self.searched, self.sheets))
 
 
 @dataclass(frozen=True)
@@ -138,6 +170,8 @@ class SheetTable:
     header: list[str]
     data: pd.DataFrame
     row_numbers: np.ndarray
+    # The sheet column (0-based: A is 0) of data's first column: a table may start in column C.
+    first_column: int = 0
 
 
 def _any_non_empty(cells: list[str]) -> bool:
@@ -174,10 +208,25 @@ def read_sheet_table(
                 raise WorkbookError(file, name, _could_not_read("the sheet", exc)) from exc
             # to_python drops the empty rows/columns above/left of the used range; `start`
             # is where that range begins, which is what makes row numbers true sheet rows.
-            first_row = start[0] if start is not None else 0
-            return _build_table(file, name, rows, first_row, header_search_rows, is_header)
+            first_row, first_column = start if start is not None else (0, 0)
+            try:
+                return _build_table(file, name, rows, first_row, first_column, header_search_rows, is_header)
+            except HeaderNotFoundError as exc:
+                exc.sheets = _sheet_infos(workbook.sheets_metadata)
+                raise
     finally:
         workbook.close()
+
+
+def _sheet_infos(metadata: Sequence[pc.SheetMetadata]) -> list[SheetInfo]:
+    return [
+        SheetInfo(
+            name=meta.name,
+            visible=meta.visible == pc.SheetVisibleEnum.Visible,
+            worksheet=meta.typ == pc.SheetTypeEnum.WorkSheet,
+        )
+        for meta in metadata
+    ]
 
 
 @contextmanager
@@ -303,15 +352,21 @@ def _build_table(
     sheet: str,
     rows: list[list[Cell]],
     first_row: int,
+    first_column: int,
     header_search_rows: int,
     is_header: HeaderPredicate,
 ) -> SheetTable:
     # rows[0] is sheet row first_row + 1, so fewer list rows than sheet rows are searched
     searchable = min(max(header_search_rows - first_row, 0), len(rows))
-    found = next(((i, texts) for i in range(searchable) if is_header(texts := [_as_text(v) for v in rows[i]])), None)
+    # is_header sees the cells where the sheet has them: padded on the left to column A.
+    padding = [""] * first_column
+    found = next(
+        ((i, texts) for i in range(searchable) if is_header(texts := padding + [_as_text(v) for v in rows[i]])), None
+    )
     if found is None:
-        raise HeaderNotFoundError(file, sheet, _no_header_message(rows, searchable, header_search_rows))
-    index, cells = found
+        searched = [(first_row + i + 1, padding + [_as_text(v) for v in rows[i]]) for i in range(searchable)]
+        raise HeaderNotFoundError(file, sheet, _no_header_message(rows, searchable, header_search_rows), searched)
+    index, cells = found[0], found[1][first_column:]
     body = rows[index + 1 :]
     columns = list(zip(*body, strict=True)) if body else [()] * len(cells)
     data = pd.DataFrame({j: _column(col) for j, col in enumerate(columns)})
@@ -322,6 +377,7 @@ def _build_table(
         header=cells,
         data=data,
         row_numbers=np.arange(first_data_row, first_data_row + len(body), dtype=np.int64),
+        first_column=first_column,
     )
 
 

@@ -94,7 +94,7 @@ def build_bad_day(layout: DataLayout) -> tuple[dict[str, list[str]], list[str], 
     name = store_file(101)
     bomb_file(inbox / name, "xl/worksheets/sheet1.xml", sheet_bomb(2 * 10**9))
     expected[name] = [
-        f"{name}: sheet 'Stock': the workbook expands to more than 1,000,000,000 bytes when unzipped and is refused",
+        f"{name}, sheet 'Stock': the workbook expands to more than 1,000,000,000 bytes when unzipped and is refused",
         "'xl/worksheets/sheet1.xml', declares 1,999,",
         "ask the store to export the report from Excel again",
     ]
@@ -117,13 +117,17 @@ def build_bad_day(layout: DataLayout) -> tuple[dict[str, list[str]], list[str], 
     bad(
         108,
         xlsx_bytes(deep),
-        "{name}: sheet 'Stock': no header row found in the first 20 rows",
-        "The first filled row reads: 'Laporan Stok'",
+        "{name}, sheet 'Stock': no header row in the first 20 rows: no row names sku (a heading one of: sku, "
+        "item_code, kode_barang, plu, article, barcode), stock_on_hand (a heading one of: stock_on_hand, soh, "
+        "stock, qty_on_hand, stok) or sales_qty (a heading one of: " + SALES_ALIASES + "); the fullest row, 1, "
+        "reads 'Laporan Stok'; the workbook has no other sheet",
     )
     bad(
         109,
         xlsx_bytes([["SKU", "Product Name", "Stock On Hand"], ["A-1", "Teh", 1]]),
-        "{name}, sheet 'Stock', row 1: required column missing: sales_qty (one of: " + SALES_ALIASES + ")",
+        "{name}, sheet 'Stock', row 1: no column for sales_qty (a heading one of: " + SALES_ALIASES + ") in the "
+        "row most like a header in the first 20 rows, which reads 'SKU | Product Name | Stock On Hand' (sku and "
+        "stock_on_hand found there); the workbook has no other sheet",
     )
     bad(
         110,
@@ -150,7 +154,7 @@ def build_bad_day(layout: DataLayout) -> tuple[dict[str, list[str]], list[str], 
         sheet_xml = zf.read("xl/worksheets/sheet1.xml")
     laughing = LAUGHS + sheet_xml.replace(b"<t>Teh</t>", b"<t>&lol9;</t>")
     laughs = rewrite_zip(plain, {"xl/worksheets/sheet1.xml": laughing})
-    bad(113, laughs, "{name}: sheet 'Stock': the sheet uses XML entities that Excel never writes")
+    bad(113, laughs, "{name}, sheet 'Stock': the sheet uses XML entities that Excel never writes")
 
     # Every odd and broken file of the corpus as a store's file; the lock file under its own name.
     corpus = corpus_dir()

@@ -231,7 +231,7 @@ def build_quirky_day(layout: DataLayout) -> QuirkyDay:
     )
     failed = {
         "STORE-005_stock_20241204.xlsx": "STORE-005_stock_20241204.xlsx",
-        "STORE-006_stock_20241204.xlsx": "required column missing: sales_qty",
+        "STORE-006_stock_20241204.xlsx": "no column for sales_qty",
     }
 
     # 6. Not for this pipeline or not for this date: never failed, never deleted.
@@ -413,7 +413,7 @@ def test_quirky_day_end_to_end(
     assert rows_in == total + merged + skipped + rejected
     assert query(pg_url, "SELECT sum(rows_in)::int FROM pipeline_file_jobs WHERE status = 'completed'") == [(rows_in,)]
     (error,) = query(pg_url, "SELECT error FROM pipeline_runs")[0]
-    assert "STORE-005_stock_20241204.xlsx" in error and "required column missing: sales_qty" in error
+    assert "STORE-005_stock_20241204.xlsx" in error and "no column for sales_qty" in error
     jobs = {
         row[0]: row[1:]
         for row in query(

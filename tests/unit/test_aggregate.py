@@ -278,7 +278,7 @@ def test_write_part_writes_a_complete_part(tmp_path: Path) -> None:
     assert meta["rows_in"] == 1
     assert meta["rows_out"] == 1
     assert meta["rows_rejected"] == 0
-    assert meta["rows_skipped"] == {"blank": 1, "no_key": 0, "total": 2}
+    assert meta["rows_skipped"] == {"blank": 1, "no_key": 0, "total": 2, "header_repeat": 0}
     assert meta["part_bytes"] == (directory / ROWS_FILE).stat().st_size + (directory / REJECTS_FILE).stat().st_size
     assert read_part_meta(directory) == meta
     back = pd.read_parquet(directory / ROWS_FILE)

@@ -246,3 +246,73 @@ def test_files_per_task_below_one_or_not_a_whole_number_names_the_key(
     error = load_error(path)
     assert error.key == "airflow.files_per_task"
     assert str(path) in str(error)
+
+
+# --- per-store reading settings (overrides) --------------------------------------------------
+
+OVERRIDES_AFTER = "max_reject_ratio: 0.05\n"
+
+
+def with_overrides(directory: Path, text: str, overrides: str) -> Path:
+    return write_variant(directory, text, OVERRIDES_AFTER, OVERRIDES_AFTER + "overrides:\n" + overrides)
+
+
+def test_the_first_matching_override_applies_over_the_pipeline_settings(tmp_path: Path, real_text: str) -> None:
+    path = with_overrides(
+        tmp_path,
+        real_text,
+        "  - stores: [store-003]\n"
+        "    numbers: {decimal: ',', thousands: '.'}\n"
+        "    columns: {sku: {column: b}, stock_on_hand: {aliases: [qty_akhir]}}\n"
+        "  - files: '_stock_2024'\n"
+        "    sheet: Stok\n"
+        "    dates: {order: month_first}\n",
+    )
+    config = load_config_file(path)
+    indonesian = config.reading_for("STORE-003_stock_20241204.xlsx", "STORE-003")
+    assert indonesian.override == 0
+    assert (indonesian.numbers.decimal, indonesian.numbers.thousands) == (",", ".")
+    assert indonesian.pins == {"sku": 1}
+    assert indonesian.columns["stock_on_hand"].aliases == ["qty_akhir"]
+    assert indonesian.columns["stock_on_hand"].required  # only the aliases are replaced
+    assert indonesian.sheet is None and indonesian.dates.order is None  # the first match only
+    other = config.reading_for("STORE-004_stock_20241204.xlsx", "STORE-004")
+    assert (other.override, other.sheet, other.dates.order, other.pins) == (1, "Stok", "month_first", {})
+    assert other.numbers == config.numbers
+    neither = config.reading_for("STORE-004 stock 2023-01-01.xlsx", "STORE-004")
+    assert neither.override is None and neither.columns == config.columns
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "message"),
+    [
+        ("  - sheet: Stok\n", "overrides.0", "say which files it is for: stores, files or both"),
+        ("  - stores: [S1]\n    columns: {skus: {column: B}}\n", "overrides.0.columns.skus", "not a column"),
+        ("  - stores: [S1]\n    columns: {sku: {column: '1'}}\n", "overrides.0.columns.sku.column", "column letter"),
+        ("  - stores: [S1]\n    columns: {sku: {column: B, aliases: [x]}}\n", "overrides.0.columns.sku", "either"),
+        ("  - files: '('\n", "overrides.0.files", "not a valid regular expression"),
+        (
+            "  - stores: [S1]\n    columns: {sku: {column: B}, sales_qty: {column: b}}\n",
+            "overrides.0.columns",
+            "column B is pinned to two fields",
+        ),
+        (
+            "  - stores: [S1]\n    columns: {product_name: {aliases: [soh]}}\n",
+            "overrides.0.columns",
+            "alias 'soh' is given for both",
+        ),
+    ],
+)
+def test_a_wrong_override_is_an_error_naming_its_key(
+    tmp_path: Path, real_text: str, overrides: str, key: str, message: str
+) -> None:
+    error = load_error(with_overrides(tmp_path, real_text, overrides))
+    assert error.key == key
+    assert message in error.message
+
+
+def test_an_alias_of_two_fields_is_a_config_error(tmp_path: Path, real_text: str) -> None:
+    path = write_variant(tmp_path, real_text, "aliases: [unit_cost, cost, hpp]", "aliases: [unit_cost, cost, hpp, SOH]")
+    error = load_error(path)
+    assert error.key == "columns"
+    assert "alias 'SOH' is given for both stock_on_hand and unit_cost" in error.message

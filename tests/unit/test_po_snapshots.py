@@ -23,7 +23,7 @@ import pytest
 from pydantic import ValidationError
 
 from autopo_pipelines.aggregate import Part, write_day_outputs, write_part
-from autopo_pipelines.config import PipelineConfig, load_config_file, transform_settings
+from autopo_pipelines.config import DateFormat, FileOverride, PipelineConfig, load_config_file, transform_settings
 from autopo_pipelines.errors import InputFileError
 from autopo_pipelines.pipeline import FileOutcome, transform_file
 from autopo_pipelines.pipelines import po_snapshots as po
@@ -193,7 +193,6 @@ def test_config_declares_the_spec_columns_and_aliases(config: PipelineConfig) ->
 
 def test_config_settings_are_the_spec_defaults(settings: PoSnapshotSettings) -> None:
     assert settings == PoSnapshotSettings()
-    assert settings.date_formats == ["%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y"]
     assert settings.cancelled_status == "cancel|batal|void"
     assert settings.closed_status == "closed|complete|selesai"
 
@@ -201,8 +200,6 @@ def test_config_settings_are_the_spec_defaults(settings: PoSnapshotSettings) -> 
 def test_status_settings_must_be_regular_expressions() -> None:
     with pytest.raises(ValidationError, match="regular expression"):
         PoSnapshotSettings(cancelled_status="cancel(")
-    with pytest.raises(ValidationError):
-        PoSnapshotSettings(date_formats=[])
     with pytest.raises(ValidationError):
         PoSnapshotSettings(unknown_setting=1)  # type: ignore[call-arg]
 
@@ -390,10 +387,11 @@ def test_a_column_of_only_date_cells_and_one_of_only_serials(
     ("value", "shown"),
     [
         ("12/31/2024", "12/31/2024"),  # US month first: no month 31
-        ("2024/12/04", "2024/12/04"),  # year first with slashes is not a listed form
+        ("2024-02-30", "2024-02-30"),  # no 30 February
+        ("04/12/24", "04/12/24"),  # a two-digit year
         ("tomorrow", "tomorrow"),
         ("31/02/2024", "31/02/2024"),  # no 31 February
-        ("04.12.2024", "04.12.2024"),
+        ("4 Dec", "4 Dec"),
         (True, "true"),  # a boolean cell is not a date
     ],
 )
@@ -682,12 +680,30 @@ def test_status_words_are_settings(settings: PoSnapshotSettings) -> None:
     assert derive(frame, DAY, settings)["status_norm"].tolist() == ["cancelled", "open", "open", "closed"]
 
 
-def test_date_formats_are_settings(tmp_path: Path, lenient: PipelineConfig) -> None:
-    us = PoSnapshotSettings(date_formats=["%m/%d/%Y"])
+def test_the_date_order_is_a_setting_per_pipeline_and_per_store(
+    tmp_path: Path, lenient: PipelineConfig, settings: PoSnapshotSettings
+) -> None:
     rows = [line("PO-1", "A", 1, expected="12/01/2024"), line("PO-2", "A", 1, expected="2024-12-01")]
-    outcome = run_file(tmp_path, rows, config=lenient, settings=us)
+    day_first = run_file(tmp_path, rows, config=lenient, settings=settings)
+    assert day_first.rows["expected_date"].tolist() == [dt.date(2024, 1, 12), dt.date(2024, 12, 1)]
+    us = lenient.model_copy(update={"dates": DateFormat(order="month_first")})
+    assert run_file(tmp_path, rows, config=us, settings=settings).rows["expected_date"].tolist() == [
+        dt.date(2024, 12, 1),
+        dt.date(2024, 12, 1),
+    ]
+    unset = lenient.model_copy(update={"dates": DateFormat()})
+    outcome = run_file(tmp_path, rows, config=unset, settings=settings)
     assert outcome.rows["expected_date"].tolist() == [dt.date(2024, 12, 1)]
-    assert list(rejects_by_row(outcome)) == [FIRST_DATA_ROW + 1]
+    assert list(rejects_by_row(outcome)) == [FIRST_DATA_ROW]
+    # One store's exports month first, the rest day first: an override for that store.
+    override = FileOverride(stores=["STORE-012"], dates=DateFormat(order="month_first"))
+    per_store = lenient.model_copy(update={"overrides": [override]})
+    assert run_file(tmp_path, rows, config=per_store, settings=settings).rows["expected_date"].tolist() == [
+        dt.date(2024, 12, 1),
+        dt.date(2024, 12, 1),
+    ]
+    other = run_file(tmp_path, rows, config=per_store, settings=settings, store_id="STORE-013")
+    assert other.rows["expected_date"].tolist() == [dt.date(2024, 1, 12), dt.date(2024, 12, 1)]
 
 
 def test_statuses_through_a_file(tmp_path: Path, config: PipelineConfig, settings: PoSnapshotSettings) -> None:
@@ -963,7 +979,7 @@ def test_blank_keyless_and_total_rows_are_skipped_not_rejected(
     outcome = run_file(tmp_path, rows, config=config, settings=settings)
     assert outcome.rows["po_number"].tolist() == ["PO-1", "PO-2"]
     assert outcome.rejects.empty
-    assert outcome.skipped.as_dict() == {"blank": 1, "no_key": 2, "total": 3}
+    assert outcome.skipped.as_dict() == {"blank": 1, "no_key": 2, "total": 3, "header_repeat": 0}
     assert outcome.skipped.count == 6
     assert outcome.rows_in == len(rows)
 

@@ -82,7 +82,7 @@ def test_a_2gb_bomb_is_refused_at_once_in_little_memory(
     assert error is not None, "the bomb was read"
     # shared strings are read when the workbook is opened, before any sheet is chosen
     assert error["sheet"] == sheet
-    prefix = "STORE-1_stock_20241204.xlsx: " + (f"sheet '{sheet}': " if sheet else "")
+    prefix = "STORE-1_stock_20241204.xlsx" + (f", sheet '{sheet}': " if sheet else ": ")
     assert error["text"].startswith(prefix + "the workbook expands to more than 1,000,000,000 bytes when unzipped")
     assert "is refused" in error["text"] and f"'{part}', declares 2,14" in error["text"]
     assert "ask the store to export the report from Excel again and re-send it" in error["text"]

@@ -17,9 +17,9 @@ from autopo_pipelines.config import ColumnSpec, NumberFormat, load_config_file
 from autopo_pipelines.errors import InputFileError
 from autopo_pipelines.tabular import (
     REJECT_COLUMNS,
+    HeaderRule,
     RejectCollector,
     SelectedColumns,
-    header_matcher,
     normalise_header,
     parse_dates,
     parse_numbers,
@@ -72,31 +72,31 @@ def test_normalise_header_keeps_non_ascii_letters() -> None:
     assert normalise_header("Catégorie") == "catégorie"
 
 
-# --- header_matcher ------------------------------------------------------------
+# --- HeaderRule.is_header ------------------------------------------------------------
 
 
-def test_header_matcher_accepts_a_row_covering_every_required_column(columns: dict[str, ColumnSpec]) -> None:
-    is_header = header_matcher(columns)
+def test_header_rule_accepts_a_row_covering_every_required_column(columns: dict[str, ColumnSpec]) -> None:
+    is_header = HeaderRule(columns).is_header
     assert is_header(["SKU", "Product Name", "Stock On Hand", "Sales Qty"])
     assert is_header(["Kode Barang", "Nama Barang", "Stok", "Penjualan 30 Hari", "HPP"])
     assert is_header(["", " PLU ", "Qty On Hand", "QTY SOLD", ""])
 
 
-def test_header_matcher_refuses_rows_missing_a_required_column(columns: dict[str, ColumnSpec]) -> None:
-    is_header = header_matcher(columns)
+def test_header_rule_refuses_rows_missing_a_required_column(columns: dict[str, ColumnSpec]) -> None:
+    is_header = HeaderRule(columns).is_header
     assert not is_header(["SKU", "Product Name", "Stock On Hand"])  # no sales
     assert not is_header(["Product Name", "Stock", "Sales Qty"])  # no sku
     assert not is_header(["Stock report for STORE-012", "", ""])  # a title row
     assert not is_header([])
 
 
-def test_header_matcher_normalises_the_config_aliases_too() -> None:
+def test_header_rule_normalises_the_config_aliases_too() -> None:
     cols = {
         "sku": ColumnSpec(required=True, aliases=["Item Code"]),
         "qty": ColumnSpec(required=True, aliases=["Qty-On-Hand"]),
         "note": ColumnSpec(required=False, aliases=["note"]),
     }
-    assert header_matcher(cols)(["ITEM  CODE", "qty on hand"])
+    assert HeaderRule(cols).is_header(["ITEM  CODE", "qty on hand"])
 
 
 # --- select_columns ------------------------------------------------------------
@@ -105,7 +105,9 @@ def test_header_matcher_normalises_the_config_aliases_too() -> None:
 def test_select_columns_maps_aliases_to_canonical_names(columns: dict[str, ColumnSpec]) -> None:
     header = ["Kode Barang", "Nama Barang", "Kategori", "Stok", "Penjualan 30 Hari", "HPP", "Kode Toko", "Extra"]
     data = pd.DataFrame([["001", "Teh", "Bev", 5, 10, 2500, "S1", "x"]], dtype=object)
-    selected = select_columns(header, data, np.array([7]), columns, file="f.xlsx", sheet="Stock", header_row=6)
+    selected = select_columns(
+        header, data, np.array([7]), HeaderRule(columns), file="f.xlsx", sheet="Stock", header_row=6
+    )
     assert set(selected.frame.columns) == {
         "sku",
         "product_name",
@@ -123,19 +125,54 @@ def test_select_columns_maps_aliases_to_canonical_names(columns: dict[str, Colum
     assert selected.row_numbers.tolist() == [7]
 
 
-def test_select_columns_first_matching_header_cell_wins(columns: dict[str, ColumnSpec]) -> None:
-    # Both "Stock" and "SOH" are stock_on_hand aliases: the leftmost header cell is used.
+def test_select_columns_the_alias_listed_first_wins_wherever_its_column_stands(columns: dict[str, ColumnSpec]) -> None:
+    # "Stock" and "SOH" are both stock_on_hand aliases; soh stands before stock in the list.
     header = ["SKU", "Stock", "SOH", "Qty Sold"]
     data = pd.DataFrame([["A", 1, 2, 3]], dtype=object)
-    selected = select_columns(header, data, np.array([2]), columns, file="f.xlsx", sheet="S", header_row=1)
-    assert selected.frame.loc[0, "stock_on_hand"] == 1
-    assert selected.headers["stock_on_hand"] == "Stock"
+    selected = select_columns(header, data, np.array([2]), HeaderRule(columns), file="f.xlsx", sheet="S", header_row=1)
+    assert selected.frame.loc[0, "stock_on_hand"] == 2
+    assert selected.headers["stock_on_hand"] == "SOH"
+    # A Barcode column before the SKU column: sku is listed before barcode, so SKU is used.
+    header = ["Barcode", "SKU", "SOH", "Qty Sold"]
+    data = pd.DataFrame([["8991234567890", "SKU-1", 2, 3]], dtype=object)
+    selected = select_columns(header, data, np.array([2]), HeaderRule(columns), file="f.xlsx", sheet="S", header_row=1)
+    assert selected.frame.loc[0, "sku"] == "SKU-1"
+
+
+def test_select_columns_two_columns_with_the_winning_heading_are_an_error_naming_both(
+    columns: dict[str, ColumnSpec],
+) -> None:
+    header = ["SKU", "Description", "SOH", "Sku ", "Qty Sold"]
+    data = pd.DataFrame([["A", "x", 1, "B", 3]], dtype=object)
+    with pytest.raises(InputFileError) as info:
+        select_columns(
+            header, data, np.array([3]), HeaderRule(columns), file="f.xlsx", sheet="S", header_row=2, first_column=1
+        )
+    assert str(info.value) == (
+        "f.xlsx, sheet 'S', row 2: columns B ('SKU') and E ('Sku') are both headed 'sku', an alias of sku, so "
+        "which one is sku is not known; rename one, or pin sku to its column for this store in the pipeline "
+        "config (overrides, columns)"
+    )
+
+
+def test_select_columns_a_pinned_column_is_the_field_whatever_its_heading(columns: dict[str, ColumnSpec]) -> None:
+    cols = {**columns, "sku": ColumnSpec(required=True, aliases=["sku", "item"])}
+    header = ["Item #", "Item", "SOH", "Qty Sold"]
+    data = pd.DataFrame([[1, "SKU-9", 1, 3]], dtype=object)
+    rule = HeaderRule(cols, {"sku": 1})
+    assert rule.is_header(header)
+    selected = select_columns(header, data, np.array([3]), rule, file="f.xlsx", sheet="S", header_row=2)
+    assert selected.frame.loc[0, "sku"] == "SKU-9"
+    with pytest.raises(InputFileError, match="sku is pinned to column H, but the table spans columns A to D"):
+        select_columns(
+            header, data, np.array([3]), HeaderRule(cols, {"sku": 7}), file="f.xlsx", sheet="S", header_row=2
+        )
 
 
 def test_select_columns_leaves_out_optional_columns_that_are_absent(columns: dict[str, ColumnSpec]) -> None:
     header = ["SKU", "Stock", "Qty Sold"]
     data = pd.DataFrame([["A", 1, 3]], dtype=object)
-    selected = select_columns(header, data, np.array([2]), columns, file="f.xlsx", sheet="S", header_row=1)
+    selected = select_columns(header, data, np.array([2]), HeaderRule(columns), file="f.xlsx", sheet="S", header_row=1)
     assert list(selected.frame.columns) == ["sku", "stock_on_hand", "sales_qty"]
 
 
@@ -146,7 +183,13 @@ def test_select_columns_missing_required_column_names_file_sheet_and_aliases(
     data = pd.DataFrame([["A", "x", 1]], dtype=object)
     with pytest.raises(InputFileError) as info:
         select_columns(
-            header, data, np.array([5]), columns, file="STORE-012_stock_20241204.xlsx", sheet="Stock", header_row=4
+            header,
+            data,
+            np.array([5]),
+            HeaderRule(columns),
+            file="STORE-012_stock_20241204.xlsx",
+            sheet="Stock",
+            header_row=4,
         )
     error = info.value
     assert error.file == "STORE-012_stock_20241204.xlsx"
@@ -181,6 +224,13 @@ DEFAULT_FORMAT = NumberFormat()
         (" 12 ", 12.0),
         ("0.75", 0.75),
         ("+4", 4.0),
+        # Forms with one clear reading (autopo_pipelines.number_text has them all).
+        ("Rp 100", 100.0),
+        ("(1,284.000)", -1284.0),
+        ("1284-", -1284.0),
+        ("1,10,218.81", 110218.81),
+        ("12\u00a0345", 12345.0),
+        ("12,500 IDR", 12500.0),
     ],
 )
 def test_parse_numbers_good_values(cell: object, expected: float) -> None:
@@ -199,7 +249,9 @@ def test_parse_numbers_blank_values(cell: object) -> None:
     assert not parsed.bad.iloc[0]
 
 
-@pytest.mark.parametrize("cell", ["abc", "1,5", "1,2345", "12-3", "1.2.3", "Rp 100", True, False, np.bool_(True)])
+@pytest.mark.parametrize(
+    "cell", ["abc", "1,5", "1,2345", "12-3", "1.2.3", "12 pcs", "1.2E+3", "(-5)", True, False, np.bool_(True)]
+)
 def test_parse_numbers_bad_values(cell: object) -> None:
     parsed = parse_numbers(object_series([cell, "1"]), DEFAULT_FORMAT)
     assert math.isnan(parsed.values.iloc[0])
@@ -400,10 +452,29 @@ def test_skip_rows_counts_each_kind() -> None:
     assert skipped.no_key == 2
     assert skipped.total == 4
     assert skipped.count == 8
-    assert skipped.as_dict() == {"blank": 2, "no_key": 2, "total": 4}
+    assert skipped.as_dict() == {"blank": 2, "no_key": 2, "total": 4, "header_repeat": 0}
     assert kept.frame["sku"].tolist() == ["A1", "T1", "T2", "B2"]
     assert kept.row_numbers.tolist() == [5, 14, 15, 16]
     assert list(kept.frame.index) == [0, 1, 2, 3]
+
+
+def test_skip_rows_a_row_repeating_the_header_is_skipped_and_counted() -> None:
+    rows: list[list[object]] = [
+        ["A1", "Apple", 5, 10],  # 5 kept
+        ["SKU", "Product Name", "Stock", "Sales Qty"],  # 6 the header again (a new printed page)
+        [" sku ", "PRODUCT-NAME", "stock", "sales qty"],  # 7 the same headings, written differently
+        ["SKU", "Product Name", 3, 4],  # 8 not a repeat: numbers where the headings were
+        ["B2", "Banana", 0, 0],  # 9 kept
+    ]
+    selected, all_cells = make_selected(rows, ["sku", "product_name", "stock_on_hand", "sales_qty"])
+    selected = SelectedColumns(
+        frame=selected.frame,
+        headers={"sku": "SKU", "product_name": "Product Name", "stock_on_hand": "Stock", "sales_qty": "Sales Qty"},
+        row_numbers=selected.row_numbers,
+    )
+    kept, skipped = skip_rows(selected, key="sku", label_columns=("product_name",), all_cells=all_cells)
+    assert skipped.as_dict() == {"blank": 0, "no_key": 0, "total": 0, "header_repeat": 2}
+    assert kept.row_numbers.tolist() == [5, 8, 9]
 
 
 @pytest.mark.parametrize(
@@ -434,7 +505,7 @@ def test_skip_rows_blank_means_blank_across_the_whole_sheet_row() -> None:
         row_numbers=np.array([3], dtype=np.int64),
     )
     _, skipped = skip_rows(selected, key="sku", label_columns=("product_name",), all_cells=all_cells)
-    assert skipped.as_dict() == {"blank": 0, "no_key": 1, "total": 0}
+    assert skipped.as_dict() == {"blank": 0, "no_key": 1, "total": 0, "header_repeat": 0}
 
 
 def test_skip_rows_blank_is_none_or_whitespace_in_every_sheet_column() -> None:
@@ -455,7 +526,7 @@ def test_skip_rows_blank_is_none_or_whitespace_in_every_sheet_column() -> None:
     )
     kept, skipped = skip_rows(selected, key="sku", label_columns=("product_name",), all_cells=all_cells)
     # Rows 3, 4 and 7 are blank; 0.0, False and a date are values: rows 5, 6 and 8 have no sku.
-    assert skipped.as_dict() == {"blank": 3, "no_key": 3, "total": 0}
+    assert skipped.as_dict() == {"blank": 3, "no_key": 3, "total": 0, "header_repeat": 0}
     assert kept.row_numbers.tolist() == [2]
 
 
@@ -521,8 +592,8 @@ def test_reject_collector_with_no_rejects_is_an_empty_frame() -> None:
 
 # --- parse_dates (spec: docs/po_snapshots.md, "Dates") -------------------------------------------
 
-# The spec's text forms: YYYY-MM-DD, DD/MM/YYYY, DD-MM-YYYY (day first).
-DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y"]
+# The PO pipeline's setting: numeric day and month written day first.
+DATE_ORDER = "day_first"
 DEC_4 = dt.date(2024, 12, 4)  # Excel serial 45630 in the 1900 date system
 
 
@@ -548,10 +619,18 @@ DEC_4 = dt.date(2024, 12, 4)  # Excel serial 45630 in the 1900 date system
         ("12/01/2024", dt.date(2024, 1, 12)),
         ("29/02/2024", dt.date(2024, 2, 29)),
         ("31-12-2024", dt.date(2024, 12, 31)),
+        ("04.12.2024", DEC_4),
+        ("2024/12/04", DEC_4),  # year first is never ambiguous
+        ("2024-12-04 10:00", DEC_4),
+        ("20241204", DEC_4),
+        ("45630", DEC_4),  # a serial number stored as text
+        ("4 Dec 2024", DEC_4),
+        ("Dec 4, 2024", DEC_4),
+        ("4 Desember 2024", DEC_4),
     ],
 )
 def test_parse_dates_accepted_forms(cell: object, expected: dt.date) -> None:
-    parsed = parse_dates(object_series([cell]), DATE_FORMATS)
+    parsed = parse_dates(object_series([cell]), DATE_ORDER)
     assert parsed.values.iloc[0] == expected
     assert type(parsed.values.iloc[0]) is dt.date  # never a datetime or Timestamp
     assert parsed.blank.tolist() == [False]
@@ -560,7 +639,7 @@ def test_parse_dates_accepted_forms(cell: object, expected: dt.date) -> None:
 
 @pytest.mark.parametrize("cell", [None, np.nan, float("nan"), "", "   ", "\t", pd.NaT])
 def test_parse_dates_blank_values(cell: object) -> None:
-    parsed = parse_dates(object_series([cell]), DATE_FORMATS)
+    parsed = parse_dates(object_series([cell]), DATE_ORDER)
     assert parsed.values.iloc[0] is None
     assert parsed.blank.tolist() == [True]
     assert parsed.bad.tolist() == [False]
@@ -570,14 +649,13 @@ def test_parse_dates_blank_values(cell: object) -> None:
     "cell",
     [
         "12/31/2024",  # US month first: there is no month 31
-        "2024/12/04",
         "tomorrow",
         "31/02/2024",  # no 31 February
         "29/02/2023",  # not a leap year
-        "04.12.2024",
-        "2024-12-04 10:00",
         "2024-13-01",
-        "4 Dec 2024",
+        "04/12/24",  # a two-digit year
+        "2024-12",
+        "12 pcs",
         True,  # booleans are not dates (nor serial numbers 1 and 0)
         False,
         np.bool_(True),
@@ -592,7 +670,7 @@ def test_parse_dates_blank_values(cell: object) -> None:
     ],
 )
 def test_parse_dates_bad_values(cell: object) -> None:
-    parsed = parse_dates(object_series([cell]), DATE_FORMATS)
+    parsed = parse_dates(object_series([cell]), DATE_ORDER)
     assert parsed.values.iloc[0] is None
     assert parsed.blank.tolist() == [False]
     assert parsed.bad.tolist() == [True]
@@ -601,7 +679,7 @@ def test_parse_dates_bad_values(cell: object) -> None:
 def test_parse_dates_mixed_column_keeps_its_index() -> None:
     cells = [dt.datetime(2024, 12, 1), 45630, "2024-12-03", "04/12/2024", None, "12/31/2024", "", True, "05-12-2024"]
     values = pd.Series(cells, index=list(range(10, 19)), dtype=object)
-    parsed = parse_dates(values, DATE_FORMATS)
+    parsed = parse_dates(values, DATE_ORDER)
     expected = [
         dt.date(2024, 12, 1),
         DEC_4,
@@ -625,7 +703,7 @@ def test_parse_dates_mixed_column_keeps_its_index() -> None:
 def test_parse_dates_datetime64_column() -> None:
     values = pd.Series([pd.Timestamp("2024-12-04 13:45"), pd.NaT, pd.Timestamp("2024-01-31")])
     assert pd.api.types.is_datetime64_any_dtype(values)
-    parsed = parse_dates(values, DATE_FORMATS)
+    parsed = parse_dates(values, DATE_ORDER)
     assert parsed.values.tolist() == [DEC_4, None, dt.date(2024, 1, 31)]
     assert all(v is None or type(v) is dt.date for v in parsed.values)
     assert parsed.blank.tolist() == [False, True, False]
@@ -633,37 +711,40 @@ def test_parse_dates_datetime64_column() -> None:
 
 
 def test_parse_dates_float_column_of_serials() -> None:
-    parsed = parse_dates(pd.Series([45630.0, np.nan, 45600.0, 0.0]), DATE_FORMATS)
+    parsed = parse_dates(pd.Series([45630.0, np.nan, 45600.0, 0.0]), DATE_ORDER)
     assert parsed.values.tolist() == [DEC_4, None, dt.date(2024, 11, 4), None]
     assert parsed.blank.tolist() == [False, True, False, False]
     assert parsed.bad.tolist() == [False, False, False, True]
 
 
 def test_parse_dates_whole_column_of_booleans_is_bad() -> None:
-    parsed = parse_dates(pd.Series([True, False]), DATE_FORMATS)
+    parsed = parse_dates(pd.Series([True, False]), DATE_ORDER)
     assert parsed.bad.tolist() == [True, True]
     assert parsed.blank.tolist() == [False, False]
     assert parsed.values.tolist() == [None, None]
 
 
 def test_parse_dates_empty_column() -> None:
-    parsed = parse_dates(pd.Series([], dtype=object), DATE_FORMATS)
+    parsed = parse_dates(pd.Series([], dtype=object), DATE_ORDER)
     assert parsed.values.empty and parsed.blank.empty and parsed.bad.empty
 
 
-def test_parse_dates_uses_only_the_given_formats() -> None:
-    parsed = parse_dates(object_series(["12/31/2024", "2024-12-04", 45630]), ["%m/%d/%Y"])
-    assert parsed.values.tolist() == [dt.date(2024, 12, 31), None, DEC_4]
-    assert parsed.bad.tolist() == [False, True, False]
-    # Formats are tried in order: the first that fits wins.
-    both = parse_dates(object_series(["04/12/2024"]), ["%m/%d/%Y", "%d/%m/%Y"])
-    assert both.values.tolist() == [dt.date(2024, 4, 12)]
+def test_parse_dates_reads_numeric_day_and_month_only_in_the_configured_order() -> None:
+    cells = object_series(["04/12/2024", "12/31/2024", "2024-12-04", 45630])
+    month_first = parse_dates(cells, "month_first")
+    assert month_first.values.tolist() == [dt.date(2024, 4, 12), dt.date(2024, 12, 31), DEC_4, DEC_4]
+    day_first = parse_dates(cells, "day_first")
+    assert day_first.values.tolist() == [DEC_4, None, DEC_4, DEC_4]
+    # No order configured: 04/12/2024 is a different day in each, so it is not a date.
+    unset = parse_dates(cells, None)
+    assert unset.values.tolist() == [None, None, DEC_4, DEC_4]
+    assert unset.bad.tolist() == [True, True, False, False]
 
 
 @pytest.mark.parametrize("dtype", ["string", "Int64"])
 def test_parse_dates_nullable_missing_value_is_blank(dtype: str) -> None:
     values = pd.Series(["2024-12-04" if dtype == "string" else 45630, None], dtype=dtype)
-    parsed = parse_dates(values, DATE_FORMATS)
+    parsed = parse_dates(values, DATE_ORDER)
     assert parsed.values.tolist() == [DEC_4, None]
     assert parsed.blank.tolist() == [False, True]
     assert parsed.bad.tolist() == [False, False]

@@ -20,7 +20,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from autopo_pipelines.xlsx_reader import SheetTable, WorkbookError, read_sheet_table
+from autopo_pipelines.xlsx_reader import HeaderNotFoundError, SheetTable, WorkbookError, read_sheet_table
 from xlsx_samples import corpus_dir
 
 CORPUS = corpus_dir()
@@ -34,7 +34,8 @@ def any_non_empty(cells: list[str]) -> bool:
 
 
 def first_cell_is(text: str) -> Callable[[list[str]], bool]:
-    return lambda cells: bool(cells) and cells[0] == text
+    """The row's first filled cell reads ``text`` (is_header sees the cells from column A)."""
+    return lambda cells: next((cell for cell in cells if cell), None) == text
 
 
 def is_empty(value: Any) -> bool:
@@ -75,6 +76,7 @@ def test_row_numbers_are_true_sheet_rows(offset_workbook: Path) -> None:
     assert table.sheet == "Stock"
     assert table.header_row == 4
     assert table.header == ["SKU", "Qty", "Name", "Counted", "Active"]
+    assert table.first_column == 2  # the table starts in column C
     assert table.row_numbers.dtype == np.int64
     assert table.row_numbers.tolist() == [5, 6, 7, 8, 9, 10]
     assert list(table.data.columns) == [0, 1, 2, 3, 4]
@@ -91,9 +93,28 @@ def test_columns_follow_the_used_range(offset_workbook: Path, tmp_path: Path) ->
     table = read_sheet_table(path, is_header=lambda cells: "SKU" in cells)
     assert table.header_row == 4
     assert table.header == ["", "SKU", "Qty", "Name", "Counted", "Active"]
+    assert table.first_column == 1
     assert table.row_numbers.tolist() == [5, 6, 7, 8, 9, 10]
     assert table.data[1].tolist()[0] == "00123"
     assert all(is_empty(v) for v in table.data[0])
+
+
+def test_is_header_sees_the_cells_from_column_a_and_a_miss_carries_the_searched_rows(
+    offset_workbook: Path,
+) -> None:
+    seen: list[list[str]] = []
+
+    def is_header(cells: list[str]) -> bool:
+        seen.append(cells)
+        return cells[2:3] == ["SKU"]  # column C
+
+    assert read_sheet_table(offset_workbook, is_header=is_header).header_row == 4
+    assert seen[-1][:3] == ["", "", "SKU"]
+    with pytest.raises(HeaderNotFoundError) as info:
+        read_sheet_table(offset_workbook, is_header=lambda cells: False, header_search_rows=5)
+    assert [row for row, _ in info.value.searched] == [4, 5]  # rows 1 to 3 are empty
+    assert info.value.searched[0][1][:3] == ["", "", "SKU"]
+    assert [sheet.name for sheet in info.value.sheets] == ["Stock"]
 
 
 def test_per_cell_types_survive_in_mixed_columns(offset_workbook: Path) -> None:
@@ -243,7 +264,7 @@ def test_named_sheet_missing_lists_existing_sheets(tmp_path: Path) -> None:
     err = info.value
     assert err.sheet == "Inventory"
     assert "'Stock'" in err.message and "'Notes'" in err.message
-    assert str(err).startswith("named.xlsx: sheet 'Inventory': ")
+    assert str(err).startswith("named.xlsx, sheet 'Inventory': ")
 
 
 # ---- WorkbookError ----------------------------------------------------------------------
@@ -252,7 +273,7 @@ def test_named_sheet_missing_lists_existing_sheets(tmp_path: Path) -> None:
 def test_workbook_error_format_and_pickling() -> None:
     err = WorkbookError("a.xlsx", "Stock", "broken")
     assert (err.file, err.sheet, err.message) == ("a.xlsx", "Stock", "broken")
-    assert str(err) == "a.xlsx: sheet 'Stock': broken"
+    assert str(err) == "a.xlsx, sheet 'Stock': broken"
     assert str(WorkbookError("a.xlsx", None, "broken")) == "a.xlsx: broken"
     copy = pickle.loads(pickle.dumps(err))
     assert (copy.file, copy.sheet, copy.message, str(copy)) == (err.file, err.sheet, err.message, str(err))

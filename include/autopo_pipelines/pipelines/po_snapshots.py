@@ -12,9 +12,10 @@ import re
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from autopo_pipelines.config import StrictModel
+from autopo_pipelines.date_text import accepted_forms
 from autopo_pipelines.pipeline import CleanRows, FileContext, RowRules, SnapshotTable, TransformDefinition
 from autopo_pipelines.routing import normalise_store
 from autopo_pipelines.tabular import parse_dates, parse_numbers, text_column
@@ -33,8 +34,6 @@ QUANTITY_DECIMALS = 9
 
 
 class PoSnapshotSettings(StrictModel):
-    # Day first: these exports are not US formatted (strptime formats, tried in order).
-    date_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y"], min_length=1)
     # Searched case-insensitively in the export's status text.
     cancelled_status: str = "cancel|batal|void"
     closed_status: str = "closed|complete|selesai"
@@ -84,13 +83,13 @@ def _parse_lines(clean: CleanRows, context: FileContext, settings: PoSnapshotSet
     rejects.reject(lines["store_id"].isna(), reason)
     for column in ("supplier_id", "supplier_name", "status"):
         lines[column] = text_column(frame[column]) if column in frame else None
-    accepted = ", ".join(settings.date_formats).replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
+    order = context.date_format.order
     for column in ("po_date", "expected_date"):
         if column not in frame:
             lines[column] = None
             continue
-        dates = parse_dates(frame[column], settings.date_formats)
-        rejects.reject(dates.bad, rejects.column_reason(column, f"not a date (expected an Excel date, {accepted})"))
+        dates = parse_dates(frame[column], order)
+        rejects.reject(dates.bad, rejects.column_reason(column, f"not a date (expected {accepted_forms(order)})"))
         lines[column] = dates.values
     lines["source_file"] = context.file_name
     return lines.loc[~rejects.mask, list(LINE_COLUMNS)].reset_index(drop=True)

@@ -16,13 +16,14 @@ import psycopg
 from pydantic import Field
 
 from autopo_pipelines.config import ColumnSpec, NumberFormat, StrictModel
-from autopo_pipelines.errors import InputFileError, ReferenceDataError
+from autopo_pipelines.errors import InputFileError, ReferenceDataError, quote
+from autopo_pipelines.headings import normalise_header
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.pipeline import CleanRows, DayContext, FileContext, RowRules, SnapshotTable, TransformDefinition
 from autopo_pipelines.routing import normalise_store
-from autopo_pipelines.tabular import header_matcher, normalise_header, parse_numbers, text_column, text_strings
+from autopo_pipelines.tabular import HeaderRule, parse_numbers, text_column, text_strings
 from autopo_pipelines.warehouse import read_loaded_snapshot
-from autopo_pipelines.xlsx_reader import WorkbookError, read_sheet_table
+from autopo_pipelines.xlsx_reader import HeaderNotFoundError, WorkbookError, read_sheet_table
 
 STATUSES = ("out_of_stock", "inactive", "no_sales", "critical", "low", "overstock", "healthy")
 EMERGENCY_STATUSES = ("out_of_stock", "critical")
@@ -103,10 +104,14 @@ def read_supplier_master(path: Path) -> pd.DataFrame:
         raise ReferenceDataError(f"supplier master not found: {path} (expected CSV or XLSX)")
     columns = {name: ColumnSpec(required=True, aliases=[name]) for name in SUPPLIER_COLUMNS}
     if path.suffix.lower() == ".xlsx":
+        rule = HeaderRule(columns)
         try:
-            table = read_sheet_table(path, is_header=header_matcher(columns))
+            table = read_sheet_table(path, is_header=rule.is_header)
+        except HeaderNotFoundError as exc:
+            raise ReferenceDataError(f"supplier master {rule.no_header(exc, search_rows=20)}") from exc
         except WorkbookError as exc:
-            raise ReferenceDataError(f"supplier master {path.name}: {exc}") from exc
+            # describe(): the file named once, then the sheet, then what is wrong.
+            raise ReferenceDataError(f"supplier master {exc.describe()}") from exc
         raw = pd.DataFrame(table.data.to_numpy(dtype=object), columns=[normalise_header(h) for h in table.header])
         first_row = table.header_row + 1
     else:
@@ -129,8 +134,8 @@ def read_supplier_master(path: Path) -> pd.DataFrame:
         if invalid.any():
             position = int(np.flatnonzero(invalid.to_numpy())[0])
             raise ReferenceDataError(
-                f"supplier master {path.name}: row {first_row + position}: {column} "
-                f"{raw[column].iat[position]!r} is not a valid number"
+                f"supplier master {path.name}, row {first_row + position}: {column} "
+                f"{quote(raw[column].iat[position])} is not a valid number"
             )
         suppliers[column] = parsed.values
     suppliers = suppliers[suppliers["sku"].notna()]
