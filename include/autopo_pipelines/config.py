@@ -398,7 +398,7 @@ class PipelineConfig(StrictModel):
             ),
             columns=columns,
             pins=pins,
-            numbers=override.numbers if override is not None and override.numbers is not None else self.numbers,
+            numbers=_merged(self.numbers, override.numbers if override is not None else None),
             dates=override.dates if override is not None and override.dates is not None else self.dates,
             override=number,
         )
@@ -429,6 +429,14 @@ class PipelineConfig(StrictModel):
     def business_date(self, moment: dt.datetime) -> dt.date:
         local = pendulum.instance(moment).in_timezone(self.timezone)
         return local.date() - dt.timedelta(days=self.business_date_offset_days)
+
+
+def _merged(base: NumberFormat, override: NumberFormat | None) -> NumberFormat:
+    """``base`` with the keys ``override`` sets (not its defaults): an override of the separators
+    keeps the pipeline's currency marks. Validated again, as the merge is a new format."""
+    if override is None:
+        return base
+    return NumberFormat.model_validate({**base.model_dump(), **override.model_dump(exclude_unset=True)})
 
 
 def _aliases_belong_to_one_field(columns: Mapping[str, ColumnSpec]) -> None:

@@ -12,7 +12,8 @@ _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def one_line(text: str) -> str:
-    """``text`` with every control character, line and paragraph separator shown escaped
+    """``text`` with every control and format character (a bidi override, a zero-width space),
+    line and paragraph separator shown escaped
     (a line break as \\n, a tab as \\t, others as \\xNN or \\uNNNN): a message stays one line."""
     if text.isprintable():
         return text
@@ -20,7 +21,7 @@ def one_line(text: str) -> str:
     for char in text:
         if char in _NAMED_ESCAPES:
             out.append(_NAMED_ESCAPES[char])
-        elif unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+        elif unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
             code = ord(char)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
         else:
@@ -66,7 +67,7 @@ class InputFileError(Exception):
         if self.row is not None:
             parts.append(f"row {self.row}")
         if self.column is not None:
-            parts.append(f"column '{self.column}'")
+            parts.append(f"column {quote(self.column.strip())}")
         return one_line(": ".join([", ".join(parts), self.message]))
 
 

@@ -12,7 +12,8 @@ module reads the other forms a cell may hold. The contract of parse_number_text,
    empty), and always U+00A0 no-break space, U+202F narrow no-break space, U+2009 thin space, "'" and
    U+2019 right single quotation mark, which can never be a decimal point. A plain space groups only when
    ``thousands`` is " ". Groups are western, d{1,3}(S ddd)+ ("1,234,567"), or Indian, d{1,2}(S dd)+ S ddd
-   ("12,34,567", "1,10,218.81"). Nothing else ("1,5" with decimal ".", "12,3456", "1,234 567").
+   ("12,34,567", "1,10,218.81"), the first group never starting with 0. Nothing else ("1,5" with
+   decimal ".", "12,3456", "1,234 567", "0,123", "01,234").
 5. One sign at most: a leading "+", "-" or U+2212 minus; or a trailing "-" ("1284-"); or accounting
    parentheses around the number ("(1,284.000)"). Whitespace may stand between it and the number. The
    en dash and other dashes are not signs.
@@ -121,8 +122,10 @@ def _pattern(decimal: str, thousands: str, marks: Sequence[str], *, longest_firs
         grouping.append(thousands)
     separator = "[" + "".join(re.escape(char) for char in grouping) + "]"
     # The backreferences keep one kind of separator within a number ("1,234\u00a0567" is not one).
-    western = rf"[0-9]{{1,3}}(?P<w>{separator})[0-9]{{3}}(?:(?P=w)[0-9]{{3}})*"
-    indian = rf"[0-9]{{1,2}}(?P<i>{separator})[0-9]{{2}}(?:(?P=i)[0-9]{{2}})*(?P=i)[0-9]{{3}}"
+    # A grouped number's first group never starts with 0: no locale writes "0,123" or "01,234",
+    # which are a decimal comma or a code, not 123 and 1234.
+    western = rf"[1-9][0-9]{{0,2}}(?P<w>{separator})[0-9]{{3}}(?:(?P=w)[0-9]{{3}})*"
+    indian = rf"[1-9][0-9]?(?P<i>{separator})[0-9]{{2}}(?:(?P=i)[0-9]{{2}})*(?P=i)[0-9]{{3}}"
     point = re.escape(decimal)
     number = (
         rf"(?:(?P<int>{western}|{indian}|[0-9]+)(?:{point}(?P<frac>[0-9]*))?"  # "1,234.5", "5."

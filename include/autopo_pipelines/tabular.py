@@ -89,7 +89,11 @@ class HeaderRule:
         looked_for = f"no row names {_or(self.expected(name) for name in self.required)}"
         filled = [(row, cells) for row, cells in error.searched if any(cell.strip() for cell in cells)]
         if not filled:
-            found = "the sheet is empty" if not error.searched else f"rows 1 to {search_rows} are empty"
+            found = (
+                "the sheet is empty"
+                if error.empty_sheet
+                else f"rows 1 to {search_rows} are empty; the column headings must be near the top"
+            )
         else:
             row, cells = max(filled, key=lambda item: sum(1 for cell in item[1] if cell.strip()))
             found = f"the fullest row, {row}, reads {_preview(cells)}"
@@ -186,7 +190,9 @@ def select_columns(
             row=header_row,
         )
     frame = pd.DataFrame({name: data.iloc[:, pos].to_numpy(dtype=object) for name, pos in positions.items()})
-    headers = {name: str(header[pos]) for name, pos in positions.items()}
+    # Trimmed like every text (a heading stored as an inline string arrives trimmed by the
+    # reader, as a shared string it does not): reasons and raw_values name it the same either way.
+    headers = {name: str(header[pos]).strip() for name, pos in positions.items()}
     return SelectedColumns(frame=frame, headers=headers, row_numbers=np.asarray(row_numbers, dtype=np.int64))
 
 
@@ -280,7 +286,8 @@ def _number_pattern(fmt: NumberFormat) -> re.Pattern[str]:
     decimal = re.escape(fmt.decimal)
     if fmt.thousands:
         thousands = re.escape(fmt.thousands)
-        integer = rf"(?:[0-9]{{1,3}}(?:{thousands}[0-9]{{3}})+|[0-9]+)"
+        # The first group of a grouped number does not start with 0 (number_text says why).
+        integer = rf"(?:[1-9][0-9]{{0,2}}(?:{thousands}[0-9]{{3}})+|[0-9]+)"
     else:
         integer = r"[0-9]+"
     # ASCII digits only: "１２" (full-width) is a bad number to reject, not a crash in to_numeric.

@@ -154,13 +154,16 @@ class HeaderNotFoundError(WorkbookError):
         message: str,
         searched: Sequence[tuple[int, list[str]]] = (),
         sheets: Sequence[SheetInfo] = (),
+        empty_sheet: bool = False,
     ) -> None:
         super().__init__(file, sheet, message)
         self.searched = list(searched)
         self.sheets = list(sheets)
+        # No cell at all (the searched rows can be empty above a table further down).
+        self.empty_sheet = empty_sheet
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.file, self.sheet, self.message, self.searched, self.sheets))
+        return (type(self), (self.file, self.sheet, self.message, self.searched, self.sheets, self.empty_sheet))
 
 
 @dataclass(frozen=True)
@@ -365,7 +368,8 @@ def _build_table(
     )
     if found is None:
         searched = [(first_row + i + 1, padding + [_as_text(v) for v in rows[i]]) for i in range(searchable)]
-        raise HeaderNotFoundError(file, sheet, _no_header_message(rows, searchable, header_search_rows), searched)
+        message = _no_header_message(rows, searchable, header_search_rows)
+        raise HeaderNotFoundError(file, sheet, message, searched, empty_sheet=not rows)
     index, cells = found[0], found[1][first_column:]
     body = rows[index + 1 :]
     columns = list(zip(*body, strict=True)) if body else [()] * len(cells)

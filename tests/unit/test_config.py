@@ -316,3 +316,10 @@ def test_an_alias_of_two_fields_is_a_config_error(tmp_path: Path, real_text: str
     error = load_error(path)
     assert error.key == "columns"
     assert "alias 'SOH' is given for both stock_on_hand and unit_cost" in error.message
+
+
+def test_an_override_of_some_number_keys_keeps_the_pipelines_other_keys(tmp_path: Path, real_text: str) -> None:
+    text = real_text.replace('  thousands: ","\n', '  thousands: ","\n  currency_marks: [Ks]\n', 1)
+    path = with_overrides(tmp_path, text, "  - stores: [S1]\n    numbers: {decimal: ',', thousands: '.'}\n")
+    reading = load_config_file(path).reading_for("S1_stock_20241204.xlsx", "S1")
+    assert (reading.numbers.decimal, reading.numbers.thousands, reading.numbers.currency_marks) == (",", ".", ["Ks"])

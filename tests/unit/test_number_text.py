@@ -146,6 +146,10 @@ ACCEPTED: list[Case] = [
 
 REJECTED: list[Case] = [
     *both("", "", None),
+    # A grouped number's first group never starts with 0: "0,123" is a decimal comma or a code.
+    *both("0,123", "0.123", None),
+    *both("01,234", "01.234", None),
+    *both("0,10,218.81", "0.10.218,81", None),
     *both("   ", "\u00a0", None),
     *both("%", "%", None),
     *both("5%", "5 %", None),

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from autopo_pipelines.config import ColumnSpec, NumberFormat, load_config_file
-from autopo_pipelines.errors import InputFileError
+from autopo_pipelines.errors import InputFileError, one_line, quote
 from autopo_pipelines.tabular import (
     REJECT_COLUMNS,
     HeaderRule,
@@ -29,6 +29,7 @@ from autopo_pipelines.tabular import (
     text_strings,
     text_value,
 )
+from autopo_pipelines.xlsx_reader import HeaderNotFoundError
 
 REAL_CONFIG = Path(__file__).resolve().parents[2] / "dags" / "configs" / "stock_health.yaml"
 
@@ -155,6 +156,25 @@ def test_select_columns_two_columns_with_the_winning_heading_are_an_error_naming
     )
 
 
+def test_select_columns_headings_are_trimmed_however_the_cell_stored_them(columns: dict[str, ColumnSpec]) -> None:
+    header = ["SKU ", "  SOH  ", "Qty Sold"]
+    data = pd.DataFrame([["A", 1, 3]], dtype=object)
+    selected = select_columns(header, data, np.array([2]), HeaderRule(columns), file="f.xlsx", sheet="S", header_row=1)
+    assert selected.headers == {"sku": "SKU", "stock_on_hand": "SOH", "sales_qty": "Qty Sold"}
+
+
+def test_no_header_in_the_searched_rows_of_a_sheet_with_a_table_further_down(columns: dict[str, ColumnSpec]) -> None:
+    below = HeaderNotFoundError("f.xlsx", "S", "reader's message", searched=[], empty_sheet=False)
+    assert str(HeaderRule(columns).no_header(below, search_rows=3)).startswith(
+        "f.xlsx, sheet 'S': no header row in the first 3 rows: no row names sku (a heading one of: sku, "
+    )
+    assert str(HeaderRule(columns).no_header(below, search_rows=3)).endswith(
+        "; rows 1 to 3 are empty; the column headings must be near the top; the workbook has no other sheet"
+    )
+    empty = HeaderNotFoundError("f.xlsx", "S", "reader's message", searched=[], empty_sheet=True)
+    assert "; the sheet is empty; " in str(HeaderRule(columns).no_header(empty, search_rows=3))
+
+
 def test_select_columns_a_pinned_column_is_the_field_whatever_its_heading(columns: dict[str, ColumnSpec]) -> None:
     cols = {**columns, "sku": ColumnSpec(required=True, aliases=["sku", "item"])}
     header = ["Item #", "Item", "SOH", "Qty Sold"]
@@ -250,7 +270,8 @@ def test_parse_numbers_blank_values(cell: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "cell", ["abc", "1,5", "1,2345", "12-3", "1.2.3", "12 pcs", "1.2E+3", "(-5)", True, False, np.bool_(True)]
+    "cell",
+    ["abc", "1,5", "1,2345", "12-3", "1.2.3", "12 pcs", "1.2E+3", "(-5)", "0,123", True, False, np.bool_(True)],
 )
 def test_parse_numbers_bad_values(cell: object) -> None:
     parsed = parse_numbers(object_series([cell, "1"]), DEFAULT_FORMAT)
@@ -748,3 +769,24 @@ def test_parse_dates_nullable_missing_value_is_blank(dtype: str) -> None:
     assert parsed.values.tolist() == [DEC_4, None]
     assert parsed.blank.tolist() == [False, True]
     assert parsed.bad.tolist() == [False, False]
+
+
+# --- messages: one line, values quoted and cut ---------------------------------------------------
+
+
+def test_one_line_escapes_control_and_format_characters() -> None:
+    assert one_line("a\nb\tc\rd\x07e\u2028f\u202eg\u200bh") == "a\\nb\\tc\\rd\\x07e\\u2028f\\u202eg\\u200bh"
+    assert one_line("Toko Sejahtera – Stok") == "Toko Sejahtera – Stok"  # printable text is left alone
+
+
+def test_quote_cuts_a_long_value_with_an_ellipsis() -> None:
+    assert quote("x" * 60) == "'" + "x" * 60 + "'"
+    assert quote("x" * 61) == "'" + "x" * 59 + "\u2026'"
+    assert quote("a\nb") == "'a\\nb'"
+
+
+def test_a_file_error_is_one_line_naming_the_file_once() -> None:
+    error = InputFileError("f.xlsx", "bad value 'x\ny'", sheet="Stock\t1", row=3, column="Kode Toko\t\t" + "k" * 80)
+    assert str(error) == (
+        "f.xlsx, sheet 'Stock\\t1', row 3, column 'Kode Toko\\t\\t" + "k" * 46 + "\u2026': bad value 'x\\ny'"
+    )

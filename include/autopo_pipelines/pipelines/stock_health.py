@@ -17,11 +17,11 @@ from pydantic import Field
 
 from autopo_pipelines.config import ColumnSpec, NumberFormat, StrictModel
 from autopo_pipelines.errors import InputFileError, ReferenceDataError, quote
-from autopo_pipelines.headings import normalise_header
+from autopo_pipelines.headings import column_letters, normalise_header
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.pipeline import CleanRows, DayContext, FileContext, RowRules, SnapshotTable, TransformDefinition
 from autopo_pipelines.routing import normalise_store
-from autopo_pipelines.tabular import HeaderRule, parse_numbers, text_column, text_strings
+from autopo_pipelines.tabular import HeaderRule, display_value, parse_numbers, text_column, text_strings
 from autopo_pipelines.warehouse import read_loaded_snapshot
 from autopo_pipelines.xlsx_reader import HeaderNotFoundError, WorkbookError, read_sheet_table
 
@@ -98,6 +98,23 @@ def _supplier_path(root: Path, configured: str) -> Path:
     return path
 
 
+def _refuse_ambiguous_headings(file: str, headings: list[str]) -> None:
+    """Two columns of the supplier master that are one column once normalised ('SKU' and 'sku'):
+    which one is meant is not known, so the master is refused naming both."""
+    seen: dict[str, int] = {}
+    for index, heading in enumerate(headings):
+        name = normalise_header(heading)
+        if name not in SUPPLIER_COLUMNS:
+            continue
+        if name in seen:
+            first = seen[name]
+            raise ReferenceDataError(
+                f"supplier master {file}: columns {column_letters(first)} ({quote(str(headings[first]).strip())}) "
+                f"and {column_letters(index)} ({quote(str(heading).strip())}) are both {name}; keep one"
+            )
+        seen[name] = index
+
+
 def read_supplier_master(path: Path) -> pd.DataFrame:
     """The validated supplier master, one row per sku; malformed -> ReferenceDataError."""
     if not path.exists():
@@ -113,12 +130,14 @@ def read_supplier_master(path: Path) -> pd.DataFrame:
             # describe(): the file named once, then the sheet, then what is wrong.
             raise ReferenceDataError(f"supplier master {exc.describe()}") from exc
         raw = pd.DataFrame(table.data.to_numpy(dtype=object), columns=[normalise_header(h) for h in table.header])
+        _refuse_ambiguous_headings(path.name, table.header)
         first_row = table.header_row + 1
     else:
         try:
             raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
             raise ReferenceDataError(f"supplier master {path.name}: not a readable CSV: {exc}") from exc
+        _refuse_ambiguous_headings(path.name, list(raw.columns))
         raw.columns = [normalise_header(c) for c in raw.columns]
         first_row = 2
     missing = [c for c in SUPPLIER_COLUMNS if c not in raw.columns]
@@ -135,7 +154,7 @@ def read_supplier_master(path: Path) -> pd.DataFrame:
             position = int(np.flatnonzero(invalid.to_numpy())[0])
             raise ReferenceDataError(
                 f"supplier master {path.name}, row {first_row + position}: {column} "
-                f"{quote(raw[column].iat[position])} is not a valid number"
+                f"{quote(display_value(raw[column].iat[position]))} is not a valid number"
             )
         suppliers[column] = parsed.values
     suppliers = suppliers[suppliers["sku"].notna()]
@@ -249,7 +268,7 @@ def _check_store_column(clean: CleanRows, context: FileContext) -> str:
             position = int(np.flatnonzero(stated.isin(others).to_numpy())[0])
             raise InputFileError(
                 context.file_name,
-                f"store {normalise_store(stated.iat[position])!r} in the file disagrees with store {store!r} "
+                f"store {quote(normalise_store(stated.iat[position]))} in the file disagrees with store {quote(store)} "
                 "in the file name",
                 sheet=context.sheet,
                 row=int(clean.row_numbers[position]),
