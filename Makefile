@@ -22,7 +22,7 @@ LOCAL := $(BIN)/python -m autopo_local.stack
 
 help:
 	@echo "make demo                      set up, run po_snapshots then stock_health on a generated sample day, print what they did"
-	@echo "make test                      run the whole test suite (make lint: ruff)"
+	@echo "make test                      run the whole test suite (make lint: ruff, mypy)"
 	@echo "make up / status / down        start / show / stop Airflow (UI, scheduler, DAG processor, triggerer) on this machine"
 	@echo "make run PIPELINE=.. DATE=.. DATA=..   run one date through the DAG on a data root, print its summary"
 	@echo "make airflow ARGS='...'        the airflow CLI on the local stack's metadata database"
@@ -95,9 +95,11 @@ airflow: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff's rules, complexity limit and Airflow rules, and mypy --strict on include/ and plugins/: all in pyproject.toml.
 lint: $(VENV)/.installed
 	$(BIN)/ruff check include plugins tests dags benchmarks tools
 	$(BIN)/ruff format --check include plugins tests dags benchmarks tools
+	$(BIN)/mypy
 
 # Speed and memory, side by side with the naive stack and the floor (docs/performance.md). Not a test:
 # it prints figures. BENCH_ARGS='--stores 10 --rows 5000 --repeat 1' for a quick look.

@@ -246,7 +246,7 @@ def transform_day(files: Sequence[Path], reader: Callable[..., Any], data_root: 
 
     from autopo_pipelines import pipeline
     from autopo_pipelines.config import load_config_file, load_transform, transform_settings
-    from autopo_pipelines.pipeline import DayContext
+    from autopo_pipelines.transform import DayContext
 
     config = load_config_file(default_config_dir() / f"{PIPELINE}.yaml")
     definition = load_transform(config.transform)
@@ -341,13 +341,14 @@ def run_dag_test(data_root: Path, url: str, config_dir: Path) -> dict[str, Any]:
 
 def aggregate_memory(data_root: Path, run_id: str) -> dict[str, Any]:
     """aggregate_and_flush's work on a finished run's parts, alone in this fresh process."""
-    from autopo_pipelines import day_run
     from autopo_pipelines.config import load_config_file
+    from autopo_pipelines.day import Day
+    from autopo_pipelines.day.outputs import aggregate_day
 
     config = load_config_file(default_config_dir() / f"{PIPELINE}.yaml")
     before = _rss_now_mb()
     started = time.perf_counter()
-    result = day_run.aggregate_day(config, DataLayout(data_root), DATE, run_id)
+    result = aggregate_day(Day(config, DataLayout(data_root), DATE, run_id))
     return {
         "seconds": time.perf_counter() - started,
         "rss_before_mb": before,
@@ -524,8 +525,7 @@ def run_scheduler(
     triggerer; LocalExecutor, parallelism 2); the run's own start and end times, and the stack's memory."""
     import psutil
 
-    sys.path.insert(0, str(REPO_ROOT / "tests" / "system"))
-    from airflow_stack import start_airflow_stack  # the system tests' harness of the same stack
+    from autopo_local.throwaway_stack import start_airflow_stack  # the system tests' stack too
 
     data_root = work / "scheduler-data"
     fresh_data_root(data_root, files, supplier_master)
@@ -591,7 +591,7 @@ def row(name: str, seconds: Sequence[float], rows: int, peak_mb: float, note: st
     return f"  {name:<28} {took:>8.1f}s {spread:>11} {rows / took:>12,.0f} {peak_mb:>9,.0f} MB  {note}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stores", type=int, default=40)
     parser.add_argument("--rows", type=int, default=50_000)
@@ -604,8 +604,86 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--files-per-task", type=int, default=None, help="override the config's airflow.files_per_task")
     parser.add_argument("--work", type=Path, default=HERE / ".work", help="where runs write (emptied first)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+# One store count of the scale row: its run times, rows and the aggregate step's memory figures.
+ScaleResult = tuple[int, list[float], int, list[dict[str, Any]]]
+
+
+def run_scale(args: argparse.Namespace, url: str, config_dir: Path, log: Path) -> list[ScaleResult]:
+    """The scale row: dag.test() on days of each --scale store count, then the aggregate step's memory."""
+    scale = []
+    scale_day = generated_day(max(int(s) for s in args.scale.split(",")), args.scale_rows)
+    for stores in [int(s) for s in args.scale.split(",")]:
+        times, memory = [], []
+        for n in range(args.repeat):
+            root = fresh_data_root(
+                args.work / f"scale-{stores}-{n}", subset(scale_day, stores), scale_day / "suppliers.csv"
+            )
+            result = in_child("dag_test", {"data_root": str(root), "url": url, "config_dir": str(config_dir)}, log)
+            times.append(result["seconds"])
+            memory.append(in_child("aggregate", {"data_root": str(root), "url": url, "run_id": result["run_id"]}, log))
+        scale.append((stores, times, result["rows"], memory))
+        print(f"  . scale {stores} stores: {median(times):.1f}s", flush=True)
+    return scale
+
+
+def print_scale(scale: list[ScaleResult], scale_rows: int) -> None:
+    print()
+    print(
+        f"  scale ({scale_rows:,} rows a store, dag.test())   {'median':>9} {'rows/s':>12} "
+        f"{'aggregate peak RSS':>20} {'(before it)':>12}"
+    )
+    for stores, times, rows, memory in scale:
+        print(
+            f"  {stores:>4} stores, {rows:>9,} rows              {median(times):>8.1f}s "
+            f"{rows / median(times):>12,.0f} {median([m['peak_rss_mb'] for m in memory]):>17,.0f} MB "
+            f"{median([m['rss_before_mb'] for m in memory]):>9,.0f} MB"
+        )
+    small, large = scale[0], scale[-1]
+    ratio = median([m["peak_rss_mb"] for m in large[3]]) / median([m["peak_rss_mb"] for m in small[3]])
+    print(f"  aggregate peak memory, {large[0]} stores over {small[0]}: {ratio:.2f}x")
+
+
+def print_load(load: dict[str, Any], repeat: int) -> None:
+    print()
+    print(f"  load of {load['rows']:,} rows replacing the date (median of {repeat}, then once with readers):")
+    for label, table in [
+        ("stage and swap (partition)", TABLE),
+        ("in place (delete + insert)", "inplace_snapshots"),
+    ]:
+        figures = load[table]
+        print(
+            f"    {label:<30}{median(figures['seconds']):>6.1f}s; "
+            f"with readers {figures['seconds_with_readers']:.1f}s, "
+            f"their longest lookup by key {figures['lookup_worst_s'] * 1000:,.0f} ms "
+            f"(idle {figures['lookup_idle_worst_s'] * 1000:,.0f} ms; {figures['lookups']:,} lookups, "
+            f"{figures['counts']} counts, each saw a whole version)"
+        )
+
+
+def loaded_rows(
+    naive: list[dict[str, Any]],
+    floor: list[dict[str, Any]],
+    product: list[dict[str, Any]],
+    scheduler: dict[str, Any] | None,
+) -> int:
+    """The rows the day loaded: the same in every stage that ran, else a RuntimeError."""
+    rows_by_stage = {
+        name: results[0]["rows"]
+        for name, results in [("naive", naive), ("floor", floor), ("product", product)]
+        if results
+    }
+    if scheduler:
+        rows_by_stage["scheduler"] = scheduler["rows"]
+    if len(set(rows_by_stage.values())) != 1:
+        raise RuntimeError(f"the stages loaded different row counts: {rows_by_stage}")
+    return product[0]["rows"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     admin_url = (
         os.environ.get("AUTOPO_BENCH_ADMIN_URL")
         or subprocess.run(
@@ -665,16 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  . starting Airflow (API server, scheduler, DAG processor, triggerer)", flush=True)
         scheduler = run_scheduler(files, master, url, admin_url, config_dir, args.repeat, args.work)
         print(f"  . scheduler runs: {', '.join(f'{s:.1f}s' for s in scheduler['seconds'])}", flush=True)
-    rows_by_stage = {
-        name: results[0]["rows"]
-        for name, results in [("naive", naive), ("floor", floor), ("product", product)]
-        if results
-    }
-    if scheduler:
-        rows_by_stage["scheduler"] = scheduler["rows"]
-    if len(set(rows_by_stage.values())) != 1:
-        raise RuntimeError(f"the stages loaded different row counts: {rows_by_stage}")
-    rows = product[0]["rows"]
+    rows = loaded_rows(naive, floor, product, scheduler)
 
     load = None
     if "load" not in skip:
@@ -682,22 +751,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         csv_path = args.work / f"dag_test-{args.repeat - 1}" / "seeds" / PIPELINE / f"{date_stamp(DATE)}.csv"
         load = in_child("load", {"csv": str(csv_path), "url": url, "repeats": args.repeat}, log)
 
-    scale = []
-    if "scale" not in skip:
-        scale_day = generated_day(max(int(s) for s in args.scale.split(",")), args.scale_rows)
-        for stores in [int(s) for s in args.scale.split(",")]:
-            times, memory = [], []
-            for n in range(args.repeat):
-                root = fresh_data_root(
-                    args.work / f"scale-{stores}-{n}", subset(scale_day, stores), scale_day / "suppliers.csv"
-                )
-                result = in_child("dag_test", {"data_root": str(root), "url": url, "config_dir": str(config_dir)}, log)
-                times.append(result["seconds"])
-                memory.append(
-                    in_child("aggregate", {"data_root": str(root), "url": url, "run_id": result["run_id"]}, log)
-                )
-            scale.append((stores, times, result["rows"], memory))
-            print(f"  . scale {stores} stores: {median(times):.1f}s", flush=True)
+    scale = [] if "scale" in skip else run_scale(args, url, config_dir, log)
 
     def seconds(results: list[dict[str, Any]]) -> list[float]:
         return [r["seconds"] for r in results]
@@ -724,36 +778,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  scheduler:  naive/product {naive_s / product_s:.1f}x, product/floor {product_s / floor_s:.2f}x")
 
     if scale:
-        print()
-        print(
-            f"  scale ({args.scale_rows:,} rows a store, dag.test())   {'median':>9} {'rows/s':>12} "
-            f"{'aggregate peak RSS':>20} {'(before it)':>12}"
-        )
-        for stores, times, scale_rows, memory in scale:
-            print(
-                f"  {stores:>4} stores, {scale_rows:>9,} rows              {median(times):>8.1f}s "
-                f"{scale_rows / median(times):>12,.0f} {median([m['peak_rss_mb'] for m in memory]):>17,.0f} MB "
-                f"{median([m['rss_before_mb'] for m in memory]):>9,.0f} MB"
-            )
-        small, large = scale[0], scale[-1]
-        ratio = median([m["peak_rss_mb"] for m in large[3]]) / median([m["peak_rss_mb"] for m in small[3]])
-        print(f"  aggregate peak memory, {large[0]} stores over {small[0]}: {ratio:.2f}x")
-
+        print_scale(scale, args.scale_rows)
     if load:
-        print()
-        print(f"  load of {load['rows']:,} rows replacing the date (median of {args.repeat}, then once with readers):")
-        for label, table in [
-            ("stage and swap (partition)", TABLE),
-            ("in place (delete + insert)", "inplace_snapshots"),
-        ]:
-            figures = load[table]
-            print(
-                f"    {label:<30}{median(figures['seconds']):>6.1f}s; "
-                f"with readers {figures['seconds_with_readers']:.1f}s, "
-                f"their longest lookup by key {figures['lookup_worst_s'] * 1000:,.0f} ms "
-                f"(idle {figures['lookup_idle_worst_s'] * 1000:,.0f} ms; {figures['lookups']:,} lookups, "
-                f"{figures['counts']} counts, each saw a whole version)"
-            )
+        print_load(load, args.repeat)
     print()
     print(f"ratios: naive_over_product={naive_s / product_s:.2f} product_over_floor={product_s / floor_s:.2f}")
     return 0

@@ -14,7 +14,7 @@ number, dates datetimes, empties None/NaN, row numbers true sheet rows). A candi
 that breaks the contract is reported as such, with its speed for reference.
 "python-calamine (xlsx_reader)" is the production read_sheet_table, guard scan included.
 
-    PYTHONPATH=include .venv/bin/python benchmarks/reader_choice.py [--rows 50000] [--repeat 3]
+    .venv/bin/python benchmarks/reader_choice.py [--rows 50000] [--repeat 3]
 """
 
 from __future__ import annotations

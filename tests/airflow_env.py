@@ -27,9 +27,8 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO_ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AUTOPO_CONFIG_DIR"] = str(REPO_ROOT / "dags" / "configs")
-# Airflow puts the plugins folder on sys.path when it loads plugins; tests import the
-# plugin's modules directly too.
-sys.path.insert(0, str(REPO_ROOT / "plugins"))
+# Airflow puts the plugins folder on sys.path when it loads plugins; the tests import the plugin's
+# package (autopo_tracking) as installed with the project (pyproject.toml: packages under plugins/).
 
 _migrated = False
 

@@ -119,93 +119,96 @@ def _error(code: int, message: str, reason: str) -> dict[str, Any]:
     }
 
 
-def _handler(drive: FakeDrive) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _json(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+class _DriveHandler(BaseHTTPRequestHandler):
+    """The Drive v3 endpoints the pipelines call, answered from ``drive`` (set per server by _handler)."""
 
-        def _not_found(self, file_id: str) -> None:
-            self._json(404, _error(404, f"File not found: {file_id}.", "notFound"))
+    drive: FakeDrive
 
-        def _bytes(self, content: bytes, mime_type: str) -> None:
-            status, start, end = 200, 0, len(content) - 1
-            match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-            if match and content:
-                start = int(match[1])
-                end = min(int(match[2]) if match[2] else end, len(content) - 1)
-                if start >= len(content):
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(content)}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                status = 206
-            body = content[start : end + 1]
-            self.send_response(status)
-            self.send_header("Content-Type", mime_type)
-            self.send_header("Content-Length", str(len(body)))
-            if status == 206:
-                self.send_header("Content-Range", f"bytes {start}-{end}/{len(content)}")
-            self.end_headers()
-            self.wfile.write(body)
+    def _json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            url = urllib.parse.urlsplit(self.path)
-            query = urllib.parse.parse_qs(url.query)
-            with drive._lock:
-                drive.requests.append((url.path, query))
-                if url.path == "/drive/v3/files":
-                    return self._list(query)
-                match = re.fullmatch(r"/drive/v3/files/([^/]+)(/export)?", url.path)
-                if match is None:
-                    return self._json(404, _error(404, f"no such path {url.path}", "notFound"))
-                file_id = urllib.parse.unquote(match[1])
-                file = drive.files.get(file_id)
-                if file is None:
-                    return self._not_found(file_id)
-                if match[2]:
-                    if file.mime_type != SHEETS_MIME:
-                        message = "Export only supports Docs Editors files."
-                        return self._json(403, _error(403, message, "fileNotExportable"))
-                    if query.get("mimeType") != [XLSX_MIME]:
-                        return self._json(400, _error(400, "unsupported export mimeType", "badRequest"))
-                    return self._bytes(file.content, XLSX_MIME)
-                if query.get("alt") == ["media"]:
-                    if file.mime_type in (FOLDER_MIME, SHEETS_MIME):
-                        message = (
-                            "Only files with binary content can be downloaded. Use Export with Docs Editors files."
-                        )
-                        return self._json(403, _error(403, message, "fileNotDownloadable"))
-                    return self._bytes(file.content, file.mime_type)
-                return self._json(200, file.metadata())
+    def _not_found(self, file_id: str) -> None:
+        self._json(404, _error(404, f"File not found: {file_id}.", "notFound"))
 
-        def _list(self, query: dict[str, list[str]]) -> None:
-            match = _PARENT_QUERY.match(query.get("q", [""])[0])
+    def _bytes(self, content: bytes, mime_type: str) -> None:
+        status, start, end = 200, 0, len(content) - 1
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        if match and content:
+            start = int(match[1])
+            end = min(int(match[2]) if match[2] else end, len(content) - 1)
+            if start >= len(content):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(content)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            status = 206
+        body = content[start : end + 1]
+        self.send_response(status)
+        self.send_header("Content-Type", mime_type)
+        self.send_header("Content-Length", str(len(body)))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(content)}")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        with self.drive._lock:
+            self.drive.requests.append((url.path, query))
+            if url.path == "/drive/v3/files":
+                return self._list(query)
+            match = re.fullmatch(r"/drive/v3/files/([^/]+)(/export)?", url.path)
             if match is None:
-                return self._json(400, _error(400, "Invalid Value", "invalid"))
-            parent = re.sub(r"\\(.)", r"\1", match[1])
-            if parent not in drive.files:
-                return self._not_found(parent)
-            children = sorted(
-                (f for f in drive.files.values() if f.parent == parent and not f.trashed), key=lambda f: f.id
-            )
-            size = min(int(query.get("pageSize", ["100"])[0]), drive.max_page_size)
-            start = int(query.get("pageToken", ["0"])[0])
-            page = children[start : start + size]
-            body: dict[str, Any] = {"kind": "drive#fileList", "files": [f.metadata() for f in page]}
-            if start + size < len(children):
-                body["nextPageToken"] = str(start + size)
-            self._json(200, body)
+                return self._json(404, _error(404, f"no such path {url.path}", "notFound"))
+            file_id = urllib.parse.unquote(match[1])
+            file = self.drive.files.get(file_id)
+            if file is None:
+                return self._not_found(file_id)
+            if match[2]:
+                if file.mime_type != SHEETS_MIME:
+                    message = "Export only supports Docs Editors files."
+                    return self._json(403, _error(403, message, "fileNotExportable"))
+                if query.get("mimeType") != [XLSX_MIME]:
+                    return self._json(400, _error(400, "unsupported export mimeType", "badRequest"))
+                return self._bytes(file.content, XLSX_MIME)
+            if query.get("alt") == ["media"]:
+                if file.mime_type in (FOLDER_MIME, SHEETS_MIME):
+                    message = "Only files with binary content can be downloaded. Use Export with Docs Editors files."
+                    return self._json(403, _error(403, message, "fileNotDownloadable"))
+                return self._bytes(file.content, file.mime_type)
+            return self._json(200, file.metadata())
 
-        def log_message(self, *args: Any) -> None:
-            pass
+    def _list(self, query: dict[str, list[str]]) -> None:
+        match = _PARENT_QUERY.match(query.get("q", [""])[0])
+        if match is None:
+            return self._json(400, _error(400, "Invalid Value", "invalid"))
+        parent = re.sub(r"\\(.)", r"\1", match[1])
+        if parent not in self.drive.files:
+            return self._not_found(parent)
+        children = sorted(
+            (f for f in self.drive.files.values() if f.parent == parent and not f.trashed), key=lambda f: f.id
+        )
+        size = min(int(query.get("pageSize", ["100"])[0]), self.drive.max_page_size)
+        start = int(query.get("pageToken", ["0"])[0])
+        page = children[start : start + size]
+        body: dict[str, Any] = {"kind": "drive#fileList", "files": [f.metadata() for f in page]}
+        if start + size < len(children):
+            body["nextPageToken"] = str(start + size)
+        self._json(200, body)
 
-    return Handler
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _handler(drive: FakeDrive) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_DriveHandler,), {"drive": drive})
 
 
 @contextmanager

@@ -38,8 +38,8 @@ import pyarrow.compute as pc
 
 from autopo_pipelines.config import AggregationConfig
 from autopo_pipelines.layout import date_stamp, safe_file_name
-from autopo_pipelines.pipeline import FileOutcome, TransformDefinition
 from autopo_pipelines.tabular import REJECT_COLUMNS
+from autopo_pipelines.transform import FileOutcome, TransformDefinition
 
 PART_META = "part.json"
 ROWS_FILE = "rows.parquet"
@@ -175,9 +175,10 @@ def write_part(directory: Path, outcome: FileOutcome, meta: dict[str, Any]) -> d
 
 def read_part_meta(directory: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((directory / PART_META).read_text(encoding="utf-8"))
+        meta: dict[str, Any] = json.loads((directory / PART_META).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    return meta
 
 
 # --- CSV writing --------------------------------------------------------------
@@ -225,7 +226,8 @@ def _guard_mask(text: pa.Array) -> np.ndarray:
     if data is None or data.size == 0:
         return np.zeros(len(text), dtype=bool)
     first = np.frombuffer(data, dtype=np.uint8)[np.minimum(offsets[:-1], data.size - 1)]
-    return (offsets[1:] > offsets[:-1]) & _GUARDED_FIRST_BYTES[first]
+    guarded: np.ndarray = (offsets[1:] > offsets[:-1]) & _GUARDED_FIRST_BYTES[first]
+    return guarded
 
 
 def _guarded(text: pa.Array) -> pa.Array:
@@ -278,7 +280,8 @@ def csv_bytes(table: pa.Table) -> bytes:
     array = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
     # The lines lie back to back in the array's data buffer: take them without a Python loop.
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + len(array) + 1]
-    return array.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+    lines_bytes: bytes = array.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+    return lines_bytes
 
 
 class OutputWriteError(OSError):

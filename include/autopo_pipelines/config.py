@@ -9,6 +9,7 @@ everything up front and names the file and the key of any error.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import math
 import os
@@ -182,13 +183,13 @@ class FileReading:
     override: int | None = None
 
 
-class LocalSource(StrictModel):
+class LocalSourceConfig(StrictModel):
     kind: Literal["local"] = "local"
     # Relative paths are taken from the data root; unset means <root>/inbox/<pipeline>.
     path: str | None = None
 
 
-class GcsSource(StrictModel):
+class GcsSourceConfig(StrictModel):
     kind: Literal["gcs"]
     bucket: str = Field(min_length=1)
     # A folder-like prefix ("exports/po"): only the blobs directly under it are listed.
@@ -197,7 +198,7 @@ class GcsSource(StrictModel):
     gcp_conn_id: str = "google_cloud_default"
 
 
-class GdriveSource(StrictModel):
+class GdriveSourceConfig(StrictModel):
     kind: Literal["gdrive"]
     # The folder's id (the last part of its URL): only the files directly in it are listed.
     folder_id: str = Field(min_length=1)
@@ -208,7 +209,7 @@ class GdriveSource(StrictModel):
     gcp_conn_id: str = "google_cloud_default"
 
 
-SourceConfig = Annotated[LocalSource | GcsSource | GdriveSource, Field(discriminator="kind")]
+SourceConfig = Annotated[LocalSourceConfig | GcsSourceConfig | GdriveSourceConfig, Field(discriminator="kind")]
 
 
 class AggregationConfig(StrictModel):
@@ -289,7 +290,7 @@ class PipelineConfig(StrictModel):
     # 0: the business date is the run's logical date; 1: the day before it
     # (a 07:00 run that reports on yesterday's closing stock).
     business_date_offset_days: int = Field(default=0, ge=0, le=31)
-    source: SourceConfig = Field(default_factory=LocalSource)
+    source: SourceConfig = Field(default_factory=LocalSourceConfig)
     # Where the day's CSVs go; relative to the data root; unset: <root>/seeds/<pipeline>.
     output_dir: str | None = None
     file_pattern: str
@@ -418,18 +419,6 @@ class PipelineConfig(StrictModel):
     def pool(self) -> str:
         return self.airflow.pool or self.name
 
-    def cutoff_moment(self, date: dt.date) -> dt.datetime | None:
-        """When the wait for the date's missing stores ends, in UTC."""
-        if self.cutoff is None:
-            return None
-        day = date + dt.timedelta(days=self.business_date_offset_days)
-        local = pendulum.datetime(day.year, day.month, day.day, self.cutoff.hour, self.cutoff.minute, tz=self.timezone)
-        return local.in_timezone("UTC")
-
-    def business_date(self, moment: dt.datetime) -> dt.date:
-        local = pendulum.instance(moment).in_timezone(self.timezone)
-        return local.date() - dt.timedelta(days=self.business_date_offset_days)
-
 
 def _merged(base: NumberFormat, override: NumberFormat | None) -> NumberFormat:
     """``base`` with the keys ``override`` sets (not its defaults): an override of the separators
@@ -519,6 +508,25 @@ def load_config_file(path: Path) -> PipelineConfig:
     if config.name != path.stem:
         raise ConfigError(path, "name", f"must match the file name ({path.stem!r}), got {config.name!r}")
     return config
+
+
+@functools.lru_cache(maxsize=64)
+def _config_at(path: Path, mtime: float) -> PipelineConfig | None:
+    try:
+        return load_config_file(path)
+    except ConfigError:
+        return None
+
+
+def config_for(name: str, directory: Path | None = None) -> PipelineConfig | None:
+    """The pipeline's config (``<name>.yaml`` in the config folder), or None when there is no valid
+    one (a DAG that is not a pipeline). Read again only when its file changes: listeners and
+    callbacks ask on every event."""
+    path = (directory or default_config_dir()) / f"{name}.yaml"
+    try:
+        return _config_at(path, path.stat().st_mtime)
+    except FileNotFoundError:
+        return None
 
 
 def load_configs(directory: Path) -> LoadedConfigs:

@@ -437,7 +437,7 @@ def _header_repeats(selected: SelectedColumns, keys: pd.Series, key: str) -> np.
     headings = {name: normalise_header(text) for name, text in selected.headers.items()}
     for position in candidates:
         repeats[position] = all(
-            normalise_header(display_value(selected.frame[name].iat[position])) == normalised
+            normalise_header(display_value(selected.frame[name].iat[int(position)])) == normalised
             for name, normalised in headings.items()
         )
     return repeats

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
+import functools
 import itertools
 import logging
 import re
@@ -504,7 +505,7 @@ def _copy_in_slices(load: _Load, stage: sql.Identifier, stage_base: str) -> tupl
     parts = LOAD_CONNECTIONS if size >= PARALLEL_COPY_MIN_BYTES else 1
     # Never empty: a CSV without even a header line was refused before any connection.
     slices = csv_slices(load.csv_path, parts)
-    counts = _side_by_side([lambda s=s: _copy_slice(load, stage, stage_base, s) for s in slices])
+    counts = _side_by_side([functools.partial(_copy_slice, load, stage, stage_base, s) for s in slices])
     return sum(rows for rows, _ in counts), any(guarded for _, guarded in counts)
 
 
@@ -574,8 +575,8 @@ def _build_indexes(
         (parent.oid,),
     ).fetchall()
     token = uuid.uuid4().hex[:8]
-    builds: list[list[sql.Composable]] = [[] for _ in range(min(LOAD_CONNECTIONS, len(indexes)) or 1)]
-    constraints: list[sql.Composable] = []
+    builds: list[list[sql.Composed]] = [[] for _ in range(min(LOAD_CONNECTIONS, len(indexes)) or 1)]
+    constraints: list[sql.Composed] = []
     for number, (definition, unique, contype) in enumerate(indexes):
         # "CREATE [UNIQUE] INDEX name ON ONLY parent USING method (keys) [INCLUDE ...] [WHERE ...]"
         method_and_keys = str(definition).split(" USING ", 1)[1]
@@ -593,7 +594,7 @@ def _build_indexes(
                 sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}").format(stage, index, sql.SQL(kind), index)
             )
 
-    def build(statements: list[sql.Composable]) -> None:
+    def build(statements: list[sql.Composed]) -> None:
         with _side_connection(load) as builder:
             builder.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(INDEX_BUILD_MEMORY)))
             for statement in statements:
@@ -605,7 +606,7 @@ def _build_indexes(
                     # Duplicate keys: the parent's primary key refuses the rows, as the table would.
                     raise load.failed(exc, where=stage_base) from exc
 
-    _side_by_side([lambda s=s: build(s) for s in builds if s])
+    _side_by_side([functools.partial(build, s) for s in builds if s])
     for statement in constraints:
         conn.execute(statement)
 
@@ -717,18 +718,6 @@ def read_loaded_snapshot(
                 )
                 records = cur.fetchall()
     return LoadedSnapshot(table, date, load[0], pd.DataFrame.from_records(records, columns=list(columns)))
-
-
-def create_table_if_missing(conninfo: str, table: str, ddl: str) -> bool:
-    """Run a pipeline's own CREATE TABLE when its table does not exist yet; True when it did."""
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=30) as conn:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"create_table:{table}",))
-            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-            if exists and exists[0]:
-                return False
-            conn.execute(ddl.encode())
-            return True
 
 
 def count_rows(conninfo: str, table: str, date_column: str, date: datetime.date) -> int:

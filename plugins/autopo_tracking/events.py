@@ -6,15 +6,20 @@ The listeners call these; each returns quietly for DAGs that are not pipelines.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
-from pathlib import Path
 from typing import Any
 
-from autopo_pipelines import day_run, tracking
-from autopo_pipelines.config import ConfigError, PipelineConfig, default_config_dir, load_config_file
+from autopo_pipelines import tracking_rows
+from autopo_pipelines.config import PipelineConfig, config_for
+from autopo_pipelines.dates import business_date_of_run
+from autopo_pipelines.day import Day
+from autopo_pipelines.day.checks import day_problems
+from autopo_pipelines.day.file_run import file_result
+from autopo_pipelines.day.outputs import row_accounting
+from autopo_pipelines.day.parts import DayParts, collect_parts
+from autopo_pipelines.day.state import AggregateRecord, Listing
 from autopo_pipelines.layout import DataLayout
-from autopo_pipelines.orchestration.dag_factory import business_date_of_run
+from autopo_pipelines.task_ids import TaskId
 from autopo_tracking.hooks.tracking import TrackingHook
 
 log = logging.getLogger(__name__)
@@ -24,21 +29,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@functools.lru_cache(maxsize=32)
-def _config_at(path: Path, mtime: float) -> PipelineConfig | None:
-    try:
-        return load_config_file(path)
-    except ConfigError:
-        return None
-
-
 def pipeline_config(dag_id: str) -> PipelineConfig | None:
-    """The pipeline's config, read again only when its file changes: listeners run on every event."""
-    path = default_config_dir() / f"{dag_id}.yaml"
-    try:
-        return _config_at(path, path.stat().st_mtime)
-    except FileNotFoundError:
-        return None
+    """The pipeline's config; None for a DAG that is not a pipeline (listeners see every DAG's events)."""
+    return config_for(dag_id)
 
 
 def _in_task_process(task_instance: Any) -> bool:
@@ -87,55 +80,55 @@ class TaskEvent:
 
 def changes_for_task(
     config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, event: TaskEvent
-) -> tracking.Changes | None:
+) -> tracking_rows.Changes | None:
     name = config.name
-    listing = day_run.current_listing(config, layout, date, run_id)
-    if event.task_id == "wait_for_files":
+    day = Day(config, layout, date, run_id)
+    listing = day.listing()
+    if event.task_id == TaskId.WAIT_FOR_FILES:
         # No files for a past date, or the wait timed out: the date's row says so, in the sensor's words.
         if event.state == "failed" and not event.will_retry:
-            return tracking.listing_failed(name, date, run_id, event.error_text, _now())
+            return tracking_rows.listing_failed(name, date, run_id, event.error_text, _now())
         return None
-    if event.task_id == "list_files":
+    if event.task_id == TaskId.LIST_FILES:
         if event.state == "success" and listing is not None:
-            return tracking.files_listed(name, date, listing, run_id, _now())
+            return tracking_rows.files_listed(name, date, listing, run_id, _now())
         if event.state == "failed" and not event.will_retry:
-            return tracking.listing_failed(name, date, run_id, event.error_text, _now())
+            return tracking_rows.listing_failed(name, date, run_id, event.error_text, _now())
         return None
     if listing is None:
         # Not this run's listing: another run owns the date's state, or list_files failed.
         return None
-    if event.task_id == "transform_file":
-        return _file_changes(config, layout, date, run_id, listing, event)
-    if event.task_id == "load_snapshot" and event.state == "success":
-        loaded = day_run.read_json(layout.intermediate(name, date) / day_run.LOAD)
-        aggregate = day_run.read_json(layout.intermediate(name, date) / day_run.AGGREGATE) or {}
-        if loaded is None or loaded.get("run_id") != run_id:
+    if event.task_id == TaskId.TRANSFORM_FILE:
+        return _file_changes(day, listing, event)
+    if event.task_id == TaskId.LOAD_SNAPSHOT and event.state == "success":
+        loaded = day.state.load()
+        if loaded is None or loaded.run_id != run_id:
             return None
-        return tracking.snapshot_loaded(name, date, _row_counts(int(loaded["rows"]), aggregate), run_id)
-    if event.task_id == "check_day" and event.state in ("success", "failed") and not event.will_retry:
+        return tracking_rows.snapshot_loaded(name, date, _row_counts(loaded.rows, day.state.aggregate()), run_id)
+    if event.task_id == TaskId.CHECK_DAY and event.state in ("success", "failed") and not event.will_retry:
         return judge_day(config, layout, date, run_id)
     return None
 
 
-def _file_changes(
-    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, listing: Any, event: TaskEvent
-) -> tracking.Changes | None:
+def _file_changes(day: Day, listing: Listing, event: TaskEvent) -> tracking_rows.Changes | None:
     """A transform_file map index stands for its batch of files: each gets its own row change."""
-    batches = tracking.listing_batches(listing)
+    batches = listing.file_batches()
     if not 0 <= event.map_index < len(batches):
         return None
-    name = config.name
+    name, date, run_id = day.pipeline, day.date, str(day.run_id)
     index = event.map_index
     if event.state == "running":
-        return _together([tracking.file_started(name, date, f, index, run_id, _now()) for f in batches[index]])
+        return _together([tracking_rows.file_started(name, date, f, index, run_id, _now()) for f in batches[index]])
     changes = []
     for file in batches[index]:
-        result = day_run.file_result(config, layout, date, file)
+        result = file_result(day, file)
         if result is not None and result.get("run_id") != run_id:
             result = None  # an earlier run's outcome says nothing about this attempt
         if result is not None and result["status"] != "failed":
             # Done in this run, also when the task failed over another file of its batch.
-            changes.append(tracking.file_finished(name, date, file, index, result, run_id, _now(), event.attempt_key))
+            changes.append(
+                tracking_rows.file_finished(name, date, file, index, result, run_id, _now(), event.attempt_key)
+            )
         elif event.state == "failed":
             failure = {
                 # The file's own error when it was bad; else the task's (it never got to the file).
@@ -144,85 +137,89 @@ def _file_changes(
                 "checksum": (result or {}).get("checksum"),
                 "attempt_key": event.attempt_key,
             }
-            changes.append(tracking.file_failed(name, date, file, index, failure, run_id, _now()))
+            changes.append(tracking_rows.file_failed(name, date, file, index, failure, run_id, _now()))
         # A success without a result of this run was marked by hand: there is no outcome to record.
     return _together(changes)
 
 
-def _together(changes: list[tracking.Changes]) -> tracking.Changes | None:
+def _together(changes: list[tracking_rows.Changes]) -> tracking_rows.Changes | None:
     """One write for a batch's files: their changes share the run's."""
     if not changes:
         return None
-    return tracking.Changes(changes[0].run, [job for change in changes for job in change.files])
+    return tracking_rows.Changes(changes[0].run, [job for change in changes for job in change.files])
 
 
-def judge_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str) -> tracking.Changes:
+def judge_day(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str) -> tracking_rows.Changes:
     """The day's verdict, with every file's outcome written again: whatever earlier write was lost is healed."""
-    listing = day_run.current_listing(config, layout, date, run_id)
+    day = Day(config, layout, date, run_id)
+    listing = day.listing()
     statuses: dict[str, int] = {}
-    files: list[tracking.FileJobChange] = []
+    files: list[tracking_rows.FileJobChange] = []
+    parts = None
     if listing is not None:
-        parts = day_run.collect_parts(config, layout, date, listing)
+        parts = collect_parts(day, listing)
         for part in parts.parts:
             statuses[part.meta["status"]] = statuses.get(part.meta["status"], 0) + 1
         statuses["failed"] = len(parts.failed)
-        files = _file_outcomes(config, layout, date, run_id, listing, parts)
-    load = day_run.read_json(layout.intermediate(config.name, date) / day_run.LOAD)
-    aggregate = day_run.read_json(layout.intermediate(config.name, date) / day_run.AGGREGATE) or {}
-    loaded = load is not None and load.get("run_id") == run_id
-    rows = _row_counts(int(load["rows"]), aggregate) if loaded else None
-    judged = tracking.day_judged(
+        files = _file_outcomes(day, listing, parts)
+    load = day.state.load()
+    loaded = load is not None and load.run_id == run_id
+    rows = _row_counts(load.rows, day.state.aggregate()) if load is not None and loaded else None
+    judged = tracking_rows.day_judged(
         config.name,
         date,
         statuses=statuses,
-        problems=day_run.day_problems(config, layout, date, run_id),
+        problems=day_problems(day, parts),
         loaded=loaded,
         dag_run_id=run_id,
         now=_now(),
         rows=rows,
         listing=listing,
     )
-    return tracking.Changes(judged.run, files)
+    return tracking_rows.Changes(judged.run, files)
 
 
-def _row_counts(loaded_rows: int, aggregate: dict[str, Any]) -> dict[str, int]:
-    counts = day_run.row_accounting(aggregate)
-    return tracking.row_counts(loaded_rows, counts.rows_in, counts.rows_rejected, counts.skipped, counts.rows_merged)
+def _row_counts(loaded_rows: int, aggregate: AggregateRecord | None) -> dict[str, int]:
+    counts = row_accounting(aggregate)
+    return tracking_rows.row_counts(
+        loaded_rows, counts.rows_in, counts.rows_rejected, counts.skipped, counts.rows_merged
+    )
 
 
-def _file_outcomes(
-    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, listing: Any, day: day_run.DayParts
-) -> list[tracking.FileJobChange]:
+def _file_outcomes(day: Day, listing: Listing, parts: DayParts) -> list[tracking_rows.FileJobChange]:
     """Each routed file's recorded outcome in this run, as rows (attempts are not counted again), and
     the files of the last loaded snapshot this run kept or left out, each saying so."""
     changes = []
     now = _now()
-    errors = {str(record["file_path"]): str(record["error"]) for record in day.failed}
-    for index, file in tracking.files_by_map_index(listing):
-        result = day_run.file_result(config, layout, date, file)
+    name, date, run_id = day.pipeline, day.date, str(day.run_id)
+    errors = {str(record["file_path"]): str(record["error"]) for record in parts.failed}
+    for index, file in listing.files_by_map_index():
+        result = file_result(day, file)
         if result is None or result.get("run_id") != run_id:
-            failure = {"error": f"{file['name']}: not transformed in this run", "will_retry": False}
-            changes += tracking.file_failed(config.name, date, file, index, failure, run_id, now).files
+            failure = {"error": f"{file.name}: not transformed in this run", "will_retry": False}
+            changes += tracking_rows.file_failed(name, date, file, index, failure, run_id, now).files
         elif result["status"] == "failed":
             # The day's own words: they say when the file's previous version stays in the snapshot.
-            error = errors.get(file["location"], result["error"])
+            error = errors.get(file.location, result["error"])
             failure = {"error": error, "will_retry": False, "checksum": result.get("checksum")}
-            changes += tracking.file_failed(config.name, date, file, index, failure, run_id, now).files
+            changes += tracking_rows.file_failed(name, date, file, index, failure, run_id, now).files
         else:
-            changes += tracking.file_finished(config.name, date, file, index, result, run_id, now, None).files
-    routed = {file["location"] for file in listing["routed"]}
-    kept_parts = {str(p.meta.get("file_path")): {**p.meta, "part": str(p.directory)} for p in day.parts}
-    for location, kept in day.retained.items():
+            changes += tracking_rows.file_finished(name, date, file, index, result, run_id, now, None).files
+    routed = {file.location for file in listing.routed}
+    kept_parts = {str(p.meta.get("file_path")): {**p.meta, "part": str(p.directory)} for p in parts.parts}
+    for location, kept in parts.retained.items():
         if location not in routed:  # a routed file's row is its failure, above
             changes.append(
-                tracking.file_kept_or_dropped(config.name, date, location, kept, kept_parts[location], run_id, now)
+                tracking_rows.file_kept_or_dropped(name, date, location, kept, kept_parts[location], run_id, now)
             )
-    for location, kept in day.dropped.items():
-        changes.append(tracking.file_kept_or_dropped(config.name, date, location, kept, None, run_id, now))
-    for record in day.failed:
+    for location, kept in parts.dropped.items():
+        changes.append(tracking_rows.file_kept_or_dropped(name, date, location, kept, None, run_id, now))
+    for record in parts.failed:
         if record["file_path"] not in routed:  # a kept version whose part is gone
             fields = {"status": "failed", "error": record["error"], "map_index": None, "completed_at": now}
-            changes.append(tracking.FileJobChange(record["file_path"], record["file_name"], fields, dag_run_id=run_id))
+            changes.append(
+                tracking_rows.FileJobChange(record["file_path"], record["file_name"], fields, dag_run_id=run_id)
+            )
     return changes
 
 
@@ -233,5 +230,5 @@ def dag_run_event(dag_run: Any, succeeded: bool, message: str) -> None:
         return
     date = business_date_of_run(config, dag_run)
     TrackingHook().record(
-        tracking.run_ended_without_judgement(config.name, date, succeeded, message, dag_run.run_id, _now())
+        tracking_rows.run_ended_without_judgement(config.name, date, succeeded, message, dag_run.run_id, _now())
     )

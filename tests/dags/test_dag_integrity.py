@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,35 +17,34 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGS_DIR = REPO_ROOT / "dags"
 
 
-def dag_bag(dag_folder: Path) -> object:
+def parse_dags(dag_folder: Path) -> Any:
+    """A DagBag of its own, parsed now; the tests that only read this checkout's DAGs share ``dag_bag``."""
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(dag_folder))
 
 
-def test_every_config_yields_a_dag_without_import_errors() -> None:
-    bag = dag_bag(DAGS_DIR)
-    assert bag.import_errors == {}
+def test_every_config_yields_a_dag_without_import_errors(dag_bag: Any) -> None:
+    assert dag_bag.import_errors == {}
     configs = sorted(p.stem for p in default_config_dir().glob("*.yaml"))
     assert configs == ["po_snapshots", "stock_health"]
-    assert sorted(bag.dag_ids) == configs
+    assert sorted(dag_bag.dag_ids) == configs
 
 
-def test_each_pipeline_has_its_own_pool_schedule_and_pattern() -> None:
+def test_each_pipeline_has_its_own_pool_schedule_and_pattern(dag_bag: Any) -> None:
     configs = load_configs(default_config_dir()).configs
     assert len({c.pool for c in configs.values()}) == len(configs)
     assert len({c.file_pattern for c in configs.values()}) == len(configs)
-    bag = dag_bag(DAGS_DIR)
     for name, config in configs.items():
-        assert bag.dags[name].get_task("transform_file").pool == config.pool
+        assert dag_bag.dags[name].get_task("transform_file").pool == config.pool
 
 
 @pytest.mark.parametrize("name", sorted(load_configs(default_config_dir()).configs))
-def test_dag_policy(name: str) -> None:
+def test_dag_policy(name: str, dag_bag: Any) -> None:
     from airflow.sdk import TriggerRule
 
     config = load_configs(default_config_dir()).configs[name]
-    dag = dag_bag(DAGS_DIR).dags[name]
+    dag = dag_bag.dags[name]
     assert "autopo" in dag.tags and name in dag.tags
     assert dag.max_active_runs == config.airflow.max_active_runs
     assert dag.catchup is config.airflow.catchup
@@ -81,8 +81,9 @@ def test_a_broken_config_does_not_hide_the_others(tmp_path: Path, monkeypatch: p
         "name: broken\ntransform: nowhere.at_all\nfile_pattern: '(?P<date>x)'\ncolumns: {}\n"
     )
     monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
+    # Its own parse: other configs than the session's bag, and the warning is raised while parsing.
     with pytest.warns(UserWarning, match=r"broken\.yaml: columns"):
-        bag = dag_bag(DAGS_DIR)
+        bag = parse_dags(DAGS_DIR)
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == good
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,20 @@ from autopo_pipelines.config import default_config_dir, load_config_file
 
 def pipeline_dag(name: str, config_dir: Path | None = None) -> Any:
     """The pipeline's DAG from its config, without retries: a bug must fail the test now,
-    not wait out a five-minute retry delay."""
+    not wait out a five-minute retry delay.
+
+    Built once per session for a config file and its content (every test of the checkout's configs
+    shares it; dag.test() runs leave a DAG object as it was, and the tests never change it)."""
+    path = (config_dir or default_config_dir()) / f"{name}.yaml"
+    return built_dag(path, path.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def built_dag(path: Path, text: str) -> Any:
+    """``path``'s DAG as built when it held ``text``: an edited or another config is built anew."""
     from autopo_pipelines.orchestration.dag_factory import build_dag
 
-    config = load_config_file((config_dir or default_config_dir()) / f"{name}.yaml")
+    config = load_config_file(path)
     settings = {"retries": 0}
     if config.airflow.files_per_task == "auto":
         # One map index per file, named after it, whatever the day's size: the tests name each file's

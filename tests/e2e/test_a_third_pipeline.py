@@ -1,21 +1,24 @@
-"""A new pipeline is one config file plus one transform module: the test-only store_prices
-pipeline runs through the shared factory, aggregation, load and tracking into PostgreSQL."""
+"""A new pipeline is one config file, one transform module and its table's migration: the
+test-only store_prices pipeline runs through the shared factory, aggregation, load and tracking
+into PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
-import psycopg
 import pytest
 from dag_runs import query, read_csv, run_day
 from openpyxl import Workbook
 
 from autopo_pipelines.layout import DataLayout
+from autopo_pipelines.migrations import apply_migrations, discover
 from autopo_pipelines.orchestration.dag_factory import build_dags
 
 pytestmark = pytest.mark.integration
 
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 DATE = dt.date(2024, 12, 4)
 CONFIG = """
 name: store_prices
@@ -29,6 +32,20 @@ columns:
 airflow: {pool: store_prices, retries: 0}
 settings: {max_discount_pct: 60}
 """
+# The pipeline's table, defined where every table is: a migration, never the module.
+MIGRATION = """\
+-- The snapshot table of the store_prices pipeline: each store's shelf prices, one row per date, store and SKU.
+CREATE TABLE store_prices (
+    snapshot_date date    NOT NULL,
+    store_id      text    NOT NULL,
+    sku           text    NOT NULL,
+    price         numeric NOT NULL CHECK (price > 0),
+    promo_price   numeric,
+    discount_pct  numeric,
+    source_file   text,
+    PRIMARY KEY (snapshot_date, store_id, sku)
+);
+"""
 
 
 def write_prices(path: Path, rows: list[list[object]]) -> None:
@@ -38,8 +55,16 @@ def write_prices(path: Path, rows: list[list[object]]) -> None:
     workbook.save(path)
 
 
-def test_a_pipeline_defined_only_by_its_config_and_module_runs_end_to_end(
-    tmp_path: Path, data_layout: DataLayout, clean_tables: str, monkeypatch: pytest.MonkeyPatch
+def add_migration(migrations: Path, label: str, text: str) -> Path:
+    """A new migration in ``migrations``, numbered after the last one, as a new pipeline's author adds it."""
+    version = max(m.version for m in discover(migrations)) + 1
+    path = migrations / f"{version:04d}_{label}.sql"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_pipeline_defined_only_by_its_config_module_and_migration_runs_end_to_end(
+    tmp_path: Path, data_layout: DataLayout, fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow.utils.state import DagRunState
 
@@ -55,8 +80,16 @@ def test_a_pipeline_defined_only_by_its_config_and_module_runs_end_to_end(
     rows.append(["Z-1", 1000, 100])  # 90% off: rejected by the pipeline's own rule
     write_prices(inbox / "store-001 prices 2024-12-04.xlsx", rows)
     monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
-    with psycopg.connect(clean_tables, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS store_prices")
+    # A warehouse at the project's schema, as deployed; the new pipeline adds its table as the next
+    # migration of migrations/ (here a copy of it), and the runner of `make setup` and of a
+    # deployment's migrate step applies just that one. The DAG's tasks load into this database.
+    migrations = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, migrations)
+    warehouse = fresh_db_url
+    assert apply_migrations(warehouse, migrations) == [m.name for m in discover(MIGRATIONS_DIR)]
+    table = add_migration(migrations, "store_prices", MIGRATION)
+    assert apply_migrations(warehouse, migrations) == [table.stem]
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", warehouse)
 
     assert list(build_dags(configs)) == ["store_prices"]
     assert run_day("store_prices", DATE, configs).state == DagRunState.SUCCESS
@@ -79,12 +112,12 @@ def test_a_pipeline_defined_only_by_its_config_and_module_runs_end_to_end(
         "23",
         "column 'Promo Price' (promo_price): too deep (got '100')",
     )
-    # The table came from the module's own DDL, and was loaded like any other pipeline's.
-    assert query(clean_tables, "SELECT count(*), sum(price)::int FROM store_prices") == [
+    # The table came from its migration, and was loaded like any other pipeline's.
+    assert query(warehouse, "SELECT count(*), sum(price)::int FROM store_prices") == [
         (21, sum(1000 + n for n in range(20)) + 12500)
     ]
     assert query(
-        clean_tables,
+        warehouse,
         "SELECT status, total_files, processed_files, total_rows, rejected_rows FROM pipeline_runs "
         "WHERE pipeline_name = 'store_prices'",
     ) == [("completed", 2, 2, 21, 1)]

@@ -70,9 +70,9 @@ def test_without_batching_airflow_refuses_the_day(
     files than the limit fails its listing task in Airflow itself, and no file is transformed."""
     from airflow.utils.state import DagRunState, TaskInstanceState
 
-    from autopo_pipelines import day_run
+    from autopo_pipelines.day import listing
 
-    monkeypatch.setattr(day_run, "batch_size", lambda files, files_per_task, max_map_length: 1)
+    monkeypatch.setattr(listing, "batch_size", lambda files, files_per_task, max_map_length: 1)
     write_day(data_layout, stores=low_map_limit + 1)
 
     run = run_day("stock_health", DATE)

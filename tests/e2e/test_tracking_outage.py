@@ -32,6 +32,7 @@ def test_the_day_completes_while_tracking_is_down_and_the_rows_heal_afterwards(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from airflow.utils.state import DagRunState
+
     from autopo_tracking.hooks.tracking import TrackingHook
 
     layout = DataLayout(tmp_path / "data")

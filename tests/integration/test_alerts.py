@@ -20,8 +20,12 @@ import pytest
 import yaml
 from openpyxl import Workbook
 
-from autopo_pipelines import day_run
 from autopo_pipelines.config import ConfigError, PipelineConfig, default_config_dir, load_config_file, parse_config
+from autopo_pipelines.day import Day
+from autopo_pipelines.day.file_run import run_file
+from autopo_pipelines.day.listing import list_day_files
+from autopo_pipelines.day.outputs import aggregate_day, load_day
+from autopo_pipelines.day.state import FileTask
 from autopo_pipelines.errors import InputFileError
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.orchestration.alerts import (
@@ -66,7 +70,8 @@ def failed_day(tmp_path: Path, clean_tables: str, monkeypatch: pytest.MonkeyPatc
     inbox.mkdir(parents=True)
     write_store(inbox, "S1")
     (inbox / f"S2_stock_{DATE:%Y%m%d}.xlsx").write_bytes(b"SKU,Stock On Hand\nA,1\n")
-    run_the_day(config, layout, day_run.list_day_files(config, layout, DATE, "run-1", clean_tables), clean_tables)
+    day = Day(config, layout, DATE, "run-1", clean_tables)
+    run_the_day(day, list_day_files(day))
     return layout
 
 
@@ -87,15 +92,15 @@ def day_with_config(
     return load_config_file(configs / "stock_health.yaml"), layout
 
 
-def run_the_day(config: PipelineConfig, layout: DataLayout, tasks: list[day_run.FileTask], conninfo: str) -> None:
+def run_the_day(day: Day, tasks: list[FileTask]) -> None:
     """Each listed file transformed (a bad one fails on its own), then the day aggregated and loaded."""
     for task in tasks:
         try:
-            day_run.run_file(config, layout, DATE, task, "run-1", conninfo)
+            run_file(day, task)
         except InputFileError:
             pass
-    day_run.aggregate_day(config, layout, DATE, "run-1")
-    day_run.load_day(config, layout, DATE, "run-1", conninfo)
+    aggregate_day(day)
+    load_day(day)
 
 
 def dag_run_json(run_type: str, state: str) -> dict[str, object]:
@@ -194,9 +199,10 @@ def failed_drive_day(tmp_path: Path, clean_tables: str, monkeypatch: pytest.Monk
     config, layout = day_with_config(raw, tmp_path, monkeypatch)
     with drive_server(fake) as root:
         monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", drive_connection(root))
-        tasks = day_run.list_day_files(config, layout, DATE, "run-1", clean_tables)
+        day = Day(config, layout, DATE, "run-1", clean_tables)
+        tasks = list_day_files(day)
         assert HOSTILE_NAME in {task.name for task in tasks}
-        run_the_day(config, layout, tasks, clean_tables)
+        run_the_day(day, tasks)
         yield layout
 
 

@@ -29,7 +29,6 @@ from autopo_local.embedded_pg import (
 
 pytestmark = pytest.mark.integration
 
-INCLUDE_DIR = Path(__file__).resolve().parents[2] / "include"
 PSQL = shutil.which("psql") or ("/usr/bin/psql" if os.access("/usr/bin/psql", os.X_OK) else None)
 # postgresql://autopo:PASSWORD@127.0.0.1:PORT/autopo, the password URL-encoded.
 URL_FORM = re.compile(r"postgresql://autopo:([^@/:]+)@127\.0\.0\.1:(\d+)/autopo")
@@ -166,8 +165,7 @@ def _psql(uri: str, query: str) -> str:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    pythonpath = os.pathsep.join(filter(None, [str(INCLUDE_DIR), os.environ.get("PYTHONPATH")]))
-    full_env = {**os.environ, "PYTHONPATH": pythonpath, **(env or {})}
+    full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "autopo_local.embedded_pg", *args],
         capture_output=True,

@@ -41,9 +41,9 @@ from autopo_pipelines.aggregate import (
 )
 from autopo_pipelines.config import AggregationConfig
 from autopo_pipelines.migrations import apply_migrations
-from autopo_pipelines.pipeline import FileOutcome
 from autopo_pipelines.pipelines import stock_health as sh
 from autopo_pipelines.tabular import REJECT_COLUMNS, SkippedRows
+from autopo_pipelines.transform import FileOutcome
 from autopo_pipelines.warehouse import LoadConnectionError, LoadError, replace_date_rows
 
 pytestmark = pytest.mark.integration
@@ -105,7 +105,7 @@ def stock_outcome(store: str, n: int, rejects: int = 0) -> FileOutcome:
 
 
 def write_big_part(directory: str, n: int) -> None:
-    """The per-file step's write, as the killed process runs it (imported by the subprocess)."""
+    """The per-file step's write, as the killed process runs it (this file run as a script: see the end)."""
     write_part(Path(directory), stock_outcome("S1", n), {"file_name": "S1_stock_20241204.xlsx", "partition": "S1"})
 
 
@@ -261,11 +261,7 @@ def test_writer_killed_mid_part_leaves_no_part_and_the_rerun_writes_it_whole(tmp
     parts = tmp_path / "intermediate" / "stock_health" / "20241204" / "parts"
     directory = parts / "S1_stock_20241204.xlsx.0123456789abcdef"
     rows = 600_000  # about 25 MB of Parquet: writing it takes a few hundred milliseconds
-    code = (
-        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-        f"import test_faults; test_faults.write_big_part({str(directory)!r}, {rows})"
-    )
-    writer = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    writer = subprocess.Popen([sys.executable, __file__, str(directory), str(rows)], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         # The staging directory appears when write_part starts writing Parquet into it.
@@ -473,3 +469,9 @@ def test_full_disk_while_writing_the_days_outputs(small_disk: Path, previous: bo
     result = run_day(parts, seeds)
     assert result.rows_out == 12_000
     assert {p.name: p.read_bytes() for p in seeds.iterdir()} == expected
+
+
+if __name__ == "__main__":
+    # The killed writer of test_writer_killed_mid_part_leaves_no_part_and_the_rerun_writes_it_whole:
+    # python test_faults.py DIRECTORY ROWS
+    write_big_part(sys.argv[1], int(sys.argv[2]))

@@ -14,9 +14,10 @@ import pytest
 from gcp_storage_emulator.server import Server
 from google.cloud import storage
 
-from autopo_pipelines import day_run
-from autopo_pipelines.config import GcsSource as GcsSourceConfig
-from autopo_pipelines.config import PipelineConfig
+from autopo_pipelines.config import GcsSourceConfig, PipelineConfig
+from autopo_pipelines.day import Day
+from autopo_pipelines.day.core import source_for
+from autopo_pipelines.day.listing import readiness
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.sources import SourceError, SourceFile
 from autopo_pipelines.sources.gcs import ChecksumMismatchError, GcsSource
@@ -149,7 +150,7 @@ def test_a_corrupted_download_is_refused(emulator: Emulator, tmp_path: Path) -> 
     assert list(downloads.iterdir()) == []  # neither the copy nor its temporary file
 
 
-def test_day_run_uses_the_gcs_source_for_a_gcs_config(emulator: Emulator, tmp_path: Path) -> None:
+def test_the_day_uses_the_gcs_source_for_a_gcs_config(emulator: Emulator, tmp_path: Path) -> None:
     config = PipelineConfig.model_validate(
         {
             "name": "po_gcs",
@@ -160,7 +161,8 @@ def test_day_run_uses_the_gcs_source_for_a_gcs_config(emulator: Emulator, tmp_pa
         }
     )
     assert config.source == GcsSourceConfig(kind="gcs", bucket=BUCKET, prefix=PREFIX)
-    source = day_run.source_for(config, DataLayout(tmp_path))
+    source = source_for(config, DataLayout(tmp_path))
+    assert isinstance(Day(config, DataLayout(tmp_path), dt.date(2024, 3, 5)).source(), GcsSource)
     assert isinstance(source, GcsSource)
     assert [f.name for f in source.list_files()] == ["S001_po_20240305.xlsx", "S002 po 20240305.xlsx"]
 
@@ -185,14 +187,14 @@ def test_the_sensor_sees_files_arrive_in_the_bucket_and_honours_expected_stores_
         }
     )
     layout = DataLayout(tmp_path / "data")
-    day = dt.date(2024, 3, 5)
+    day = Day(config, layout, dt.date(2024, 3, 5))
     early = dt.datetime(2024, 3, 5, 1, 0, tzinfo=dt.UTC)  # 08:00 Asia/Jakarta, before the 10:00 cutoff
-    assert day_run.readiness(config, layout, day, early).reason == "no file yet"
+    assert readiness(day, early).reason == "no file yet"
     emulator.upload("stock/S1_stock_20240305.xlsx", FIRST)
-    waiting = day_run.readiness(config, layout, day, early)
+    waiting = readiness(day, early)
     assert (waiting.ready, waiting.missing_stores) == (False, ["S2"])
     late = dt.datetime(2024, 3, 5, 3, 30, tzinfo=dt.UTC)  # 10:30 local: the cutoff has passed
-    assert day_run.readiness(config, layout, day, late).ready
+    assert readiness(day, late).ready
     emulator.upload("stock/S2_stock_20240305.xlsx", SECOND)
-    complete = day_run.readiness(config, layout, day, early)
+    complete = readiness(day, early)
     assert (complete.ready, complete.files) == (True, ["S1_stock_20240305.xlsx", "S2_stock_20240305.xlsx"])

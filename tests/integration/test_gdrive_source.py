@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from autopo_pipelines import day_run
 from autopo_pipelines.aggregate import part_directory
-from autopo_pipelines.config import GdriveSource as GdriveSourceConfig
-from autopo_pipelines.config import PipelineConfig
+from autopo_pipelines.config import GdriveSourceConfig, PipelineConfig
+from autopo_pipelines.day import Day
+from autopo_pipelines.day.core import source_for
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.sources import SourceError, SourceFile
 from autopo_pipelines.sources.gdrive import (
@@ -193,7 +193,7 @@ def test_a_missing_folder_is_a_clear_source_error(drive: Drive) -> None:
     assert GdriveSource(drive.fake.add_folder("empty")).list_files() == []
 
 
-def test_day_run_uses_the_gdrive_source_for_a_gdrive_config(drive: Drive, tmp_path: Path) -> None:
+def test_the_day_uses_the_gdrive_source_for_a_gdrive_config(drive: Drive, tmp_path: Path) -> None:
     config = PipelineConfig.model_validate(
         {
             "name": "po_gdrive",
@@ -204,7 +204,8 @@ def test_day_run_uses_the_gdrive_source_for_a_gdrive_config(drive: Drive, tmp_pa
         }
     )
     assert config.source == GdriveSourceConfig(kind="gdrive", folder_id=drive.folder)
-    source = day_run.source_for(config, DataLayout(tmp_path))
+    source = source_for(config, DataLayout(tmp_path))
+    assert isinstance(Day(config, DataLayout(tmp_path), dt.date(2024, 3, 5)).source(), GdriveSource)
     assert isinstance(source, GdriveSource)
     assert (source.folder_id, source.drive_id, source.gcp_conn_id) == (drive.folder, None, "google_cloud_default")
     assert len(source.list_files()) == len(STORES) + 2

@@ -288,8 +288,8 @@ def test_concurrent_runners_do_not_collide(fresh_db_url: str) -> None:
 
 
 def _cli_env() -> dict[str, str]:
-    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT / "include"), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": pythonpath}
+    # The package is installed (editable) in the venv: no PYTHONPATH needed.
+    return dict(os.environ)
 
 
 def test_cli(fresh_db_url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import socket
@@ -9,14 +10,35 @@ import socket
 import psycopg
 import pytest
 
-from autopo_pipelines import tracking
+from autopo_pipelines import tracking_rows
+from autopo_pipelines.day.state import DayInputs, FileTask, Listing
 
 pytestmark = pytest.mark.integration
 
 DATE = dt.date(2024, 12, 4)
 NOW = dt.datetime(2024, 12, 4, 8, 0, tzinfo=dt.UTC)
-FILE = {"name": "S1_stock_20241204.xlsx", "location": "/in/S1_stock_20241204.xlsx", "size_bytes": 10, "store_id": "S1"}
-LISTING = {"run_id": "run-1", "routed": [FILE], "unrouted": [], "superseded": [], "missing_stores": ["S9", "TOKO 7"]}
+FILE = FileTask("S1_stock_20241204.xlsx", "/in/S1_stock_20241204.xlsx", 10, 0.0, "S1", None)
+
+
+def listing_of(*routed: FileTask, run_id: str = "run-1") -> Listing:
+    """The date's listing as list_files writes it: one file per transform_file map index."""
+    return Listing(
+        run_id=run_id,
+        date=DATE.isoformat(),
+        source="/in",
+        files_seen=len(routed),
+        routed=list(routed),
+        files_per_task=1,
+        batches=[[file.name] for file in routed],
+        unrouted=[],
+        superseded=[],
+        missing_stores=["S9", "TOKO 7"],
+        other_dates=0,
+        inputs=DayInputs(folder="/data/inputs", fingerprint="sha256:00", notes=[]),
+    )
+
+
+LISTING = listing_of(FILE)
 RESULT = {"status": "completed", "checksum": "sha256:ab", "rows_in": 5, "rows_out": 4, "rows_rejected": 1}
 
 
@@ -34,10 +56,10 @@ def rows(url: str, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_a_date_keeps_one_row_and_counts_its_runs(hook: object, clean_tables: str) -> None:
-    assert hook.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
-    assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
-    assert hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "run_id": "run-2"}, "run-2", NOW))
-    assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-2", NOW, "run-2#1"))
+    assert hook.record(tracking_rows.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
+    assert hook.record(tracking_rows.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
+    assert hook.record(tracking_rows.files_listed("stock_health", DATE, listing_of(FILE, run_id="run-2"), "run-2", NOW))
+    assert hook.record(tracking_rows.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-2", NOW, "run-2#1"))
     assert rows(
         clean_tables, "SELECT pipeline_name, date, attempt, dag_run_id, status, missing_stores FROM pipeline_runs"
     ) == [("stock_health", DATE, 2, "run-2", "processing", ["S9", "TOKO 7"])]
@@ -47,16 +69,16 @@ def test_a_date_keeps_one_row_and_counts_its_runs(hook: object, clean_tables: st
 
 
 def test_a_run_ended_by_hand_does_not_overwrite_a_judged_day(hook: object, clean_tables: str) -> None:
-    hook.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
-    judged = tracking.day_judged(
+    hook.record(tracking_rows.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
+    judged = tracking_rows.day_judged(
         "stock_health", DATE, statuses={"completed": 1}, problems=[], loaded=True, dag_run_id="run-1", now=NOW
     )
     hook.record(judged)
-    hook.record(tracking.run_ended_without_judgement("stock_health", DATE, False, "marked", "run-1", NOW))
+    hook.record(tracking_rows.run_ended_without_judgement("stock_health", DATE, False, "marked", "run-1", NOW))
     assert rows(clean_tables, "SELECT status, error FROM pipeline_runs") == [("completed", None)]
     # A run that never got judged is closed by its end.
-    hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "run_id": "run-2"}, "run-2", NOW))
-    hook.record(tracking.run_ended_without_judgement("stock_health", DATE, False, "marked failed", "run-2", NOW))
+    hook.record(tracking_rows.files_listed("stock_health", DATE, listing_of(FILE, run_id="run-2"), "run-2", NOW))
+    hook.record(tracking_rows.run_ended_without_judgement("stock_health", DATE, False, "marked failed", "run-2", NOW))
     assert rows(clean_tables, "SELECT status, error FROM pipeline_runs") == [("failed", "marked failed")]
     # Its files that never ran end with it instead of staying queued.
     assert rows(clean_tables, "SELECT status, error FROM pipeline_file_jobs") == [
@@ -78,47 +100,49 @@ def test_a_database_outage_is_logged_not_raised_and_the_next_event_heals_the_row
     monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DOWN", f"postgresql://autopo@127.0.0.1:{free_port()}/autopo")
     down = TrackingHook(tracking_conn_id="autopo_down", retry_delays=(0.05, 0.05))
     with caplog.at_level(logging.WARNING):
-        assert down.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW)) is False
+        assert down.record(tracking_rows.files_listed("stock_health", DATE, LISTING, "run-1", NOW)) is False
     assert "given up" in caplog.text
     assert rows(clean_tables, "SELECT count(*) FROM pipeline_runs") == [(0,)]
     # The database is back: the file's next event creates the run row it needs and its own.
-    assert hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
+    assert hook.record(tracking_rows.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
     assert rows(clean_tables, "SELECT dag_run_id, attempt FROM pipeline_runs") == [("run-1", 1)]
     assert rows(clean_tables, "SELECT status, rows_out FROM pipeline_file_jobs") == [("completed", 4)]
 
 
 def test_an_attempt_counts_once_however_often_its_write_is_repeated(hook: object, clean_tables: str) -> None:
-    hook.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
+    hook.record(tracking_rows.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
     for _ in range(3):
-        hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
-    hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#2"))
+        hook.record(tracking_rows.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
+    hook.record(tracking_rows.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#2"))
     assert rows(clean_tables, "SELECT attempts, retry_count FROM pipeline_file_jobs") == [(2, 1)]
 
 
 def test_a_late_event_of_an_older_run_leaves_the_newer_runs_row_alone(hook: object, clean_tables: str) -> None:
-    hook.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
-    hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "run_id": "run-2"}, "run-2", NOW))
-    judged = tracking.day_judged(
+    hook.record(tracking_rows.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
+    hook.record(tracking_rows.files_listed("stock_health", DATE, listing_of(FILE, run_id="run-2"), "run-2", NOW))
+    judged = tracking_rows.day_judged(
         "stock_health", DATE, statuses={}, problems=["stale"], loaded=False, dag_run_id="run-1", now=NOW
     )
     hook.record(judged)
-    hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#2"))
+    hook.record(tracking_rows.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#2"))
     assert rows(clean_tables, "SELECT dag_run_id, status, attempt FROM pipeline_runs") == [("run-2", "processing", 2)]
     assert rows(clean_tables, "SELECT status, attempts FROM pipeline_file_jobs") == [("queued", 0)]
 
 
 def test_a_late_listing_does_not_reset_a_file_already_under_way(hook: object, clean_tables: str) -> None:
-    hook.record(tracking.file_started("stock_health", DATE, FILE, 0, "run-1", NOW))
-    hook.record(tracking.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
-    hook.record(tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
+    hook.record(tracking_rows.file_started("stock_health", DATE, FILE, 0, "run-1", NOW))
+    hook.record(tracking_rows.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
+    hook.record(tracking_rows.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
     assert rows(clean_tables, "SELECT status, rows_out FROM pipeline_file_jobs") == [("completed", 4)]
     assert rows(clean_tables, "SELECT total_files, missing_stores FROM pipeline_runs") == [(1, ["S9", "TOKO 7"])]
 
 
 def test_a_file_gone_from_the_source_is_retired_by_the_next_listing(hook: object, clean_tables: str) -> None:
-    other = {**FILE, "name": "S2_stock_20241204.xlsx", "location": "/in/S2_stock_20241204.xlsx", "store_id": "S2"}
-    hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "routed": [FILE, other]}, "run-1", NOW))
-    hook.record(tracking.files_listed("stock_health", DATE, {**LISTING, "run_id": "run-2"}, "run-2", NOW))
+    other = dataclasses.replace(
+        FILE, name="S2_stock_20241204.xlsx", location="/in/S2_stock_20241204.xlsx", store_id="S2"
+    )
+    hook.record(tracking_rows.files_listed("stock_health", DATE, listing_of(FILE, other), "run-1", NOW))
+    hook.record(tracking_rows.files_listed("stock_health", DATE, listing_of(FILE, run_id="run-2"), "run-2", NOW))
     assert rows(clean_tables, "SELECT file_name, status, map_index, error FROM pipeline_file_jobs ORDER BY 1") == [
         ("S1_stock_20241204.xlsx", "queued", 0, None),
         ("S2_stock_20241204.xlsx", "unrouted", None, "no longer at the source"),
@@ -130,17 +154,19 @@ def test_a_run_that_ended_before_listing_leaves_a_failed_row_but_never_overwrite
 ) -> None:
     """The sensor failed (no files for a past date): the date still gets a row saying why."""
     error = "no stock_health files for 2024-12-04 at /inbox; not waiting for a past date"
-    hook.record(tracking.run_ended_without_judgement("stock_health", DATE, False, error, "run-1", NOW))
+    hook.record(tracking_rows.run_ended_without_judgement("stock_health", DATE, False, error, "run-1", NOW))
     assert rows(clean_tables, "SELECT dag_run_id, status, error, attempt FROM pipeline_runs") == [
         ("run-1", "failed", error, 1)
     ]
     # A date another run completed keeps that run's row.
     other = dt.date(2024, 12, 5)
-    hook.record(tracking.files_listed("stock_health", other, LISTING, "run-2", NOW))
+    hook.record(tracking_rows.files_listed("stock_health", other, LISTING, "run-2", NOW))
     hook.record(
-        tracking.day_judged("stock_health", other, statuses={}, problems=[], loaded=True, dag_run_id="run-2", now=NOW)
+        tracking_rows.day_judged(
+            "stock_health", other, statuses={}, problems=[], loaded=True, dag_run_id="run-2", now=NOW
+        )
     )
-    hook.record(tracking.run_ended_without_judgement("stock_health", other, False, "late", "run-3", NOW))
+    hook.record(tracking_rows.run_ended_without_judgement("stock_health", other, False, "late", "run-3", NOW))
     assert rows(clean_tables, f"SELECT dag_run_id, status FROM pipeline_runs WHERE date = '{other}'") == [
         ("run-2", "completed")
     ]
@@ -148,11 +174,11 @@ def test_a_run_that_ended_before_listing_leaves_a_failed_row_but_never_overwrite
 
 def test_a_name_or_error_with_a_nul_is_tracked_with_it_shown(hook: object, clean_tables: str) -> None:
     # PostgreSQL's text cannot hold NUL: the write used to fail, the failure was swallowed, the file untracked.
-    odd = {**FILE, "name": "S1\x00_stock_20241204.xlsx", "location": "gs://b/S1\x00_stock_20241204.xlsx"}
-    listing = {**LISTING, "routed": [odd]}
-    assert hook.record(tracking.files_listed("stock_health", DATE, listing, "run-1", NOW))
+    odd = dataclasses.replace(FILE, name="S1\x00_stock_20241204.xlsx", location="gs://b/S1\x00_stock_20241204.xlsx")
+    listing = listing_of(odd)
+    assert hook.record(tracking_rows.files_listed("stock_health", DATE, listing, "run-1", NOW))
     failure = {"error": "S1\x00_stock_20241204.xlsx: not a workbook", "will_retry": False}
-    assert hook.record(tracking.file_failed("stock_health", DATE, odd, 0, failure, "run-1", NOW))
+    assert hook.record(tracking_rows.file_failed("stock_health", DATE, odd, 0, failure, "run-1", NOW))
     assert rows(clean_tables, "SELECT file_name, file_path, status, error FROM pipeline_file_jobs") == [
         (
             "S1\\x00_stock_20241204.xlsx",

@@ -24,9 +24,9 @@ from autopo_pipelines.aggregate import (
     write_part,
 )
 from autopo_pipelines.config import AggregationConfig
-from autopo_pipelines.pipeline import FileOutcome, empty_rejects
 from autopo_pipelines.pipelines import stock_health as sh
 from autopo_pipelines.tabular import REJECT_COLUMNS, SkippedRows
+from autopo_pipelines.transform import FileOutcome, empty_rejects
 
 DAY = dt.date(2024, 12, 4)
 

@@ -13,12 +13,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from autopo_tracking import events
 
-from autopo_pipelines import day_run
 from autopo_pipelines.config import PipelineConfig, load_config_file
-from autopo_pipelines.day_run import FileTask, batch_files
+from autopo_pipelines.day import Day
+from autopo_pipelines.day.listing import batch_files
+from autopo_pipelines.day.state import DayInputs, FileResult, FileStatus, FileTask, Listing
 from autopo_pipelines.layout import DataLayout
+from autopo_tracking import events
 
 DATE = dt.date(2024, 12, 4)
 RUN = "run-1"
@@ -33,40 +34,45 @@ def day(tmp_path: Path) -> tuple[PipelineConfig, DataLayout]:
     config = load_config_file(REAL_CONFIG)
     layout = DataLayout(tmp_path)
     batches = batch_files(FILES, 3, 1024)  # [S0 S1 S2] [S3 S4]
-    day_run.write_json(
-        layout.intermediate(config.name, DATE) / day_run.LISTING,
-        {
-            "run_id": RUN,
-            "date": DATE.isoformat(),
-            "routed": [vars(t) for t in FILES],
-            "files_per_task": 3,
-            "batches": [[t.name for t in batch] for batch in batches],
-            "inputs": {"folder": "/nowhere", "fingerprint": "sha256:x", "notes": []},
-        },
+    Day(config, layout, DATE, RUN).state.save_listing(
+        Listing(
+            run_id=RUN,
+            date=DATE.isoformat(),
+            source="",
+            files_seen=len(FILES),
+            routed=list(FILES),
+            files_per_task=3,
+            batches=[[t.name for t in batch] for batch in batches],
+            unrouted=[],
+            superseded=[],
+            missing_stores=[],
+            other_dates=0,
+            inputs=DayInputs(folder="/nowhere", fingerprint="sha256:x", notes=[]),
+        )
     )
     return config, layout
 
 
-def record(config: PipelineConfig, layout: DataLayout, name: str, status: str, run_id: str = RUN) -> None:
-    intermediate = layout.intermediate(config.name, DATE)
-    payload: dict[str, Any] = {"file_name": name, "run_id": run_id, "status": status, "checksum": f"sha256:{name}"}
+def record(config: PipelineConfig, layout: DataLayout, name: str, status: FileStatus, run_id: str = RUN) -> None:
+    state = Day(config, layout, DATE).state
+    task = next(t for t in FILES if t.name == name)
+    checksum = f"sha256:{name}"
     if status == "failed":
-        payload["error"] = f"{name}: sheet 'Stock', row 1: required column missing: sku"
+        error = f"{name}: sheet 'Stock', row 1: required column missing: sku"
+        result = FileResult(name, run_id, status, checksum, error=error)
     else:
-        part = intermediate / "parts" / name
+        part = state.folder / "parts" / name
         part.mkdir(parents=True, exist_ok=True)
-        location = next(t.location for t in FILES if t.name == name)
         meta = {
-            "checksum": payload["checksum"],
-            "file_path": location,
+            "checksum": checksum,
+            "file_path": task.location,
             "rows_in": 4,
             "rows_out": 3,
             "rows_rejected": 1,
         }
         (part / "part.json").write_text(json.dumps(meta), encoding="utf-8")
-        payload["part"] = str(part)
-    task = next(t for t in FILES if t.name == name)
-    day_run.write_json(day_run._result_path(intermediate, task.location, task.name), payload)
+        result = FileResult(name, run_id, status, checksum, part=str(part))
+    state.save_result(task.location, task.name, result)
 
 
 def event(map_index: int, state: str, error: object = None, will_retry: bool = False) -> events.TaskEvent:

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from autopo_pipelines import day_run, tracking
+from autopo_pipelines import tracking_rows
 from autopo_pipelines.config import load_config_file
-from autopo_pipelines.day_run import FileTask, batch_files, batch_size
+from autopo_pipelines.day import Day, file_run
+from autopo_pipelines.day.listing import batch_files, batch_size, list_day_batches
+from autopo_pipelines.day.state import FileTask, Listing
 from autopo_pipelines.errors import InputFileError
 from autopo_pipelines.layout import DataLayout
 
@@ -80,27 +82,28 @@ def test_every_file_in_one_batch_in_order_and_never_more_batches_than_airflow_ma
                 assert size >= files_per_task
 
 
-def listing_of(batches: list[list[FileTask]] | None, files: list[FileTask]) -> dict[str, Any]:
-    listing: dict[str, Any] = {
+def listing_of(batches: list[list[FileTask]] | None, files: list[FileTask]) -> Listing:
+    # Read from its JSON, as the tracking plugin reads the day's listing.json.
+    raw: dict[str, Any] = {
         "run_id": "run-1",
         "date": DATE.isoformat(),
-        "routed": [vars(t) for t in files],
+        "routed": [t.as_dict() for t in files],
         "inputs": {"folder": "/nowhere", "fingerprint": "sha256:x", "notes": []},
     }
     if batches is not None:
-        listing["batches"] = [[t.name for t in batch] for batch in batches]
-    return listing
+        raw["batches"] = [[t.name for t in batch] for batch in batches]
+    return Listing.from_json(raw)
 
 
 def test_a_map_index_stands_for_its_batch_and_files_are_listed_under_it() -> None:
     files = tasks(5)
     listing = listing_of(batch_files(files, 2, 1024), files)
-    assert [[f["name"][:3] for f in batch] for batch in tracking.listing_batches(listing)] == [
+    assert [[f.name[:3] for f in batch] for batch in listing.file_batches()] == [
         ["S00", "S01"],
         ["S02", "S03"],
         ["S04"],
     ]
-    queued = tracking.files_listed("stock_health", DATE, listing, "run-1", NOW).files
+    queued = tracking_rows.files_listed("stock_health", DATE, listing, "run-1", NOW).files
     assert {c.file_name[:3]: c.fields["map_index"] for c in queued} == {
         "S00": 0,
         "S01": 0,
@@ -113,14 +116,14 @@ def test_a_map_index_stands_for_its_batch_and_files_are_listed_under_it() -> Non
 def test_a_listing_without_batches_had_one_file_per_map_index() -> None:
     files = tasks(3)
     listing = listing_of(None, files)
-    assert [[f["name"] for f in batch] for batch in tracking.listing_batches(listing)] == [[t.name] for t in files]
+    assert [[f.name for f in batch] for batch in listing.file_batches()] == [[t.name] for t in files]
 
 
 def test_two_files_of_one_name_keep_their_own_batches() -> None:
     # Drive folders may hold two files of one name: batches are matched by position, not name.
     same = [FileTask("S_stock_20241204.xlsx", f"drive:{i}", 1, 0.0, "S", None) for i in range(3)]
     listing = listing_of(batch_files(same, 2, 1024), same)
-    assert [[f["location"] for f in batch] for batch in tracking.listing_batches(listing)] == [
+    assert [[f.location for f in batch] for batch in listing.file_batches()] == [
         ["drive:0", "drive:1"],
         ["drive:2"],
     ]
@@ -145,34 +148,38 @@ def test_listing_records_the_batches_and_warns_when_it_enlarges_them(
     reference.parent.mkdir(parents=True, exist_ok=True)
     reference.write_text("sku,supplier_id,supplier_name,lead_time_days,moq,pack_size\n", encoding="utf-8")
 
-    with caplog.at_level(logging.WARNING, logger="autopo_pipelines.day_run"):
-        batches = day_run.list_day_batches(config, layout, DATE, "run-1", None, max_map_length=4)
+    day = Day(config, layout, DATE, "run-1")
+    with caplog.at_level(logging.WARNING, logger="autopo_pipelines.day.listing"):
+        batches = list_day_batches(day, max_map_length=4)
     assert [len(b) for b in batches] == [3, 3, 3, 1]
-    listing = day_run.current_listing(config, layout, DATE, "run-1")
-    assert listing["files_per_task"] == 3
-    assert listing["batches"] == [[t.name for t in batch] for batch in batches]
-    assert [r["name"] for r in listing["routed"]] == [t.name for batch in batches for t in batch]
+    listing = day.listing()
+    assert listing is not None
+    assert listing.files_per_task == 3
+    assert listing.batches == [[t.name for t in batch] for batch in batches]
+    assert [r.name for r in listing.routed] == [t.name for batch in batches for t in batch]
     warning = next(r.getMessage() for r in caplog.records if "max_map_length" in r.getMessage())
     assert "10 files at 1 per task" in warning and "(4)" in warning and "3 files per task instead" in warning
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="autopo_pipelines.day_run"):
-        assert len(day_run.list_day_batches(config, layout, DATE, "run-2", None, max_map_length=1024)) == 10
+    rerun = day.for_run("run-2")
+    with caplog.at_level(logging.WARNING, logger="autopo_pipelines.day.listing"):
+        assert len(list_day_batches(rerun, max_map_length=1024)) == 10
     assert not any("max_map_length" in r.getMessage() for r in caplog.records)
-    assert day_run.current_listing(config, layout, DATE, "run-2")["files_per_task"] == 1
+    relisted = rerun.listing()
+    assert relisted is not None and relisted.files_per_task == 1
 
 
 def test_a_batch_runs_every_file_and_reports_its_bad_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[str] = []
 
-    def run_file(config: Any, layout: Any, date: Any, task: FileTask, run_id: str, conninfo: Any) -> dict[str, Any]:
+    def run_file(day: Day, task: FileTask) -> dict[str, Any]:
         ran.append(task.name[:3])
         if task.name.startswith("S01"):
             raise InputFileError(task.name, "required column missing: sku")
         return {"file_name": task.name, "status": "completed"}
 
-    monkeypatch.setattr(day_run, "run_file", run_file)
-    outcome = day_run.run_batch(None, None, DATE, tasks(3), "run-1")  # type: ignore[arg-type]
+    monkeypatch.setattr(file_run, "run_file", run_file)
+    outcome = file_run.run_batch(Day(None, None, DATE, "run-1"), tasks(3))  # type: ignore[arg-type]
     assert ran == ["S00", "S01", "S02"]
     assert [r["file_name"][:3] for r in outcome.results] == ["S00", "S02"]
     assert outcome.failed == {"S01_stock_20241204.xlsx": "S01_stock_20241204.xlsx: required column missing: sku"}
@@ -181,7 +188,7 @@ def test_a_batch_runs_every_file_and_reports_its_bad_ones(monkeypatch: pytest.Mo
 def test_an_error_not_of_the_file_is_raised_after_the_batchs_other_files(monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[str] = []
 
-    def run_file(config: Any, layout: Any, date: Any, task: FileTask, run_id: str, conninfo: Any) -> dict[str, Any]:
+    def run_file(day: Day, task: FileTask) -> dict[str, Any]:
         ran.append(task.name[:3])
         if task.name.startswith(("S01", "S03")):
             raise OSError(28, "No space left on device")
@@ -189,9 +196,9 @@ def test_an_error_not_of_the_file_is_raised_after_the_batchs_other_files(monkeyp
             raise InputFileError(task.name, "not an xlsx file")
         return {"file_name": task.name, "status": "completed"}
 
-    monkeypatch.setattr(day_run, "run_file", run_file)
+    monkeypatch.setattr(file_run, "run_file", run_file)
     with pytest.raises(OSError, match="No space left") as raised:
-        day_run.run_batch(None, None, DATE, tasks(5), "run-1")  # type: ignore[arg-type]
+        file_run.run_batch(Day(None, None, DATE, "run-1"), tasks(5))  # type: ignore[arg-type]
     # Every file had its turn before the task fails to be retried; the note names the other one.
     assert ran == ["S00", "S01", "S02", "S03", "S04"]
     assert raised.value.__notes__ == ["also not transformed: S03_stock_20241204.xlsx (see the log)"]
@@ -200,7 +207,7 @@ def test_an_error_not_of_the_file_is_raised_after_the_batchs_other_files(monkeyp
 def test_a_map_index_is_named_after_its_file_or_its_first_file() -> None:
     from autopo_pipelines.orchestration.dag_factory import bad_files_message, batch_label
 
-    files = [vars(t) for t in tasks(3)]
+    files = [t.as_dict() for t in tasks(3)]
     assert batch_label(files[:1]) == "S00_stock_20241204.xlsx"
     assert batch_label(files) == "S00_stock_20241204.xlsx (+2 more)"
     assert bad_files_message({"a.xlsx": "a.xlsx: bad"}, 1) == "a.xlsx: bad"
@@ -224,7 +231,8 @@ def test_auto_batches_a_big_day_and_keeps_a_small_one_per_file(tmp_path: Path) -
         (layout.reference() / "suppliers.csv").write_text(reference.read_text(encoding="utf-8"), encoding="utf-8")
         for i in range(files):
             (layout.inbox(config.name) / f"S{i:02d}_stock_20241204.xlsx").write_bytes(b"x" * (i + 1))
-        batches = day_run.list_day_batches(config, layout, DATE, "run-1", None, max_map_length=1024)
+        day = Day(config, layout, DATE, "run-1")
+        batches = list_day_batches(day, max_map_length=1024)
         assert [len(b) for b in batches] == sizes
-        listing = day_run.current_listing(config, layout, DATE, "run-1")
-        assert listing["files_per_task"] == sizes[0]
+        listing = day.listing()
+        assert listing is not None and listing.files_per_task == sizes[0]

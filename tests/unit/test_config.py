@@ -18,6 +18,7 @@ from autopo_pipelines.config import (
     load_config_file,
     load_configs,
 )
+from autopo_pipelines.dates import business_date_at
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REAL_CONFIG = REPO_ROOT / "dags" / "configs" / "stock_health.yaml"
@@ -76,8 +77,8 @@ def test_real_stock_health_config_loads_with_spec_values() -> None:
 def test_business_date_is_taken_in_the_configured_timezone() -> None:
     config = load_config_file(REAL_CONFIG)
     # 18:00 UTC on Dec 3 is 01:00 on Dec 4 in Jakarta (UTC+7).
-    assert config.business_date(dt.datetime(2024, 12, 3, 18, 0, tzinfo=dt.UTC)) == dt.date(2024, 12, 4)
-    assert config.business_date(dt.datetime(2024, 12, 3, 16, 59, tzinfo=dt.UTC)) == dt.date(2024, 12, 3)
+    assert business_date_at(config, dt.datetime(2024, 12, 3, 18, 0, tzinfo=dt.UTC)) == dt.date(2024, 12, 4)
+    assert business_date_at(config, dt.datetime(2024, 12, 3, 16, 59, tzinfo=dt.UTC)) == dt.date(2024, 12, 3)
 
 
 def test_misspelt_key_is_an_error_naming_file_and_key(tmp_path: Path, real_text: str) -> None:

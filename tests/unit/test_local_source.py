@@ -235,8 +235,10 @@ def test_a_file_replaced_by_a_link_after_the_listing_is_not_read(tmp_path: Path)
 
 def test_a_day_lists_a_link_and_fails_only_its_transform(tmp_path: Path) -> None:
     """Tracking shows the link (it is in the day's listing); its transform fails with the reason, recorded."""
-    from autopo_pipelines import day_run
     from autopo_pipelines.config import load_config_file
+    from autopo_pipelines.day import Day
+    from autopo_pipelines.day.file_run import run_file
+    from autopo_pipelines.day.listing import list_day_batches
     from autopo_pipelines.layout import DataLayout
 
     date = dt.date(2024, 12, 4)
@@ -256,11 +258,12 @@ def test_a_day_lists_a_link_and_fails_only_its_transform(tmp_path: Path) -> None
     # A file of the link's own size: the listing compares their contents (checksums) before any transform.
     (inbox / "S1_stock_20241204.xlsx").write_bytes(b"x" * os.lstat(link).st_size)
 
-    batches = day_run.list_day_batches(config, layout, date, "run-1", None)
+    day = Day(config, layout, date, "run-1")
+    batches = list_day_batches(day)
     tasks = {t.name: t for batch in batches for t in batch}
     assert sorted(tasks) == ["S1_stock_20241204.xlsx", link.name]
     with pytest.raises(InputFileError, match="symbolic link") as raised:
-        day_run.run_file(config, layout, date, tasks[link.name], "run-1")
+        run_file(day, tasks[link.name])
     assert raised.value.file == link.name
     # The day's record of the file's outcome says so too.
     records = [

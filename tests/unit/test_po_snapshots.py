@@ -25,11 +25,11 @@ from pydantic import ValidationError
 from autopo_pipelines.aggregate import Part, write_day_outputs, write_part
 from autopo_pipelines.config import DateFormat, FileOverride, PipelineConfig, load_config_file, transform_settings
 from autopo_pipelines.errors import InputFileError
-from autopo_pipelines.pipeline import FileOutcome, transform_file
 from autopo_pipelines.pipelines import po_snapshots as po
 from autopo_pipelines.pipelines.po_snapshots import PoSnapshotSettings, derive, merge_lines
 from autopo_pipelines.routing import route_files
 from autopo_pipelines.sources import SourceFile
+from autopo_pipelines.transform import FileOutcome, transform_file
 from po_spec import SPEC_OUTPUT_COLUMNS
 
 REAL_CONFIG = Path(__file__).resolve().parents[2] / "dags" / "configs" / "po_snapshots.yaml"

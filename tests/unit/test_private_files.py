@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,6 @@ import pytest
 
 from autopo_local.embedded_pg import free_port
 from autopo_local.private_files import write_private
-
-SYSTEM_TESTS = Path(__file__).resolve().parents[1] / "system"
 
 
 @pytest.fixture
@@ -95,10 +92,8 @@ def test_write_private_ignores_a_stale_or_planted_temporary(tmp_path: Path) -> N
 def test_the_system_tests_stack_writes_its_password_file_private(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """tests/system/airflow_stack.py (also the benchmark's scheduler stage) writes the admin's password."""
-    monkeypatch.syspath_prepend(str(SYSTEM_TESTS))
-    sys.modules.pop("airflow_stack", None)
-    import airflow_stack
+    """The system tests' stack (also the benchmark's scheduler stage) writes the admin's password."""
+    from autopo_local import throwaway_stack as airflow_stack
 
     previous = os.umask(0o022)  # the usual one: a plain write_text is world-readable
     try:

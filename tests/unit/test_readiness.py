@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from autopo_pipelines.config import PipelineConfig, default_config_dir, load_config_file
-from autopo_pipelines.day_run import readiness
+from autopo_pipelines.day import Day
+from autopo_pipelines.day.listing import readiness
 from autopo_pipelines.layout import DataLayout
 
 DATE = dt.date(2024, 12, 4)
@@ -35,40 +36,40 @@ def upload(layout: DataLayout, store: str) -> None:
 
 def test_without_expected_stores_the_first_file_starts_the_day(layout: DataLayout) -> None:
     config = config_with()
-    assert not readiness(config, layout, DATE, BEFORE_CUTOFF).ready
+    assert not readiness(Day(config, layout, DATE), BEFORE_CUTOFF).ready
     upload(layout, "S1")
-    state = readiness(config, layout, DATE, BEFORE_CUTOFF)
+    state = readiness(Day(config, layout, DATE), BEFORE_CUTOFF)
     assert state.ready and state.files == ["S1_stock_20241204.xlsx"] and state.missing_stores == []
 
 
 def test_expected_stores_are_waited_for_until_the_cutoff(layout: DataLayout) -> None:
     config = config_with(expected_stores=["s1", "S2", "S3"], cutoff=dt.time(9, 0))
     upload(layout, "S1")
-    waiting = readiness(config, layout, DATE, BEFORE_CUTOFF)
+    waiting = readiness(Day(config, layout, DATE), BEFORE_CUTOFF)
     assert not waiting.ready
     assert waiting.missing_stores == ["S2", "S3"]
     assert "2024-12-04T02:00:00+00:00" in waiting.reason
-    late = readiness(config, layout, DATE, AFTER_CUTOFF)
+    late = readiness(Day(config, layout, DATE), AFTER_CUTOFF)
     assert late.ready and late.missing_stores == ["S2", "S3"]
     upload(layout, "S2")
     upload(layout, "S3")
-    assert readiness(config, layout, DATE, BEFORE_CUTOFF).ready
+    assert readiness(Day(config, layout, DATE), BEFORE_CUTOFF).ready
 
 
 def test_after_the_cutoff_an_empty_day_still_waits(layout: DataLayout) -> None:
     config = config_with(expected_stores=["S1"], cutoff=dt.time(9, 0))
-    assert not readiness(config, layout, DATE, AFTER_CUTOFF).ready
+    assert not readiness(Day(config, layout, DATE), AFTER_CUTOFF).ready
 
 
 def test_without_a_cutoff_every_expected_store_is_awaited(layout: DataLayout) -> None:
     config = config_with(expected_stores=["S1", "S2"])
     upload(layout, "S1")
-    assert not readiness(config, layout, DATE, AFTER_CUTOFF + dt.timedelta(days=3)).ready
+    assert not readiness(Day(config, layout, DATE), AFTER_CUTOFF + dt.timedelta(days=3)).ready
 
 
 def test_the_cutoff_is_on_the_run_day_when_the_run_reports_on_yesterday(layout: DataLayout) -> None:
     config = config_with(expected_stores=["S1", "S2"], cutoff=dt.time(9, 0), business_date_offset_days=1)
     upload(layout, "S1")
     # Business date 2024-12-04 is reported on the 5th; its cutoff is 09:00 on the 5th.
-    assert not readiness(config, layout, DATE, AFTER_CUTOFF).ready
-    assert readiness(config, layout, DATE, AFTER_CUTOFF + dt.timedelta(days=1)).ready
+    assert not readiness(Day(config, layout, DATE), AFTER_CUTOFF).ready
+    assert readiness(Day(config, layout, DATE), AFTER_CUTOFF + dt.timedelta(days=1)).ready

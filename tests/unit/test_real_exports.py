@@ -21,9 +21,9 @@ import yaml
 
 from autopo_pipelines.config import PipelineConfig, load_config_file, load_transform, transform_settings
 from autopo_pipelines.errors import InputFileError
-from autopo_pipelines.pipeline import FileOutcome, transform_file
 from autopo_pipelines.pipelines import stock_health as sh
 from autopo_pipelines.routing import normalise_store
+from autopo_pipelines.transform import FileOutcome, transform_file
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "exports"
 FILES = CORPUS / "files"

@@ -21,7 +21,6 @@ import pytest
 
 from autopo_pipelines.config import PipelineConfig, load_config_file
 from autopo_pipelines.errors import InputFileError, ReferenceDataError
-from autopo_pipelines.pipeline import CleanRows, DayContext, FileContext, FileOutcome, transform_file
 from autopo_pipelines.pipelines import stock_health as sh
 from autopo_pipelines.pipelines.stock_health import (
     OUTPUT_COLUMNS,
@@ -33,6 +32,7 @@ from autopo_pipelines.pipelines.stock_health import (
     read_supplier_master,
 )
 from autopo_pipelines.tabular import RejectCollector, SkippedRows
+from autopo_pipelines.transform import CleanRows, DayContext, FileContext, FileOutcome, transform_file
 
 REAL_CONFIG = Path(__file__).resolve().parents[2] / "dags" / "configs" / "stock_health.yaml"
 DAY = dt.date(2024, 12, 4)

@@ -4,34 +4,33 @@ from __future__ import annotations
 
 import datetime as dt
 
-from autopo_pipelines import tracking
+from autopo_pipelines import tracking_rows
+from autopo_pipelines.day.state import DayInputs, FileTask, Listing, NotUsed
 
 DATE = dt.date(2024, 12, 4)
 NOW = dt.datetime(2024, 12, 4, 8, 0, tzinfo=dt.UTC)
-LISTING = {
-    "run_id": "run-1",
-    "routed": [
-        {
-            "name": "S1_stock_20241204.xlsx",
-            "location": "/in/S1_stock_20241204.xlsx",
-            "size_bytes": 10,
-            "store_id": "S1",
-        },
-        {
-            "name": "S2_stock_20241204.xlsx",
-            "location": "/in/S2_stock_20241204.xlsx",
-            "size_bytes": 20,
-            "store_id": "S2",
-        },
-    ],
-    "unrouted": [{"name": "notes.txt", "location": "/in/notes.txt", "reason": "no match"}],
-    "superseded": [{"name": "S1 old.xlsx", "location": "/in/S1 old.xlsx", "reason": "superseded by a newer file"}],
-    "missing_stores": ["S3"],
-}
+ROUTED = [
+    FileTask("S1_stock_20241204.xlsx", "/in/S1_stock_20241204.xlsx", 10, 0.0, "S1", None),
+    FileTask("S2_stock_20241204.xlsx", "/in/S2_stock_20241204.xlsx", 20, 0.0, "S2", None),
+]
+LISTING = Listing(
+    run_id="run-1",
+    date=DATE.isoformat(),
+    source="/in",
+    files_seen=4,
+    routed=ROUTED,
+    files_per_task=1,
+    batches=[[file.name] for file in ROUTED],
+    unrouted=[NotUsed("notes.txt", "/in/notes.txt", "no match")],
+    superseded=[NotUsed("S1 old.xlsx", "/in/S1 old.xlsx", "superseded by a newer file")],
+    missing_stores=["S3"],
+    other_dates=0,
+    inputs=DayInputs(folder="/nowhere", fingerprint="sha256:x", notes=[]),
+)
 
 
 def test_files_listed_starts_the_run_and_queues_every_routed_file() -> None:
-    changes = tracking.files_listed("stock_health", DATE, LISTING, "run-1", NOW)
+    changes = tracking_rows.files_listed("stock_health", DATE, LISTING, "run-1", NOW)
     assert changes.run.dag_run_id == "run-1"
     assert changes.run.fields["status"] == "processing"
     assert changes.run.fields["total_files"] == 2
@@ -49,9 +48,9 @@ def test_files_listed_starts_the_run_and_queues_every_routed_file() -> None:
 
 
 def test_a_finished_transform_counts_an_attempt_but_a_reused_part_does_not() -> None:
-    file = LISTING["routed"][0]
+    file = LISTING.routed[0]
     result = {"status": "completed", "checksum": "sha256:ab", "rows_in": 5, "rows_out": 4, "rows_rejected": 1}
-    done = tracking.file_finished("stock_health", DATE, file, 0, result, "run-1", NOW, "run-1#1")
+    done = tracking_rows.file_finished("stock_health", DATE, file, 0, result, "run-1", NOW, "run-1#1")
     job = done.files[0]
     assert job.attempt_key == "run-1#1"
     assert (job.fields["status"], job.fields["rows_in"], job.fields["rows_out"], job.fields["rows_rejected"]) == (
@@ -63,7 +62,7 @@ def test_a_finished_transform_counts_an_attempt_but_a_reused_part_does_not() -> 
     assert job.fields["error"] is None and job.fields["completed_at"] == NOW
     # A file's outcome never moves the run's status (the day may already be judged).
     assert done.run.fields == {} and done.run.insert_only == {"status": "processing"} and not done.run.takes_over
-    reused = tracking.file_finished(
+    reused = tracking_rows.file_finished(
         "stock_health", DATE, file, 0, {**result, "status": "skipped"}, "run-2", NOW, "run-2#1"
     )
     assert reused.files[0].fields["status"] == "skipped"
@@ -71,9 +70,9 @@ def test_a_finished_transform_counts_an_attempt_but_a_reused_part_does_not() -> 
 
 
 def test_a_failed_attempt_waits_for_its_retry_or_fails_the_file() -> None:
-    file = LISTING["routed"][1]
+    file = LISTING.routed[1]
     failure = {"error": "boom", "will_retry": True, "checksum": "sha256:cd", "attempt_key": "run-1#1"}
-    retrying = tracking.file_failed("stock_health", DATE, file, 1, failure, "run-1", NOW).files[0]
+    retrying = tracking_rows.file_failed("stock_health", DATE, file, 1, failure, "run-1", NOW).files[0]
     assert retrying.fields["status"] == "queued" and retrying.fields["error"] == "boom"
     assert "completed_at" not in retrying.fields
     assert retrying.attempt_key == "run-1#1"
@@ -83,7 +82,7 @@ def test_a_failed_attempt_waits_for_its_retry_or_fails_the_file() -> None:
         0,
         None,
     )
-    final = tracking.file_failed(
+    final = tracking_rows.file_failed(
         "stock_health", DATE, file, 1, {**failure, "will_retry": False, "attempt_key": None}, "run-1", NOW
     ).files[0]
     assert final.fields["status"] == "failed" and final.fields["completed_at"] == NOW
@@ -92,7 +91,7 @@ def test_a_failed_attempt_waits_for_its_retry_or_fails_the_file() -> None:
 
 def test_the_day_is_judged_by_what_was_loaded() -> None:
     def judged(problems: list[str], loaded: bool) -> str:
-        changes = tracking.day_judged(
+        changes = tracking_rows.day_judged(
             "stock_health",
             DATE,
             statuses={"completed": 1, "skipped": 2, "failed": len(problems)},
@@ -106,7 +105,7 @@ def test_the_day_is_judged_by_what_was_loaded() -> None:
     assert judged([], True) == "completed"
     assert judged(["S2: broken"], True) == "completed_with_errors"
     assert judged(["S2: broken"], False) == "failed"
-    fields = tracking.day_judged(
+    fields = tracking_rows.day_judged(
         "stock_health",
         DATE,
         statuses={"completed": 1, "skipped": 2, "failed": 1},
@@ -120,8 +119,8 @@ def test_the_day_is_judged_by_what_was_loaded() -> None:
 
 
 def test_a_run_ending_unjudged_only_closes_an_unfinished_row() -> None:
-    failed = tracking.run_ended_without_judgement("stock_health", DATE, False, "marked failed", "run-1", NOW)
+    failed = tracking_rows.run_ended_without_judgement("stock_health", DATE, False, "marked failed", "run-1", NOW)
     assert failed.only_if_unfinished
     assert failed.run.fields == {"status": "failed", "completed_at": NOW, "error": "marked failed"}
-    succeeded = tracking.run_ended_without_judgement("stock_health", DATE, True, "", "run-1", NOW)
+    succeeded = tracking_rows.run_ended_without_judgement("stock_health", DATE, True, "", "run-1", NOW)
     assert succeeded.run.fields == {"status": "completed", "completed_at": NOW}

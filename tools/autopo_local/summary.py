@@ -6,49 +6,54 @@ import argparse
 import datetime as dt
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from autopo_pipelines import day_run
-from autopo_pipelines.config import default_config_dir, load_config_file, load_transform
+from autopo_pipelines.config import config_for, default_config_dir
+from autopo_pipelines.day import Day
+from autopo_pipelines.day.checks import day_problems
+from autopo_pipelines.day.outputs import row_accounting
+from autopo_pipelines.day.parts import DayParts, collect_parts
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.orchestration.connections import WAREHOUSE_CONN_ENV
-from autopo_pipelines.tracking import listing_notes
 from autopo_pipelines.warehouse import count_rows
 
 
 def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str | None) -> dict[str, Any]:
     """The latest attempt at the day, whichever run made it."""
-    config = load_config_file(default_config_dir() / f"{pipeline}.yaml")
-    intermediate = layout.intermediate(pipeline, date)
-    listing = day_run.current_listing(config, layout, date, None) or {}
-    aggregate = day_run.read_json(intermediate / day_run.AGGREGATE) or {}
-    if listing and aggregate.get("run_id") != listing["run_id"]:
-        aggregate = {}
-    parts = aggregate.get("files") or []
-    outputs = aggregate.get("outputs") or {}
-    counts = day_run.row_accounting(aggregate)
+    config = config_for(pipeline)
+    if config is None:
+        raise LookupError(f"{pipeline}: no valid pipeline config in {default_config_dir()}")
+    day = Day(config, layout, date)
+    listing = day.listing()
+    aggregate = day.state.aggregate()
+    if listing is not None and aggregate is not None and aggregate.run_id != listing.run_id:
+        aggregate = None
+    parts = aggregate.files if aggregate is not None else []
+    outputs = (aggregate.outputs if aggregate is not None else None) or {}
+    counts = row_accounting(aggregate)
     table_rows = None
     tracked = None
     if conninfo:
-        definition = load_transform(config.transform)
-        table_rows = count_rows(conninfo, definition.snapshot.name, definition.snapshot.date_column, date)
+        table = day.definition.snapshot
+        table_rows = count_rows(conninfo, table.name, table.date_column, date)
         tracked = tracked_run(conninfo, pipeline, date)
-    day = day_run.collect_parts(config, layout, date, listing) if listing else day_run.DayParts([], [])
-    failures = day.failed
+    collected = collect_parts(day, listing) if listing is not None else DayParts([], [])
+    unrouted = [asdict(file) for file in listing.unrouted] if listing is not None else []
     return {
         "pipeline": pipeline,
         "date": date.isoformat(),
-        "files_seen": listing.get("files_seen", 0),
-        "files_routed": len(listing.get("routed", [])),
+        "files_seen": listing.files_seen if listing is not None else 0,
+        "files_routed": len(listing.routed) if listing is not None else 0,
         "files_processed": sum(1 for p in parts if p.get("status") == "completed"),
         "files_unchanged": sum(1 for p in parts if p.get("status") == "skipped"),
-        "files_failed": len(failures),
-        "files_unrouted": len(listing.get("unrouted", [])),
-        "files_superseded": len(listing.get("superseded", [])),
-        "files_other_dates": listing.get("other_dates", 0),
+        "files_failed": len(collected.failed),
+        "files_unrouted": len(unrouted),
+        "files_superseded": len(listing.superseded) if listing is not None else 0,
+        "files_other_dates": listing.other_dates if listing is not None else 0,
         "rows_in": counts.rows_in,
         "rows_out": counts.rows_out,
         "rows_rejected": counts.rows_rejected,
@@ -59,13 +64,13 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
         "outputs": outputs.get("files", {}),
         "table_rows": table_rows,
         "tracked": tracked,
-        "failures": failures,
+        "failures": collected.failed,
         # Files of the last loaded snapshot this run kept (or, on request, left out): never silently.
-        "retained": [dict(kept) for kept in day.retained.values()],
-        "dropped": [dict(kept) for kept in day.dropped.values()],
-        "unrouted": listing.get("unrouted", []),
-        "notes": listing_notes(listing),
-        "problems": day_run.day_problems(config, layout, date),
+        "retained": [dict(kept) for kept in collected.retained.values()],
+        "dropped": [dict(kept) for kept in collected.dropped.values()],
+        "unrouted": unrouted,
+        "notes": list(listing.inputs.notes) if listing is not None else [],
+        "problems": day_problems(day, collected if listing is not None else None),
     }
 
 

@@ -12,7 +12,7 @@ Two entry points Airflow calls:
   and keeps it for a failed run (3.3.2): a backfill run, or a run that already
   failed (and said so through ``run_failed``), sends nothing.
 
-The texts are built from the day's state on disk (``day_run``), so they say what
+The texts are built from the day's state (``autopo_pipelines.day``), so they say what
 the pipeline knows, not Airflow's internal reasons.
 """
 
@@ -28,8 +28,11 @@ from typing import Any
 import httpx
 import pendulum
 
-from autopo_pipelines import day_run
-from autopo_pipelines.config import PipelineConfig, default_config_dir, load_config_file
+from autopo_pipelines.config import PipelineConfig, config_for, default_config_dir
+from autopo_pipelines.dates import business_date_of_run
+from autopo_pipelines.day import Day
+from autopo_pipelines.day.checks import day_problems
+from autopo_pipelines.day.listing import readiness
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.loopback import is_loopback_host
 
@@ -68,38 +71,35 @@ class Message:
 # --- what to say ---------------------------------------------------------------------
 
 
-def failure_message(config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str) -> Message:
+def failure_message(day: Day) -> Message:
     """What went wrong with the day in this run: each failed file with its error, and the day's state."""
-    problems = day_run.day_problems(config, layout, date, run_id) or ["the run failed; see its tasks' logs"]
+    problems = day_problems(day) or ["the run failed; see its tasks' logs"]
     lines = [f"- {problem}" for problem in problems]
-    load = day_run.read_json(layout.intermediate(config.name, date) / day_run.LOAD)
-    if load is not None and load.get("run_id") == run_id:
-        lines.append(f"- the good files were loaded: {load['rows']} rows in {load['table']}")
+    load = day.state.load()
+    if load is not None and load.run_id == day.run_id:
+        lines.append(f"- the good files were loaded: {load.rows} rows in {load.table}")
     else:
         lines.append("- nothing of the day was loaded by this run")
-    lines.append(f"- run {run_id}: fix or re-send the files, then clear their failed map index in Airflow")
-    return Message(f"autopo: {config.name} {date.isoformat()} failed", lines)
+    lines.append(f"- run {day.run_id}: fix or re-send the files, then clear their failed map index in Airflow")
+    return Message(f"autopo: {day.pipeline} {day.date.isoformat()} failed", lines)
 
 
-def lateness_message(
-    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, now: dt.datetime
-) -> Message:
+def lateness_message(day: Day, now: dt.datetime) -> Message:
     """What is late at the deadline: the files that have not come, or the step the day is in."""
+    config = day.config
     deadline = config.alerts.deadline
     local = f"{deadline:%H:%M} {config.timezone}" if deadline else "its deadline"
-    state = day_run.readiness(config, layout, date, now)
+    state = readiness(day, now)
     lines = []
     if state.missing_stores:
         lines.append(f"- stores that have not sent files: {', '.join(state.missing_stores)}")
     if not state.files:
-        lines.append(f"- no file for {date.isoformat()} has arrived at {day_run.source_for(config, layout).describe()}")
-    listing = day_run.current_listing(config, layout, date, run_id)
-    if listing is None:
+        lines.append(f"- no file for {day.date.isoformat()} has arrived at {day.source().describe()}")
+    if day.listing() is None:
         lines.append("- the day has not started: it is waiting for files")
     else:
-        problems = day_run.day_problems(config, layout, date, run_id)
-        lines += [f"- {problem}" for problem in problems] or ["- the day is still being processed"]
-    return Message(f"autopo: {config.name} {date.isoformat()} not loaded by {local}", lines)
+        lines += [f"- {problem}" for problem in day_problems(day)] or ["- the day is still being processed"]
+    return Message(f"autopo: {config.name} {day.date.isoformat()} not loaded by {local}", lines)
 
 
 # --- where to say it -------------------------------------------------------------------
@@ -171,22 +171,18 @@ def _deliver(what: str, send: Any, *args: Any) -> None:
 
 
 def _pipeline_of(dag_id: str) -> PipelineConfig:
-    return load_config_file(default_config_dir() / f"{dag_id}.yaml")
-
-
-def _business_date(config: PipelineConfig, dag_run: Any) -> dt.date:
-    # Imported here: the DAG factory imports this module for its callbacks.
-    from autopo_pipelines.orchestration.dag_factory import business_date_of_run
-
-    return business_date_of_run(config, dag_run)
+    config = config_for(dag_id)
+    if config is None:
+        raise LookupError(f"{dag_id}: no valid pipeline config in {default_config_dir()}")
+    return config
 
 
 def run_failed(context: Any) -> None:
     """``on_failure_callback`` of a pipeline's DAG: the failed files and their errors, to the webhook/email."""
     dag_run = context["dag_run"]
     config = _pipeline_of(dag_run.dag_id)
-    date = _business_date(config, dag_run)
-    message = failure_message(config, DataLayout.from_env(), date, dag_run.run_id)
+    date = business_date_of_run(config, dag_run)
+    message = failure_message(Day(config, DataLayout.from_env(), date, dag_run.run_id))
     if config.alerts.webhook_conn_id:
         _deliver("failure webhook", post_webhook, config.alerts.webhook_conn_id, message)
     if config.alerts.email_on_failure:
@@ -203,6 +199,6 @@ async def deadline_missed(pipeline: str, context: dict[str, Any]) -> None:
         log.info("%s %s: the run failed and said so; no second message", pipeline, dag_run.get("dag_run_id"))
         return
     config = _pipeline_of(pipeline)
-    date = _business_date(config, dag_run)
-    message = lateness_message(config, DataLayout.from_env(), date, dag_run["dag_run_id"], pendulum.now("UTC"))
+    date = business_date_of_run(config, dag_run)
+    message = lateness_message(Day(config, DataLayout.from_env(), date, dag_run["dag_run_id"]), pendulum.now("UTC"))
     await asyncio.to_thread(send_email, config, message)

@@ -4,7 +4,8 @@ sensor -> list_files -> transform_file (mapped, one per batch of files,
 ``airflow.files_per_task``) -> aggregate_and_flush -> load_snapshot -> check_day
 
 Task bodies are a few lines: they resolve the business date and the
-warehouse from Airflow's context and call ``autopo_pipelines.day_run``.
+warehouse from Airflow's context into a :class:`~autopo_pipelines.day.Day` and
+call that step's module in ``autopo_pipelines.day``.
 """
 
 from __future__ import annotations
@@ -13,79 +14,50 @@ import datetime as dt
 import logging
 import os
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import pendulum
 from airflow.configuration import conf
-from airflow.sdk import (
-    DAG,
-    AsyncCallback,
-    DeadlineAlert,
-    DeadlineReference,
-    Param,
-    PokeReturnValue,
-    TriggerRule,
-    get_current_context,
-    task,
-)
+from airflow.sdk import DAG, Param, PokeReturnValue, TriggerRule, get_current_context, task
 from airflow.sdk.api.client import ServerResponseError
+
+# Where airflow.sdk re-exports them from: its type stub (airflow/sdk/__init__.pyi) does not list them.
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.exceptions import AirflowFailException, AirflowRuntimeError, AirflowSkipException
 
-from autopo_pipelines import day_lock, day_run
+from autopo_pipelines import day_lock
 from autopo_pipelines.config import PipelineConfig, default_config_dir, load_configs
+from autopo_pipelines.dates import BusinessDateError, business_date_at, business_date_of
+from autopo_pipelines.day import Day
+from autopo_pipelines.day.checks import day_problems, outputs_are_stale
+from autopo_pipelines.day.file_run import run_batch
+from autopo_pipelines.day.listing import list_day_batches, readiness
+from autopo_pipelines.day.outputs import aggregate_day, load_day
+from autopo_pipelines.day.state import FileTask
 from autopo_pipelines.errors import ReferenceDataError
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.orchestration import alerts
 from autopo_pipelines.orchestration.connections import WarehouseConnectionMissing, warehouse_conninfo
 from autopo_pipelines.sources import SourceError
+from autopo_pipelines.task_ids import TaskId
 from autopo_pipelines.warehouse import LoadConnectionError, LoadError
 
 log = logging.getLogger(__name__)
 
 
 def business_date(config: PipelineConfig, context: Any) -> dt.date:
-    """Run conf ``{"date": "YYYY-MM-DD"}`` wins; else the logical date in the pipeline's timezone."""
+    """Run conf ``{"date": "YYYY-MM-DD"}`` (or the trigger form's param) wins; else the logical date in the
+    pipeline's timezone (autopo_pipelines.dates). A conf date that is not a date fails the task at once."""
     dag_run = context["dag_run"]
     requested = (dag_run.conf or {}).get("date") or context["params"].get("date")
-    return business_date_of(config, requested, context.get("logical_date"), dag_run.run_after)
-
-
-def business_date_of(
-    config: PipelineConfig, requested: object, logical_date: dt.datetime | None, run_after: dt.datetime
-) -> dt.date:
-    if requested:
-        try:
-            return dt.date.fromisoformat(str(requested))
-        except ValueError as exc:
-            raise AirflowFailException(f"run conf date {requested!r} is not YYYY-MM-DD") from exc
-    return config.business_date(logical_date or run_after)
-
-
-def business_date_of_run(config: PipelineConfig, dag_run: Any) -> dt.date:
-    """The business date of a DAG run given as Airflow's object (listeners, failure callbacks) or as the
-    API's JSON (a Deadline Alert callback's context), whose times are ISO strings."""
-
-    def field(name: str) -> Any:
-        return dag_run.get(name) if isinstance(dag_run, Mapping) else getattr(dag_run, name, None)
-
-    def moment(value: Any) -> Any:
-        return pendulum.parse(value) if isinstance(value, str) else value
-
-    conf = field("conf") or {}
-    return business_date_of(config, conf.get("date"), moment(field("logical_date")), moment(field("run_after")))
-
-
-@dataclass(frozen=True)
-class RunScope:
-    """Where and for which business date and run a task works."""
-
-    layout: DataLayout
-    date: dt.date
-    run_id: str
+    try:
+        return business_date_of(config, requested, context.get("logical_date"), dag_run.run_after)
+    except BusinessDateError as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def warehouse() -> str:
@@ -96,17 +68,19 @@ def warehouse() -> str:
         raise AirflowFailException(str(exc)) from exc
 
 
-def run_scope(config: PipelineConfig) -> RunScope:
+def run_day(config: PipelineConfig, *, conninfo: str | None = None) -> Day:
+    """The day the running task works on: its business date and run, the data root, the warehouse."""
     context = get_current_context()
-    return RunScope(DataLayout.from_env(), business_date(config, context), context["run_id"])
+    return Day(config, DataLayout.from_env(), business_date(config, context), context["run_id"], conninfo)
 
 
-def holding_the_day(config: PipelineConfig) -> RunScope:
-    """The run's scope, with the date held by this run: every task that writes the day's state holds it,
+def holding_the_day(config: PipelineConfig) -> Day:
+    """The run's day, with the date held by this run: every task that writes the day's state holds it,
     also when it is cleared and rerun after another run of the date has started."""
-    scope = run_scope(config)
-    day_lock.acquire(warehouse(), config.name, scope.date, scope.run_id, run_is_live(config.name))
-    return scope
+    day = run_day(config, conninfo=warehouse())
+    assert day.run_id is not None and day.conninfo is not None  # run_day always sets them
+    day_lock.acquire(day.conninfo, config.name, day.date, day.run_id, run_is_live(config.name))
+    return day
 
 
 def run_is_live(dag_id: str) -> Callable[[str], bool]:
@@ -137,25 +111,8 @@ DEADLINE_ALERTS_ENV = "AUTOPO_DEADLINE_ALERTS"
 
 
 def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
+    """The pipeline's DAG: its tasks' bodies are the step functions below, wired here."""
     airflow = config.airflow
-    default_args = {
-        "owner": airflow.owner,
-        "retries": airflow.retries,
-        "retry_delay": dt.timedelta(seconds=airflow.retry_delay_seconds),
-        "retry_exponential_backoff": airflow.retry_exponential_backoff,
-        "max_retry_delay": dt.timedelta(seconds=airflow.max_retry_delay_seconds),
-    }
-    alerting: dict[str, Any] = {}
-    if config.alerts.webhook_conn_id or config.alerts.email_on_failure:
-        alerting["on_failure_callback"] = alerts.run_failed
-    if config.alerts.deadline is not None and with_deadlines:
-        # Measured from the scheduled start (the logical date of a cron run): runs triggered
-        # without a logical date have no deadline; backfill runs are let off by the callback.
-        alerting["deadline"] = DeadlineAlert(
-            reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-            interval=config.deadline_after_start(),
-            callback=AsyncCallback(alerts.deadline_missed, kwargs={"pipeline": config.name}),
-        )
     with DAG(
         dag_id=config.name,
         description=config.description or None,
@@ -165,7 +122,7 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
         ),
         catchup=airflow.catchup,
         max_active_runs=airflow.max_active_runs,
-        default_args=default_args,
+        default_args=_default_args(config),
         tags=sorted({"autopo", *airflow.tags}),
         params={
             "date": Param(
@@ -176,112 +133,38 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
             )
         },
         doc_md=f"{config.description}\n\nGenerated from `dags/configs/{config.name}.yaml`.",
-        **alerting,
+        **_alerting(config, with_deadlines),
     ) as dag:
 
         @task.sensor(
-            task_id="wait_for_files",
+            task_id=TaskId.WAIT_FOR_FILES,
             mode=config.sensor.mode,
             poke_interval=config.sensor.poke_interval_seconds,
             timeout=config.sensor.timeout_seconds,
         )
         def wait_for_files() -> PokeReturnValue:
-            scope = run_scope(config)
-            holder = day_lock.busy_with(warehouse(), config.name, scope.date, scope.run_id, run_is_live(config.name))
-            if holder is not None:
-                # Serialised, not interleaved: a manual run waits for the backfill's run of the same date.
-                log.info("%s %s is being processed by run %s; waiting for it to end", config.name, scope.date, holder)
-                return PokeReturnValue(is_done=False)
-            try:
-                state = day_run.readiness(config, scope.layout, scope.date, pendulum.now("UTC"))
-            except SourceError as exc:
-                # A missing bucket or folder, or no access: poking for hours will not change that.
-                raise AirflowFailException(str(exc)) from exc
-            log.info("%d file(s) for %s present: %s; %s", len(state.files), scope.date, state.files, state.reason)
-            if not state.files and scope.date < config.business_date(pendulum.now("UTC")):
-                # Files for a past day (a backfill, a rerun) are there or they are not:
-                # waiting hours for them helps nobody.
-                raise AirflowFailException(
-                    f"no {config.name} files for {scope.date.isoformat()} at "
-                    f"{day_run.source_for(config, scope.layout).describe()}; not waiting for a past date"
-                )
-            return PokeReturnValue(is_done=state.ready)
+            return poke_for_files(config)
 
-        @task(task_id="list_files")
+        @task(task_id=TaskId.LIST_FILES)
         def list_files() -> list[list[dict[str, Any]]]:
-            scope = holding_the_day(config)
-            # Read when the day is listed, not when the DAG is parsed: it is the limit the API server
-            # applies to this task's pushed list, and can change without the DAG file changing.
-            max_map_length = conf.getint("core", "max_map_length")
-            # Run conf {"drop_missing": true}: files gone from the source lose their rows on purpose.
-            drop_missing = bool((get_current_context()["dag_run"].conf or {}).get("drop_missing"))
-            try:
-                batches = day_run.list_day_batches(
-                    config,
-                    scope.layout,
-                    scope.date,
-                    scope.run_id,
-                    warehouse(),
-                    max_map_length,
-                    drop_missing=drop_missing,
-                )
-            except (ReferenceDataError, SourceError) as exc:
-                raise AirflowFailException(str(exc)) from exc
-            return [[vars(t) for t in batch] for batch in batches]
+            return list_files_step(config)
 
         # Named after its file in the grid (a one-file batch: cleared like a file), else "<first> (+N more)".
-        @task(task_id="transform_file", pool=config.pool, map_index_template="{{ file_name }}")
+        @task(task_id=TaskId.TRANSFORM_FILE, pool=config.pool, map_index_template="{{ file_name }}")
         def transform_file(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            context = get_current_context()
-            context["file_name"] = batch_label(files)  # type: ignore[typeddict-unknown-key]
-            scope = holding_the_day(config)
-            tasks = [day_run.FileTask(**file) for file in files]
-            outcome = day_run.run_batch(config, scope.layout, scope.date, tasks, scope.run_id, warehouse())
-            if outcome.failed:
-                # Bad content does not get better by retrying: fail the batch now, naming its bad files.
-                raise AirflowFailException(bad_files_message(outcome.failed, len(tasks)))
-            return outcome.results
+            return transform_step(config, files)
 
-        @task(task_id="aggregate_and_flush", trigger_rule=TriggerRule.ALL_DONE)
+        @task(task_id=TaskId.AGGREGATE_AND_FLUSH, trigger_rule=TriggerRule.ALL_DONE)
         def aggregate_and_flush() -> dict[str, Any]:
-            scope = holding_the_day(config)
-            if day_run.current_listing(config, scope.layout, scope.date, scope.run_id) is None:
-                raise AirflowSkipException("the day's files were not listed in this run")
-            result = day_run.aggregate_day(config, scope.layout, scope.date, scope.run_id)
-            if result is None:
-                raise AirflowSkipException("no file of the day was transformed successfully")
-            return result
+            return aggregate_step(config)
 
-        @task(task_id="load_snapshot")
+        @task(task_id=TaskId.LOAD_SNAPSHOT)
         def load_snapshot() -> int:
-            scope = holding_the_day(config)
-            try:
-                return day_run.load_day(config, scope.layout, scope.date, scope.run_id, warehouse())
-            except LoadConnectionError:
-                raise  # the database is away: the retry loads the day when it is back
-            except LoadError as exc:
-                # Rows the table refuses are refused again on retry: fail now, with the reason.
-                raise AirflowFailException(str(exc)) from exc
+            return load_step(config)
 
-        @task(task_id="check_day", trigger_rule=TriggerRule.ALL_DONE)
+        @task(task_id=TaskId.CHECK_DAY, trigger_rule=TriggerRule.ALL_DONE)
         def check_day() -> dict[str, Any]:
-            scope = run_scope(config)
-            try:
-                return judge_day(scope)
-            finally:
-                day_lock.release(warehouse(), config.name, scope.date, scope.run_id)
-
-        def judge_day(scope: RunScope) -> dict[str, Any]:
-            if day_run.outputs_are_stale(config, scope.layout, scope.date, scope.run_id):
-                # A failed file was cleared and redone without its downstream tasks (Airflow's
-                # "only failed" also filters the downstream ones): bring the day up to date here.
-                log.info("file results changed after the day was aggregated: rewriting and reloading it")
-                day_run.aggregate_day(config, scope.layout, scope.date, scope.run_id)
-                day_run.load_day(config, scope.layout, scope.date, scope.run_id, warehouse())
-            problems = day_run.day_problems(config, scope.layout, scope.date, scope.run_id)
-            if problems:
-                raise AirflowFailException("; ".join(problems))
-            return {"date": scope.date.isoformat(), "status": "completed"}
+            return check_step(config)
 
         batches = list_files()
         transformed = transform_file.expand(files=batches)
@@ -294,6 +177,128 @@ def build_dag(config: PipelineConfig, *, with_deadlines: bool = True) -> DAG:
         # check_day are cleared, it must judge the day after the file is redone.
         transformed >> checked
     return dag
+
+
+def _default_args(config: PipelineConfig) -> dict[str, Any]:
+    airflow = config.airflow
+    return {
+        "owner": airflow.owner,
+        "retries": airflow.retries,
+        "retry_delay": dt.timedelta(seconds=airflow.retry_delay_seconds),
+        "retry_exponential_backoff": airflow.retry_exponential_backoff,
+        "max_retry_delay": dt.timedelta(seconds=airflow.max_retry_delay_seconds),
+    }
+
+
+def _alerting(config: PipelineConfig, with_deadlines: bool) -> dict[str, Any]:
+    alerting: dict[str, Any] = {}
+    if config.alerts.webhook_conn_id or config.alerts.email_on_failure:
+        alerting["on_failure_callback"] = alerts.run_failed
+    if config.alerts.deadline is not None and with_deadlines:
+        # Measured from the scheduled start (the logical date of a cron run): runs triggered
+        # without a logical date have no deadline; backfill runs are let off by the callback.
+        alerting["deadline"] = DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+            interval=config.deadline_after_start(),
+            callback=AsyncCallback(alerts.deadline_missed, kwargs={"pipeline": config.name}),
+        )
+    return alerting
+
+
+# --- the tasks' bodies: each resolves its Day from Airflow's context and calls its step ---------------
+
+
+def poke_for_files(config: PipelineConfig) -> PokeReturnValue:
+    """wait_for_files: done when the day's files are there (readiness), and no other run holds the date."""
+    day = run_day(config)
+    holder = day_lock.busy_with(warehouse(), config.name, day.date, str(day.run_id), run_is_live(config.name))
+    if holder is not None:
+        # Serialised, not interleaved: a manual run waits for the backfill's run of the same date.
+        log.info("%s is being processed by run %s; waiting for it to end", day.describe(), holder)
+        return PokeReturnValue(is_done=False)
+    try:
+        state = readiness(day, pendulum.now("UTC"))
+    except SourceError as exc:
+        # A missing bucket or folder, or no access: poking for hours will not change that.
+        raise AirflowFailException(str(exc)) from exc
+    log.info("%d file(s) for %s present: %s; %s", len(state.files), day.date, state.files, state.reason)
+    if not state.files and day.date < business_date_at(config, pendulum.now("UTC")):
+        # Files for a past day (a backfill, a rerun) are there or they are not:
+        # waiting hours for them helps nobody.
+        raise AirflowFailException(
+            f"no {config.name} files for {day.date.isoformat()} at {day.source().describe()}; "
+            "not waiting for a past date"
+        )
+    return PokeReturnValue(is_done=state.ready)
+
+
+def list_files_step(config: PipelineConfig) -> list[list[dict[str, Any]]]:
+    """list_files: the day's files in the batches the mapped transforms run."""
+    day = holding_the_day(config)
+    # Read when the day is listed, not when the DAG is parsed: it is the limit the API server
+    # applies to this task's pushed list, and can change without the DAG file changing.
+    max_map_length = conf.getint("core", "max_map_length")
+    # Run conf {"drop_missing": true}: files gone from the source lose their rows on purpose.
+    drop_missing = bool((get_current_context()["dag_run"].conf or {}).get("drop_missing"))
+    try:
+        batches = list_day_batches(day, max_map_length, drop_missing=drop_missing)
+    except (ReferenceDataError, SourceError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+    return [[t.as_dict() for t in batch] for batch in batches]
+
+
+def transform_step(config: PipelineConfig, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """transform_file: one mapped task's batch of files into parts."""
+    context = get_current_context()
+    context["file_name"] = batch_label(files)  # type: ignore[typeddict-unknown-key]
+    day = holding_the_day(config)
+    tasks = [FileTask(**file) for file in files]
+    outcome = run_batch(day, tasks)
+    if outcome.failed:
+        # Bad content does not get better by retrying: fail the batch now, naming its bad files.
+        raise AirflowFailException(bad_files_message(outcome.failed, len(tasks)))
+    return outcome.results
+
+
+def aggregate_step(config: PipelineConfig) -> dict[str, Any]:
+    """aggregate_and_flush: the day's CSV files from this run's parts."""
+    day = holding_the_day(config)
+    if day.listing() is None:
+        raise AirflowSkipException("the day's files were not listed in this run")
+    result = aggregate_day(day)
+    if result is None:
+        raise AirflowSkipException("no file of the day was transformed successfully")
+    return result
+
+
+def load_step(config: PipelineConfig) -> int:
+    """load_snapshot: the date's rows in the warehouse replaced by the day's snapshot."""
+    day = holding_the_day(config)
+    try:
+        return load_day(day)
+    except LoadConnectionError:
+        raise  # the database is away: the retry loads the day when it is back
+    except LoadError as exc:
+        # Rows the table refuses are refused again on retry: fail now, with the reason.
+        raise AirflowFailException(str(exc)) from exc
+
+
+def check_step(config: PipelineConfig) -> dict[str, Any]:
+    """check_day: the day's verdict; the date is released whatever it is."""
+    day = run_day(config, conninfo=warehouse())
+    try:
+        if outputs_are_stale(day):
+            # A failed file was cleared and redone without its downstream tasks (Airflow's
+            # "only failed" also filters the downstream ones): bring the day up to date here.
+            log.info("file results changed after the day was aggregated: rewriting and reloading it")
+            aggregate_day(day)
+            load_day(day)
+        problems = day_problems(day)
+        if problems:
+            raise AirflowFailException("; ".join(problems))
+        return {"date": day.date.isoformat(), "status": "completed"}
+    finally:
+        day_lock.release(warehouse(), config.name, day.date, str(day.run_id))
 
 
 def batch_label(files: list[dict[str, Any]]) -> str:

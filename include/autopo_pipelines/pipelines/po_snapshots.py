@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -16,9 +17,9 @@ from pydantic import field_validator
 
 from autopo_pipelines.config import StrictModel
 from autopo_pipelines.date_text import accepted_forms
-from autopo_pipelines.pipeline import CleanRows, FileContext, RowRules, SnapshotTable, TransformDefinition
 from autopo_pipelines.routing import normalise_store
 from autopo_pipelines.tabular import parse_dates, parse_numbers, text_column
+from autopo_pipelines.transform import CleanRows, FileContext, RowRules, SnapshotTable, TransformDefinition
 
 KEY = ("po_number", "store_id", "sku")
 STATUSES = ("open", "partial", "closed", "cancelled")
@@ -145,7 +146,8 @@ def merge_day_rows(rows: pd.DataFrame, settings: PoSnapshotSettings) -> pd.DataF
     """The same PO line in several of the day's files is one line: merged, then derived again."""
     if rows.empty or not rows.duplicated(list(KEY)).any():
         return rows
-    return derive(merge_lines(rows.loc[:, list(LINE_COLUMNS)]), rows["snapshot_date"].iat[0], settings)
+    date = cast(dt.date, rows["snapshot_date"].iat[0])
+    return derive(merge_lines(rows.loc[:, list(LINE_COLUMNS)]), date, settings)
 
 
 TRANSFORM = TransformDefinition(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -19,9 +19,9 @@ from autopo_pipelines.config import ColumnSpec, NumberFormat, StrictModel
 from autopo_pipelines.errors import InputFileError, ReferenceDataError, quote
 from autopo_pipelines.headings import column_letters, normalise_header
 from autopo_pipelines.layout import DataLayout
-from autopo_pipelines.pipeline import CleanRows, DayContext, FileContext, RowRules, SnapshotTable, TransformDefinition
 from autopo_pipelines.routing import normalise_store
 from autopo_pipelines.tabular import HeaderRule, display_value, parse_numbers, text_column, text_strings
+from autopo_pipelines.transform import CleanRows, DayContext, FileContext, RowRules, SnapshotTable, TransformDefinition
 from autopo_pipelines.warehouse import read_loaded_snapshot
 from autopo_pipelines.xlsx_reader import HeaderNotFoundError, WorkbookError, read_sheet_table
 
@@ -266,10 +266,10 @@ def _check_store_column(clean: CleanRows, context: FileContext) -> str:
         others = [text for text in stated.dropna().unique() if normalise_store(text) != store]
         if others:
             position = int(np.flatnonzero(stated.isin(others).to_numpy())[0])
+            stated_store = normalise_store(cast(str, stated.iat[position]))
             raise InputFileError(
                 context.file_name,
-                f"store {quote(normalise_store(stated.iat[position]))} in the file disagrees with store {quote(store)} "
-                "in the file name",
+                f"store {quote(stated_store)} in the file disagrees with store {quote(store)} in the file name",
                 sheet=context.sheet,
                 row=int(clean.row_numbers[position]),
                 column=context.headers["store_id"],
@@ -421,7 +421,7 @@ class PurchasingSummary:
     def update(self, batch: pd.DataFrame) -> None:
         if batch.empty:
             return
-        self._date = batch["snapshot_date"].iat[0]
+        self._date = cast(dt.date, batch["snapshot_date"].iat[0])
         rows = batch.assign(
             is_out_of_stock=(batch["status"] == "out_of_stock").astype("int64"),
             is_critical=(batch["status"] == "critical").astype("int64"),

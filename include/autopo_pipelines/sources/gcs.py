@@ -47,7 +47,7 @@ def _hasher_for(checksum: str) -> Any:
         return hashlib.md5(usedforsecurity=False)
     import google_crc32c  # a dependency of google-cloud-storage
 
-    return google_crc32c.Checksum()
+    return google_crc32c.Checksum()  # type: ignore[no-untyped-call]  # google_crc32c leaves Checksum unannotated
 
 
 class GcsSource:

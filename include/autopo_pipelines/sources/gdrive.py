@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -40,7 +41,8 @@ from autopo_pipelines.sources import FetchedFile, SourceError, SourceFile, is_ca
 from autopo_pipelines.sources.download import ChecksumMismatchError, HashingWriter, check_download, write_copy
 
 if TYPE_CHECKING:
-    from googleapiclient.discovery import Resource
+    # Only in google-api-python-client-stubs (a dev requirement): the Drive v3 resources and schemas.
+    from googleapiclient._apis.drive.v3 import DriveResource, File
 
 SCHEME = "gdrive://"
 ENDPOINT_EXTRA = "drive_api_endpoint"
@@ -125,11 +127,11 @@ def _rate_limited(exc: Exception) -> bool:
     return bool(reasons & {"rateLimitExceeded", "userRateLimitExceeded"})
 
 
-def is_sheet(meta: dict[str, Any]) -> bool:
+def is_sheet(meta: Mapping[str, Any]) -> bool:
     return meta.get("mimeType") == SHEETS_MIME
 
 
-def listed_name(meta: dict[str, Any]) -> str:
+def listed_name(meta: Mapping[str, Any]) -> str:
     """The name the pipeline sees: a Google Sheet is fetched as XLSX, so it is named as one."""
     name = str(meta["name"])
     if is_sheet(meta) and not name.lower().endswith(".xlsx"):
@@ -137,7 +139,7 @@ def listed_name(meta: dict[str, Any]) -> str:
     return name
 
 
-def file_checksum(meta: dict[str, Any]) -> str:
+def file_checksum(meta: Mapping[str, Any]) -> str:
     """ "md5:<hex>" for a stored file; "sheets:<modifiedTime>:<version>[:<size>][:<md5>]" for a Google
     Sheet: the modified time as Drive gives it (milliseconds), and the version, which every edit raises."""
     if is_sheet(meta):
@@ -163,13 +165,13 @@ class GdriveSource:
         self.drive_id = drive_id
         self.gcp_conn_id = gcp_conn_id
         self.chunk_size = chunk_size
-        self._service: Resource | None = None
+        self._service: DriveResource | None = None
 
     def describe(self) -> str:
         where = f" in shared drive {self.drive_id}" if self.drive_id else ""
         return f"Google Drive folder {self.folder_id}{where}"
 
-    def _files(self) -> Any:
+    def _files(self) -> DriveResource.FilesResource:
         if self._service is None:
             from airflow.providers.google.common.hooks.base_google import get_field
             from airflow.providers.google.suite.hooks.drive import GoogleDriveHook
@@ -197,7 +199,7 @@ class GdriveSource:
             raise ValueError(f"{file.name}: {file.location!r} is not a {SCHEME} location")
         return file.location[len(SCHEME) :]
 
-    def _current(self, file: SourceFile) -> dict[str, Any]:
+    def _current(self, file: SourceFile) -> File:
         """The file's metadata now; FileNotFoundError when it is gone (or trashed) since the listing."""
         from googleapiclient.errors import HttpError
 
@@ -251,7 +253,7 @@ class GdriveSource:
         }
         if self.drive_id:
             query.update(corpora="drive", driveId=self.drive_id)
-        entries: list[dict[str, Any]] = []
+        entries: list[File] = []
         token: str | None = None
         while True:
             try:
@@ -316,7 +318,9 @@ class GdriveSource:
         hasher = hashlib.md5(usedforsecurity=False)
 
         def download(out: BinaryIO) -> None:
-            media = MediaIoBaseDownload(HashingWriter(out, hasher), request, chunksize=self.chunk_size)
+            # MediaIoBaseDownload only calls write(); its stubs ask for an io.IOBase.
+            writer = HashingWriter(out, hasher)
+            media = MediaIoBaseDownload(writer, request, chunksize=self.chunk_size)  # type: ignore[arg-type]
             done = False
             try:
                 while not done:

@@ -11,7 +11,7 @@ import psycopg
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
 from autopo_pipelines.orchestration.connections import WAREHOUSE_CONN_ID, WarehouseConnectionMissing, conninfo_of
-from autopo_pipelines.tracking import FINAL_RUN_STATUSES, Changes, FileJobChange, RunChange
+from autopo_pipelines.tracking_rows import FINAL_RUN_STATUSES, Changes, FileJobChange, RunChange
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class TrackingHook(PostgresHook):
         self.retry_delays = retry_delays
 
     def conninfo(self) -> str:
-        from airflow.exceptions import AirflowNotFoundException
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
         try:
             return conninfo_of(self.get_connection(self.tracking_conn_id))

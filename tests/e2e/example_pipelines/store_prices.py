@@ -1,7 +1,8 @@
 """A third pipeline, defined only here: each store's shelf price list to a daily price snapshot.
 
-Nothing outside this module and its config (written by the test) knows of it:
-the factory, reading, rejects, aggregation, loading and tracking are shared.
+Nothing outside this module, its config and its table's migration (both written
+by the test) knows of it: the factory, reading, rejects, aggregation, loading and
+tracking are shared.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from autopo_pipelines.config import StrictModel
-from autopo_pipelines.pipeline import CleanRows, FileContext, RowRules, SnapshotTable, TransformDefinition
 from autopo_pipelines.routing import normalise_store
 from autopo_pipelines.tabular import parse_numbers, text_column
+from autopo_pipelines.transform import CleanRows, FileContext, RowRules, SnapshotTable, TransformDefinition
 
 OUTPUT_COLUMNS = ("snapshot_date", "store_id", "sku", "price", "promo_price", "discount_pct", "source_file")
 
@@ -40,26 +41,11 @@ def transform(clean: CleanRows, context: FileContext, settings: StorePriceSettin
     return rows.loc[:, list(OUTPUT_COLUMNS)].sort_values("sku").reset_index(drop=True)
 
 
-TABLE_DDL = """
-    CREATE TABLE store_prices (
-        snapshot_date date    NOT NULL,
-        store_id      text    NOT NULL,
-        sku           text    NOT NULL,
-        price         numeric NOT NULL CHECK (price > 0),
-        promo_price   numeric,
-        discount_pct  numeric,
-        source_file   text,
-        PRIMARY KEY (snapshot_date, store_id, sku)
-    )
-"""
-
 TRANSFORM = TransformDefinition(
     settings_model=StorePriceSettings,
     rows=RowRules(required=("sku", "price"), key="sku"),
-    # The table is created from the module's own DDL before the first load: no project migration needed.
-    snapshot=SnapshotTable(
-        "store_prices", OUTPUT_COLUMNS, sort=("store_id", "sku"), partition="store_id", ddl=TABLE_DDL
-    ),
+    # Its table is a migration, like every table: the test adds it to a copy of migrations/.
+    snapshot=SnapshotTable("store_prices", OUTPUT_COLUMNS, sort=("store_id", "sku"), partition="store_id"),
     transform=transform,
     pattern_groups=("store",),
 )

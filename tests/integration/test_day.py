@@ -6,6 +6,7 @@ would give them, against the real PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -17,8 +18,13 @@ import psycopg
 import pytest
 from openpyxl import Workbook
 
-from autopo_pipelines import day_lock, day_run
-from autopo_pipelines.config import PipelineConfig, default_config_dir, load_config_file
+from autopo_pipelines import day_lock
+from autopo_pipelines.config import default_config_dir, load_config_file
+from autopo_pipelines.day import Day
+from autopo_pipelines.day.checks import day_problems
+from autopo_pipelines.day.file_run import run_file
+from autopo_pipelines.day.listing import list_day_files
+from autopo_pipelines.day.outputs import aggregate_day, load_day
 from autopo_pipelines.errors import InputFileError, ReferenceDataError
 from autopo_pipelines.layout import DataLayout
 
@@ -40,7 +46,8 @@ def write_store(inbox: Path, store: str, skus: list[tuple[str, int, int]]) -> Pa
 
 
 @pytest.fixture
-def day(tmp_path: Path) -> tuple[PipelineConfig, DataLayout]:
+def day(tmp_path: Path) -> Day:
+    """stock_health's day with two stores' files and a supplier master; no run yet."""
     layout = DataLayout(tmp_path / "data")
     inbox = layout.inbox("stock_health")
     inbox.mkdir(parents=True)
@@ -50,23 +57,22 @@ def day(tmp_path: Path) -> tuple[PipelineConfig, DataLayout]:
     )
     write_store(inbox, "S1", [("A", 10, 30), ("B", 0, 3)])
     write_store(inbox, "S2", [("A", 5, 60)])
-    return load_config_file(default_config_dir() / "stock_health.yaml"), layout
+    return Day(load_config_file(default_config_dir() / "stock_health.yaml"), layout, DATE)
 
 
-def run_day(
-    config: PipelineConfig, layout: DataLayout, run_id: str, conninfo: str, *, files: list[str] | None = None
-) -> dict[str, str]:
+def run_day(day: Day, run_id: str, conninfo: str, *, files: list[str] | None = None) -> dict[str, str]:
     """list -> transform each file -> aggregate -> load, as the DAG does; returns each file's status."""
+    run = day.for_run(run_id)
     statuses: dict[str, str] = {}
-    for task in day_run.list_day_files(config, layout, DATE, run_id):
+    for task in list_day_files(run):
         if files is not None and task.name not in files:
             continue
         try:
-            statuses[task.name] = day_run.run_file(config, layout, DATE, task, run_id)["status"]
+            statuses[task.name] = run_file(run, task)["status"]
         except InputFileError:
             statuses[task.name] = "failed"
-    if day_run.aggregate_day(config, layout, DATE, run_id) is not None:
-        day_run.load_day(config, layout, DATE, run_id, conninfo)
+    if aggregate_day(run) is not None:
+        load_day(dataclasses.replace(run, conninfo=conninfo))
     return statuses
 
 
@@ -77,41 +83,36 @@ def table_stores(conninfo: str) -> list[tuple[str, str]]:
         ).fetchall()
 
 
-def test_a_complete_day_has_no_problems(day: tuple[PipelineConfig, DataLayout], clean_tables: str) -> None:
-    config, layout = day
-    statuses = run_day(config, layout, "run-1", clean_tables)
+def test_a_complete_day_has_no_problems(day: Day, clean_tables: str) -> None:
+    statuses = run_day(day, "run-1", clean_tables)
     assert set(statuses.values()) == {"completed"}
-    assert day_run.day_problems(config, layout, DATE, "run-1") == []
+    assert day_problems(day.for_run("run-1")) == []
     assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B"), ("S2", "A")]
 
 
-def test_a_rerun_reuses_unchanged_files_and_redoes_changed_ones(
-    day: tuple[PipelineConfig, DataLayout], clean_tables: str
-) -> None:
-    config, layout = day
-    run_day(config, layout, "run-1", clean_tables)
-    assert set(run_day(config, layout, "run-2", clean_tables).values()) == {"skipped"}
+def test_a_rerun_reuses_unchanged_files_and_redoes_changed_ones(day: Day, clean_tables: str) -> None:
+    layout = day.layout
+    run_day(day, "run-1", clean_tables)
+    assert set(run_day(day, "run-2", clean_tables).values()) == {"skipped"}
     write_store(layout.inbox("stock_health"), "S2", [("A", 5, 60), ("C", 1, 1)])
-    statuses = run_day(config, layout, "run-3", clean_tables)
+    statuses = run_day(day, "run-3", clean_tables)
     assert statuses == {"S1_stock_20240305.xlsx": "skipped", "S2_stock_20240305.xlsx": "completed"}
     assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B"), ("S2", "A"), ("S2", "C")]
     # New reference data changes every row's supplier terms: nothing may be reused.
     (layout.reference() / "suppliers.csv").write_text(
         "sku,supplier_id,supplier_name,lead_time_days,moq,pack_size\nA,SUP,Supplier,3,0,1\n", encoding="utf-8"
     )
-    assert set(run_day(config, layout, "run-4", clean_tables).values()) == {"completed"}
-    assert day_run.day_problems(config, layout, DATE, "run-4") == []
+    assert set(run_day(day, "run-4", clean_tables).values()) == {"completed"}
+    assert day_problems(day.for_run("run-4")) == []
 
 
-def test_a_file_that_breaks_on_a_rerun_keeps_its_previous_good_version(
-    day: tuple[PipelineConfig, DataLayout], clean_tables: str
-) -> None:
-    config, layout = day
-    run_day(config, layout, "run-1", clean_tables)
+def test_a_file_that_breaks_on_a_rerun_keeps_its_previous_good_version(day: Day, clean_tables: str) -> None:
+    layout = day.layout
+    run_day(day, "run-1", clean_tables)
     (layout.inbox("stock_health") / "S2_stock_20240305.xlsx").write_bytes(b"garbage")
-    statuses = run_day(config, layout, "run-2", clean_tables)
+    statuses = run_day(day, "run-2", clean_tables)
     assert statuses["S2_stock_20240305.xlsx"] == "failed"
-    problems = day_run.day_problems(config, layout, DATE, "run-2")
+    problems = day_problems(day.for_run("run-2"))
     # Still a problem of the day (the new version is broken), and it says what the snapshot holds of S2.
     assert len(problems) == 1 and problems[0].startswith("S2_stock_20240305.xlsx")
     assert problems[0].endswith("; its previous good version's rows stay in the snapshot")
@@ -121,14 +122,11 @@ def test_a_file_that_breaks_on_a_rerun_keeps_its_previous_good_version(
     assert ",S2," in csv_text
 
 
-def test_a_file_whose_task_never_finished_counts_as_failed(
-    day: tuple[PipelineConfig, DataLayout], clean_tables: str
-) -> None:
-    config, layout = day
-    run_day(config, layout, "run-1", clean_tables)
+def test_a_file_whose_task_never_finished_counts_as_failed(day: Day, clean_tables: str) -> None:
+    run_day(day, "run-1", clean_tables)
     # Run 2: S2's task dies (killed, a bug) before recording anything.
-    run_day(config, layout, "run-2", clean_tables, files=["S1_stock_20240305.xlsx"])
-    problems = day_run.day_problems(config, layout, DATE, "run-2")
+    run_day(day, "run-2", clean_tables, files=["S1_stock_20240305.xlsx"])
+    problems = day_problems(day.for_run("run-2"))
     assert problems == [
         "S2_stock_20240305.xlsx: not transformed in this run (see its task's log); "
         "its previous good version's rows stay in the snapshot"
@@ -136,50 +134,44 @@ def test_a_file_whose_task_never_finished_counts_as_failed(
     assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B"), ("S2", "A")]
 
 
-def test_stale_state_of_an_earlier_run_never_passes_for_this_run(
-    day: tuple[PipelineConfig, DataLayout], clean_tables: str
-) -> None:
-    config, layout = day
-    run_day(config, layout, "run-1", clean_tables)
+def test_stale_state_of_an_earlier_run_never_passes_for_this_run(day: Day, clean_tables: str) -> None:
+    run_day(day, "run-1", clean_tables)
     # Run 2's sensor or list_files failed: nothing of run 1 counts for it.
-    assert day_run.current_listing(config, layout, DATE, "run-2") is None
-    assert day_run.day_problems(config, layout, DATE, "run-2") == [
-        "the day's files were not listed in this run (see the list_files task)"
-    ]
+    run_2 = day.for_run("run-2")
+    assert run_2.listing() is None
+    assert day_problems(run_2) == ["the day's files were not listed in this run (see the list_files task)"]
     with pytest.raises(LookupError):
-        day_run.aggregate_day(config, layout, DATE, "run-2")
+        aggregate_day(run_2)
     with pytest.raises(LookupError):
-        day_run.load_day(config, layout, DATE, "run-2", clean_tables)
+        load_day(dataclasses.replace(run_2, conninfo=clean_tables))
     # Run 3's list_files fails on a malformed supplier master: run 1's listing is gone too.
-    (layout.reference() / "suppliers.csv").write_text("sku,oops\n", encoding="utf-8")
+    (day.layout.reference() / "suppliers.csv").write_text("sku,oops\n", encoding="utf-8")
     with pytest.raises(ReferenceDataError):
-        day_run.list_day_files(config, layout, DATE, "run-3")
-    assert day_run.current_listing(config, layout, DATE, None) is None
+        list_day_files(day.for_run("run-3"))
+    assert day.for_run(None).listing() is None
 
 
-def test_clearing_only_the_failed_file_asks_for_the_aggregate_to_be_rerun(
-    day: tuple[PipelineConfig, DataLayout], clean_tables: str
-) -> None:
-    config, layout = day
+def test_clearing_only_the_failed_file_asks_for_the_aggregate_to_be_rerun(day: Day, clean_tables: str) -> None:
+    layout = day.layout
     inbox = layout.inbox("stock_health")
     (inbox / "S2_stock_20240305.xlsx").write_bytes(b"garbage")
-    statuses = run_day(config, layout, "run-1", clean_tables)
+    statuses = run_day(day, "run-1", clean_tables)
     assert statuses["S2_stock_20240305.xlsx"] == "failed"
     # The store sends the file again and only its map index is cleared and rerun.
     write_store(inbox, "S2", [("A", 5, 60)])
-    listing = day_run.current_listing(config, layout, DATE, "run-1")
-    task = day_run.FileTask(**next(t for t in listing["routed"] if t["name"].startswith("S2")))
-    assert day_run.run_file(config, layout, DATE, task, "run-1")["status"] == "completed"
-    assert day_run.day_problems(config, layout, DATE, "run-1") == [
+    run_1 = day.for_run("run-1")
+    listing = run_1.listing()
+    assert listing is not None
+    task = next(t for t in listing.routed if t.name.startswith("S2"))
+    assert run_file(run_1, task)["status"] == "completed"
+    assert day_problems(run_1) == [
         "the day's outputs predate the latest file results: clear aggregate_and_flush with its downstream tasks"
     ]
     # With its downstream tasks cleared too, the day completes with both stores.
-    day_run.aggregate_day(config, layout, DATE, "run-1")
-    assert day_run.day_problems(config, layout, DATE, "run-1") == [
-        "the snapshot was not loaded into the warehouse (see the load_snapshot task)"
-    ]
-    day_run.load_day(config, layout, DATE, "run-1", clean_tables)
-    assert day_run.day_problems(config, layout, DATE, "run-1") == []
+    aggregate_day(run_1)
+    assert day_problems(run_1) == ["the snapshot was not loaded into the warehouse (see the load_snapshot task)"]
+    load_day(dataclasses.replace(run_1, conninfo=clean_tables))
+    assert day_problems(run_1) == []
     assert table_stores(clean_tables) == [("S1", "A"), ("S1", "B"), ("S2", "A")]
     (result,) = (layout.intermediate("stock_health", DATE) / "results").glob("S2_stock_20240305.xlsx.*.json")
     record = json.loads(result.read_text())
@@ -187,54 +179,57 @@ def test_clearing_only_the_failed_file_asks_for_the_aggregate_to_be_rerun(
 
 
 def test_the_rejects_file_is_absent_while_the_day_is_being_rewritten(
-    day: tuple[PipelineConfig, DataLayout], clean_tables: str, monkeypatch: pytest.MonkeyPatch
+    day: Day, clean_tables: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config, layout = day
-    run_day(config, layout, "run-1", clean_tables)
-    rejects = layout.seeds("stock_health") / "20240305_rejects.csv"
+    run_day(day, "run-1", clean_tables)
+    rejects = day.layout.seeds("stock_health") / "20240305_rejects.csv"
     assert rejects.exists()
-    day_run.list_day_files(config, layout, DATE, "run-2")
+    run_2 = day.for_run("run-2")
+    list_day_files(run_2)
 
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("autopo_pipelines.aggregate.CsvSink.commit", disk_full)
-    for task in day_run.list_day_files(config, layout, DATE, "run-2"):
-        day_run.run_file(config, layout, DATE, task, "run-2")
+    for task in list_day_files(run_2):
+        run_file(run_2, task)
     with pytest.raises(OSError, match="No space left"):
-        day_run.aggregate_day(config, layout, DATE, "run-2")
+        aggregate_day(run_2)
     assert not rejects.exists(), "a missing rejects file is how readers know the day did not finish"
     assert sorted(p.name for p in rejects.parent.iterdir() if p.name.startswith(".")) == []
 
 
 def test_stores_that_sent_nothing_are_named_in_the_listing_and_the_log(
-    day: tuple[PipelineConfig, DataLayout], caplog: pytest.LogCaptureFixture
+    day: Day, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config, layout = day
-    config = config.model_copy(update={"expected_stores": ["s1", "S2", "S9", "Toko 7"]})
+    config = day.config.model_copy(update={"expected_stores": ["s1", "S2", "S9", "Toko 7"]})
+    run_1 = dataclasses.replace(day, config=config, run_id="run-1")
     with caplog.at_level("WARNING"):
-        day_run.list_day_files(config, layout, DATE, "run-1")
-    listing = day_run.current_listing(config, layout, DATE, "run-1")
-    assert listing["missing_stores"] == ["S9", "TOKO 7"]
+        list_day_files(run_1)
+    listing = run_1.listing()
+    assert listing is not None
+    assert listing.missing_stores == ["S9", "TOKO 7"]
     assert "no file from the expected store(s) S9, TOKO 7" in caplog.text
 
 
 def test_listing_reads_the_days_po_data_once_and_says_when_there_is_none(
-    day: tuple[PipelineConfig, DataLayout], clean_tables: str, caplog: pytest.LogCaptureFixture
+    day: Day, clean_tables: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config, layout = day
-    caplog.set_level("INFO", logger="autopo_pipelines.day_run")
-    day_run.list_day_files(config, layout, DATE, "run-1", clean_tables)
-    listing = day_run.current_listing(config, layout, DATE, "run-1")
+    day = dataclasses.replace(day, conninfo=clean_tables)
+    caplog.set_level("INFO", logger="autopo_pipelines.day.listing")
+    list_day_files(day.for_run("run-1"))
+    listing = day.for_run("run-1").listing()
+    assert listing is not None
     note = "ran without PO data for 2024-03-05: po_snapshots has no load for the date; on_order_qty is 0"
-    assert listing["inputs"]["notes"] == [note]
+    assert listing.inputs.notes == [note]
     # The run's log says so where people look: a warning of the listing task.
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [f"stock_health 2024-03-05: {note}"]
-    first = listing["inputs"]["fingerprint"]
+    first = listing.inputs.fingerprint
 
     # The same reference data gives the same fingerprint (unchanged files are reused) ...
-    day_run.list_day_files(config, layout, DATE, "run-2", clean_tables)
-    assert day_run.current_listing(config, layout, DATE, "run-2")["inputs"]["fingerprint"] == first
+    list_day_files(day.for_run("run-2"))
+    listing = day.for_run("run-2").listing()
+    assert listing is not None and listing.inputs.fingerprint == first
     # ... a PO load for the date gives another, and the note says what was read.
     with psycopg.connect(clean_tables, autocommit=True) as conn:
         conn.execute(
@@ -243,26 +238,26 @@ def test_listing_reads_the_days_po_data_once_and_says_when_there_is_none(
             (DATE,),
         )
         conn.execute("INSERT INTO snapshot_loads VALUES ('po_snapshots', %s, 1, now())", (DATE,))
-    day_run.list_day_files(config, layout, DATE, "run-3", clean_tables)
-    inputs = day_run.current_listing(config, layout, DATE, "run-3")["inputs"]
-    assert inputs["fingerprint"] != first
-    assert inputs["notes"][0].endswith(": 1 PO lines, 1 (store, sku) with open quantity")
+    list_day_files(day.for_run("run-3"))
+    listing = day.for_run("run-3").listing()
+    assert listing is not None
+    inputs = listing.inputs
+    assert inputs.fingerprint != first
+    assert inputs.notes[0].endswith(": 1 PO lines, 1 (store, sku) with open quantity")
 
 
-def test_the_same_file_under_another_stores_name_fails_alone(
-    day: tuple[PipelineConfig, DataLayout], clean_tables: str
-) -> None:
-    config, layout = day
-    inbox = layout.inbox("stock_health")
+def test_the_same_file_under_another_stores_name_fails_alone(day: Day, clean_tables: str) -> None:
+    inbox = day.layout.inbox("stock_health")
     original = inbox / f"S1_stock_{DATE:%Y%m%d}.xlsx"
     copy = inbox / f"S3_stock_{DATE:%Y%m%d}.xlsx"
     copy.write_bytes(original.read_bytes())
     os.utime(copy, (original.stat().st_mtime + 60, original.stat().st_mtime + 60))
-    tasks = {t.name: t for t in day_run.list_day_files(config, layout, DATE, "run-1", clean_tables)}
+    run_1 = Day(day.config, day.layout, DATE, "run-1", clean_tables)
+    tasks = {t.name: t for t in list_day_files(run_1)}
     assert tasks[original.name].conflict is None
     with pytest.raises(InputFileError, match=f"same content as {original.name}, store S1's file: this is not store S3"):
-        day_run.run_file(config, layout, DATE, tasks[copy.name], "run-1", clean_tables)
-    assert day_run.run_file(config, layout, DATE, tasks[original.name], "run-1", clean_tables)["status"] == "completed"
+        run_file(run_1, tasks[copy.name])
+    assert run_file(run_1, tasks[original.name])["status"] == "completed"
 
 
 def test_two_runs_of_one_date_are_serialised_never_interleaved(clean_tables: str) -> None:

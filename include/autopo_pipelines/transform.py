@@ -86,7 +86,11 @@ class RowRules:
 
 @dataclass(frozen=True)
 class SnapshotTable:
-    """The day's snapshot: its CSV columns in order, how it is sorted, and its table."""
+    """The day's snapshot: its CSV columns in order, how it is sorted, and its table.
+
+    The table itself, like every table, is defined by a migration in ``migrations/``
+    (``autopo_pipelines.migrations``), never here: a load only fills it.
+    """
 
     name: str
     columns: tuple[str, ...]
@@ -97,9 +101,6 @@ class SnapshotTable:
     partition: str | None = None
     # A column whose value counts the run reports (e.g. stock status).
     status_column: str | None = None
-    # CREATE TABLE for a pipeline whose table no project migration creates: it is
-    # created before the first load. Later changes of its shape are migrations.
-    ddl: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [c for c in (*self.sort, self.date_column) if c not in self.columns]

@@ -16,6 +16,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from autopo_pipelines.day.state import FileTask, Listing
+
 RUN_STATUSES = ("pending", "processing", "completed", "completed_with_errors", "failed")
 FINAL_RUN_STATUSES = ("completed", "completed_with_errors", "failed")
 
@@ -57,41 +59,14 @@ class Changes:
     complete_listing: bool = False
 
 
-def listing_notes(listing: dict[str, Any]) -> list[str]:
-    """What the day's reference data said (e.g. "ran without PO data"), for the run's row."""
-    return list((listing.get("inputs") or {}).get("notes") or [])
-
-
-def listing_batches(listing: dict[str, Any]) -> list[list[dict[str, Any]]]:
-    """The routed files of each transform_file map index, from the listing's ``batches``.
-
-    Matched by position (the batches are consecutive runs of the routed files), so two files of the
-    same name in a Drive folder still land in their own batch. A listing written before batches
-    were recorded had one file per map index.
-    """
-    routed = listing["routed"]
-    sizes = [len(batch) for batch in listing["batches"]] if "batches" in listing else [1] * len(routed)
-    batches: list[list[dict[str, Any]]] = []
-    start = 0
-    for size in sizes:
-        batches.append(routed[start : start + size])
-        start += size
-    return batches
-
-
-def files_by_map_index(listing: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    """Every routed file with the map index of the transform_file task that runs it."""
-    return [(index, file) for index, batch in enumerate(listing_batches(listing)) for file in batch]
-
-
-def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_id: str, now: dt.datetime) -> Changes:
+def files_listed(pipeline: str, date: dt.date, listing: Listing, dag_run_id: str, now: dt.datetime) -> Changes:
     """list_files succeeded: the run is processing its routed files; the rest are unrouted."""
     run = RunChange(
         pipeline,
         date,
         {
             "status": "processing",
-            "total_files": len(listing["routed"]),
+            "total_files": len(listing.routed),
             "processed_files": 0,
             "failed_files": 0,
             "skipped_files": 0,
@@ -101,8 +76,8 @@ def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_
             "rows_in": None,
             "skipped_rows": None,
             "merged_rows": None,
-            "missing_stores": listing.get("missing_stores"),
-            "notes": listing_notes(listing),
+            "missing_stores": listing.missing_stores,
+            "notes": list(listing.inputs.notes),
             "started_at": now,
             "completed_at": None,
             "error": None,
@@ -112,11 +87,11 @@ def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_
     )
     files = [
         FileJobChange(
-            routed["location"],
-            routed["name"],
+            routed.location,
+            routed.name,
             {
-                "store_id": routed["store_id"],
-                "size_bytes": routed["size_bytes"],
+                "store_id": routed.store_id,
+                "size_bytes": routed.size_bytes,
                 "status": "queued",
                 "map_index": index,
                 "error": None,
@@ -126,16 +101,16 @@ def files_listed(pipeline: str, date: dt.date, listing: dict[str, Any], dag_run_
             dag_run_id=dag_run_id,
             only_older=True,
         )
-        for index, routed in files_by_map_index(listing)
+        for index, routed in listing.files_by_map_index()
     ]
     files += [
         FileJobChange(
-            other.get("location", other["name"]),
-            other["name"],
-            {"status": "unrouted", "error": other["reason"], "map_index": None},
+            other.location,
+            other.name,
+            {"status": "unrouted", "error": other.reason, "map_index": None},
             dag_run_id=dag_run_id,
         )
-        for other in [*listing.get("unrouted", []), *listing.get("superseded", [])]
+        for other in [*listing.unrouted, *listing.superseded]
     ]
     return Changes(run, files, complete_listing=True)
 
@@ -153,11 +128,11 @@ def _file_event(pipeline: str, date: dt.date, dag_run_id: str, job: FileJobChang
 
 
 def file_started(
-    pipeline: str, date: dt.date, file: dict[str, Any], map_index: int, dag_run_id: str, now: dt.datetime
+    pipeline: str, date: dt.date, file: FileTask, map_index: int, dag_run_id: str, now: dt.datetime
 ) -> Changes:
     job = FileJobChange(
-        file["location"],
-        file["name"],
+        file.location,
+        file.name,
         {"status": "processing", "map_index": map_index, "started_at": now, "completed_at": None},
         dag_run_id=dag_run_id,
     )
@@ -167,7 +142,7 @@ def file_started(
 def file_finished(
     pipeline: str,
     date: dt.date,
-    file: dict[str, Any],
+    file: FileTask,
     map_index: int,
     result: dict[str, Any],
     dag_run_id: str,
@@ -178,11 +153,11 @@ def file_finished(
 
     attempt_key is None for a reused, unchanged file: that is not an attempt."""
     job = FileJobChange(
-        file["location"],
-        file["name"],
+        file.location,
+        file.name,
         {
-            "store_id": file["store_id"],
-            "size_bytes": file["size_bytes"],
+            "store_id": file.store_id,
+            "size_bytes": file.size_bytes,
             "status": result["status"],
             "checksum": result["checksum"],
             "rows_in": result["rows_in"],
@@ -202,7 +177,7 @@ def file_finished(
 def file_failed(
     pipeline: str,
     date: dt.date,
-    file: dict[str, Any],
+    file: FileTask,
     map_index: int,
     failure: dict[str, Any],
     dag_run_id: str,
@@ -225,9 +200,7 @@ def file_failed(
     }
     if not failure["will_retry"]:
         fields["completed_at"] = now
-    job = FileJobChange(
-        file["location"], file["name"], fields, dag_run_id=dag_run_id, attempt_key=failure.get("attempt_key")
-    )
+    job = FileJobChange(file.location, file.name, fields, dag_run_id=dag_run_id, attempt_key=failure.get("attempt_key"))
     return _file_event(pipeline, date, dag_run_id, job)
 
 
@@ -242,7 +215,7 @@ def file_kept_or_dropped(
 ) -> FileJobChange:
     """A file of the date's last loaded snapshot that this run has no good version of: ``retained``
     when its last good version's rows stay (``part`` is that version), else ``unrouted`` with why its
-    rows were left out. ``kept``: its name and the reason (day_run.DayParts.retained / dropped)."""
+    rows were left out. ``kept``: its name and the reason (day.parts.DayParts.retained / dropped)."""
     fields: dict[str, Any] = {"error": kept["reason"], "map_index": None, "completed_at": now}
     if part is None:
         fields["status"] = "unrouted"
@@ -286,7 +259,7 @@ def day_judged(
     dag_run_id: str,
     now: dt.datetime,
     rows: dict[str, int] | None = None,
-    listing: dict[str, Any] | None = None,
+    listing: Listing | None = None,
 ) -> Changes:
     """check_day ran: the run's final status and counts.
 
@@ -315,9 +288,9 @@ def day_judged(
                 # Repeated from the listing, in case its own write was lost.
                 **(
                     {
-                        "total_files": len(listing["routed"]),
-                        "missing_stores": listing.get("missing_stores"),
-                        "notes": listing_notes(listing),
+                        "total_files": len(listing.routed),
+                        "missing_stores": listing.missing_stores,
+                        "notes": list(listing.inputs.notes),
                     }
                     if listing is not None
                     else {}

@@ -1,0 +1,167 @@
+"""transform_file: one file of the day into its part, or the part of identical content reused."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from autopo_pipelines.aggregate import part_directory, read_part_meta, write_part
+from autopo_pipelines.config import PipelineConfig
+from autopo_pipelines.day.core import Day
+from autopo_pipelines.day.state import FileResult, FileStatus, FileTask, Listing
+from autopo_pipelines.errors import InputFileError
+from autopo_pipelines.transform import TransformDefinition, transform_file
+
+log = logging.getLogger(__name__)
+
+
+def _package_version() -> str:
+    try:
+        return version("autopo-pipelines")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def inputs_fingerprint(config: PipelineConfig, day_inputs: str) -> str:
+    """What besides the file decides its rows: config, code version, the day's reference data.
+
+    A part made with other inputs is not reused, so a changed supplier master, PO
+    data loaded since, or a changed setting transforms the day's files again.
+    """
+    digest = hashlib.sha256()
+    digest.update(config.model_dump_json().encode())
+    digest.update(_package_version().encode())
+    digest.update(day_inputs.encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def run_file(day: Day, task: FileTask) -> dict[str, Any]:
+    """Transform one file into its part, or reuse the part of identical content and inputs.
+
+    The outcome is recorded for the day (``results/``) whether it succeeds or
+    fails with an InputFileError; any other error leaves no record for this run,
+    so the day counts the file as not transformed.
+    """
+    if day.run_id is None:
+        raise ValueError(f"{day.describe()}: a file is transformed by a run")
+    checksum: str | None = None
+    try:
+        listing = day.listing()
+        if listing is None:
+            raise LookupError(f"{day.describe()}: the files were not listed in this run; rerun list_files")
+        if task.conflict:
+            raise InputFileError(task.name, task.conflict)
+        try:
+            fetched = day.source().fetch(task.source_file(), day.state.download_folder(task))
+        except FileNotFoundError as exc:
+            # Deleted or renamed at the source since the listing: retrying cannot bring it back.
+            raise InputFileError(
+                task.name,
+                "the file is no longer at the source (deleted or renamed since the day was listed); rerun the date",
+            ) from exc
+        checksum = fetched.checksum
+        inputs = inputs_fingerprint(day.config, listing.inputs.fingerprint)
+        directory = part_directory(day.state.folder, task.key, checksum)
+        meta = read_part_meta(directory)
+        status: FileStatus
+        if meta is not None and meta.get("inputs") == inputs:
+            status = "skipped"
+            log.info("%s unchanged since its last transform: reusing %s", task.name, directory)
+        else:
+            meta = _transform(day, task, fetched.path, listing, directory, checksum, inputs)
+            status = "completed"
+    except InputFileError as exc:
+        failed = FileResult(task.name, day.run_id, "failed", checksum, error=str(exc))
+        day.state.save_result(task.location, task.name, failed)
+        raise
+    day.state.save_result(task.location, task.name, FileResult(task.name, day.run_id, status, checksum, str(directory)))
+    return {**meta, "status": status}
+
+
+def _transform(
+    day: Day, task: FileTask, path: Path, listing: Listing, directory: Path, checksum: str, inputs: str
+) -> dict[str, Any]:
+    definition = day.definition
+    outcome = transform_file(
+        path,
+        config=day.config,
+        definition=definition,
+        settings=day.settings,
+        day_inputs=definition.load_day_inputs(day.context(), day.settings, Path(listing.inputs.folder)),
+        date=day.date,
+        store_id=task.store_id,
+        file_name=task.name,
+    )
+    meta: dict[str, Any] = write_part(
+        directory,
+        outcome,
+        {
+            "file_name": task.name,
+            "file_path": task.location,
+            "checksum": checksum,
+            "size_bytes": task.size_bytes,
+            "store_id": task.store_id,
+            "partition": _partition_of(outcome.rows, definition),
+            "inputs": inputs,
+        },
+    )
+    return meta
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What became of a batch's files: the results of those that succeeded, the bad ones' errors."""
+
+    results: list[dict[str, Any]]
+    # File name -> its InputFileError's message, in batch order.
+    failed: dict[str, str]
+
+
+def run_batch(day: Day, tasks: list[FileTask]) -> BatchOutcome:
+    """Run each file of a mapped task's batch in turn (run_file); one file's failure stops no other.
+
+    A bad file (InputFileError) is recorded by run_file and reported in the outcome. Any other
+    error (the source or the disk away) is raised once every file has had its turn, so the task is
+    retried; the retry reuses the parts already made, as it would a rerun's.
+    """
+    results: list[dict[str, Any]] = []
+    failed: dict[str, str] = {}
+    transient: list[tuple[str, Exception]] = []
+    for task in tasks:
+        try:
+            results.append(run_file(day, task))
+        except InputFileError as exc:
+            log.error("%s", exc)
+            failed[task.name] = str(exc)
+        except Exception as exc:
+            log.exception("%s: not transformed; the task will be retried after the batch's other files", task.name)
+            transient.append((task.name, exc))
+    if transient:
+        first = transient[0][1]
+        if len(transient) > 1:
+            first.add_note(f"also not transformed: {', '.join(name for name, _ in transient[1:])} (see the log)")
+        raise first
+    return BatchOutcome(results, failed)
+
+
+def file_result(day: Day, file: FileTask) -> dict[str, Any] | None:
+    """A listed file's latest recorded outcome with its part's counts, for the tracking tables."""
+    record = day.state.result(file.location, file.name)
+    if record is None:
+        return None
+    if record.status == "failed" or record.part is None:
+        return record.to_json()
+    meta = read_part_meta(Path(record.part)) or {}
+    return {**meta, **record.to_json(), "part_directory": record.part}
+
+
+def _partition_of(rows: Any, definition: TransformDefinition) -> str | None:
+    column = definition.snapshot.partition
+    if column is None or rows.empty:
+        return None
+    values = rows[column].unique()
+    return str(values[0]) if len(values) == 1 else None

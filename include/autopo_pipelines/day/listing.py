@@ -1,0 +1,213 @@
+"""The day's first steps: is it ready (the sensor), which files are its (list_files), and the
+reference data every file of the run is transformed with."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from autopo_pipelines.config import PipelineConfig, files_per_task_for
+from autopo_pipelines.dates import cutoff_moment
+from autopo_pipelines.day.core import Day
+from autopo_pipelines.day.state import INPUTS, DayInputs, FileTask, Listing, NotUsed
+from autopo_pipelines.routing import RoutedFile, UnroutedFile, normalise_store, route_files, separate_identical
+from autopo_pipelines.sources import Source
+from autopo_pipelines.sources.local import sha256_of
+
+log = logging.getLogger(__name__)
+
+# Airflow's own default for [core] max_map_length, for callers outside a running task.
+DEFAULT_MAX_MAP_LENGTH = 1024
+
+
+def files_present(day: Day) -> list[str]:
+    """Names of the date's routable files, from the source's cheap listing."""
+    return [r.file.name for r in _routed(day)]
+
+
+def _routed(day: Day) -> list[RoutedFile]:
+    return route_files(day.source().list_files(), day.config.compiled_pattern, day.date).routed
+
+
+def missing_stores(config: PipelineConfig, stores: set[str | None]) -> list[str]:
+    return sorted({normalise_store(s) for s in config.expected_stores} - stores)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    files: list[str]
+    missing_stores: list[str]
+    reason: str
+
+
+def readiness(day: Day, now: dt.datetime) -> Readiness:
+    """Whether the day can start: every expected store has sent a file, or the cutoff has passed
+    with at least one file; with no expected stores, as soon as one file is there."""
+    config = day.config
+    routed = _routed(day)
+    names = [r.file.name for r in routed]
+    missing = missing_stores(config, {r.store_id for r in routed})
+    if not routed:
+        return Readiness(False, names, missing, "no file yet")
+    if not config.expected_stores or not missing:
+        return Readiness(True, names, missing, "every expected store has sent a file")
+    cutoff = cutoff_moment(config, day.date)
+    if cutoff is not None and now >= cutoff:
+        return Readiness(True, names, missing, f"cutoff {cutoff.isoformat()} passed; going on without {missing}")
+    until = f" until {cutoff.isoformat()}" if cutoff else ""
+    return Readiness(False, names, missing, f"waiting for {missing}{until}")
+
+
+def file_task(routed: RoutedFile) -> FileTask:
+    f = routed.file
+    return FileTask(f.name, f.location, f.size_bytes, f.modified, routed.store_id, routed.conflict)
+
+
+def batch_size(files: int, files_per_task: int, max_map_length: int) -> int:
+    """Files per mapped task: the configured number, or more when that would need more tasks than
+    Airflow maps (it fails the listing task's XCom push past max_map_length)."""
+    if files_per_task < 1 or max_map_length < 1:
+        raise ValueError(f"files_per_task ({files_per_task}) and max_map_length ({max_map_length}) must be >= 1")
+    return max(files_per_task, math.ceil(files / max_map_length))
+
+
+def batch_files(tasks: list[FileTask], files_per_task: int, max_map_length: int) -> list[list[FileTask]]:
+    """The files in consecutive batches, in listing order: at most max_map_length batches."""
+    size = batch_size(len(tasks), files_per_task, max_map_length)
+    return [tasks[start : start + size] for start in range(0, len(tasks), size)]
+
+
+def list_day_files(day: Day, max_map_length: int = DEFAULT_MAX_MAP_LENGTH) -> list[FileTask]:
+    """List and route the date's files for this run, in listing order (see list_day_batches)."""
+    return [task for batch in list_day_batches(day, max_map_length) for task in batch]
+
+
+def list_day_batches(
+    day: Day, max_map_length: int = DEFAULT_MAX_MAP_LENGTH, *, drop_missing: bool = False
+) -> list[list[FileTask]]:
+    """List and route the date's files for this run; check the reference data before any transform.
+
+    Returns the files in the batches the mapped transform tasks run, one batch per map index.
+    ``drop_missing`` (run conf): the files no longer at the source lose their rows in this run's
+    snapshot, instead of keeping their last good version's.
+    """
+    if day.run_id is None:
+        raise ValueError(f"{day.describe()}: listing the files needs the run that lists them")
+    config = day.config
+    day.state.start_attempt()
+    inputs = prepare_day_inputs(day)
+    for note in inputs.notes:
+        # Warning level: the run's log shows it among the few lines people read.
+        log.warning("%s: %s", day.describe(), note)
+    source = day.source()
+    files = source.list_files()
+    routing = route_files(files, config.compiled_pattern, day.date, duplicates=config.duplicate_store_files)
+    routing.routed, copies = separate_identical(routing.routed, _checksums_of_same_sized(source, routing.routed))
+    routing.superseded.extend(copies)
+    for skipped in [*routing.unrouted, *routing.superseded]:
+        log.warning("not processed: %s: %s", skipped.file.name, skipped.reason)
+    log.info(
+        "%s: %d file(s) at %s, %d for the date, %d unrouted, %d superseded, %d for other dates",
+        day.describe(),
+        len(files),
+        source.describe(),
+        len(routing.routed),
+        len(routing.unrouted),
+        len(routing.superseded),
+        routing.other_dates,
+    )
+    tasks = [file_task(r) for r in routing.routed]
+    size = _batch_size_logged(day, len(tasks), max_map_length)
+    batches = batch_files(tasks, size, max_map_length)
+    missing = missing_stores(config, {r.store_id for r in routing.routed})
+    if missing:
+        log.warning("%s: no file from the expected store(s) %s", day.describe(), ", ".join(missing))
+    day.state.save_listing(
+        Listing(
+            run_id=day.run_id,
+            date=day.date.isoformat(),
+            source=source.describe(),
+            files_seen=len(files),
+            routed=tasks,
+            files_per_task=size,
+            batches=[[t.name for t in batch] for batch in batches],
+            unrouted=[_not_used(u) for u in routing.unrouted],
+            superseded=[_not_used(u) for u in routing.superseded],
+            missing_stores=missing,
+            other_dates=routing.other_dates,
+            inputs=inputs,
+            drop_missing=drop_missing,
+        )
+    )
+    return batches
+
+
+def _batch_size_logged(day: Day, files: int, max_map_length: int) -> int:
+    wanted = files_per_task_for(day.config.airflow, files)
+    size = batch_size(files, wanted, max_map_length)
+    if size > wanted:
+        log.warning(
+            "%s: %d files at %d per task would need more mapped tasks than Airflow's [core] max_map_length "
+            "(%d): %d files per task instead",
+            day.describe(),
+            files,
+            wanted,
+            max_map_length,
+            size,
+        )
+    elif size > 1:
+        log.info("%s: %d files in batches of %d per transform_file task", day.describe(), files, size)
+    return size
+
+
+def prepare_day_inputs(day: Day) -> DayInputs:
+    """Read the day's reference data once into ``inputs/``: every file of the run uses this copy.
+
+    Returns the folder, a fingerprint of its content (a part made from other
+    reference data is not reused) and the transform's notes.
+    """
+    intermediate = day.state.folder
+    intermediate.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{INPUTS}.", dir=intermediate))
+    try:
+        notes = day.definition.prepare_day_inputs(day.context(), day.settings, staging)
+        digest = hashlib.sha256()
+        for path in sorted(staging.rglob("*")):
+            if path.is_file():
+                digest.update(path.relative_to(staging).as_posix().encode() + b"\0" + sha256_of(path).encode())
+        folder = day.state.inputs_folder()
+        if folder.exists():
+            retired = intermediate / f".{INPUTS}.old.{os.getpid()}"
+            os.replace(folder, retired)
+            shutil.rmtree(retired, ignore_errors=True)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return DayInputs(folder=str(folder), fingerprint="sha256:" + digest.hexdigest(), notes=list(notes))
+
+
+def _checksums_of_same_sized(source: Source, routed: list[RoutedFile]) -> dict[str, str]:
+    """Checksums of the files that could be identical to another: only files of equal size can be."""
+    sizes = Counter(r.file.size_bytes for r in routed)
+    checksums = {}
+    for file in routed:
+        if sizes[file.file.size_bytes] > 1:
+            try:
+                checksums[file.file.location] = source.checksum(file.file)
+            except FileNotFoundError:
+                continue  # gone since the listing: its transform says so
+    return checksums
+
+
+def _not_used(file: UnroutedFile) -> NotUsed:
+    return NotUsed(name=file.file.name, location=file.file.location, reason=file.reason)
