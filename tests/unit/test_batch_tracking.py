@@ -17,8 +17,17 @@ import pytest
 from autopo_pipelines.config import PipelineConfig, load_config_file
 from autopo_pipelines.day import Day
 from autopo_pipelines.day.listing import batch_files
-from autopo_pipelines.day.state import DayInputs, FileResult, FileStatus, FileTask, Listing
-from autopo_pipelines.layout import DataLayout
+from autopo_pipelines.day.state import (
+    LISTING,
+    RESULTS,
+    DayInputs,
+    FileResult,
+    FileStatus,
+    FileTask,
+    Listing,
+    write_json,
+)
+from autopo_pipelines.layout import DataLayout, file_key
 from autopo_tracking import events
 
 DATE = dt.date(2024, 12, 4)
@@ -162,3 +171,13 @@ def test_the_days_verdict_writes_each_file_under_its_batch(day: tuple[PipelineCo
         "S3": 1,
         "S4": 1,
     }
+
+
+def test_state_in_a_form_this_code_never_wrote_is_no_runs_state(tmp_path: Path) -> None:
+    # A listing from before run ids were recorded (its files carried a checksum): no run takes it
+    # for its own, and the listeners and alerts that read it go on.
+    day = Day(load_config_file(REAL_CONFIG), DataLayout(tmp_path), DATE, RUN)
+    write_json(day.state.folder / LISTING, {"date": DATE.isoformat(), "routed": [{"name": "a", "checksum": "x"}]})
+    assert day.listing() is None and day.for_run(None).listing() is None
+    write_json(day.state.folder / RESULTS / f"{file_key('/in/a', 'a')}.json", {"status": "completed"})
+    assert day.state.result("/in/a", "a") is None

@@ -203,6 +203,9 @@ class AggregateRecord:
     snapshot_csv: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        if self.outputs is None:
+            # Nothing written: the record says only that, as it always has.
+            return {"run_id": self.run_id, "outputs": None, "failed": self.failed}
         return asdict(self)
 
     @classmethod
@@ -271,8 +274,15 @@ class DayState:
     folder: Path
 
     def listing(self) -> Listing | None:
+        """The day's listing; None when there is none, or it is in a form this code never wrote (a
+        listing from before run ids were recorded): no run can take it for its own."""
         raw = read_json(self.folder / LISTING)
-        return None if raw is None else Listing.from_json(raw)
+        if raw is None:
+            return None
+        try:
+            return Listing.from_json(raw)
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def save_listing(self, listing: Listing) -> None:
         write_json(self.folder / LISTING, listing.to_json())
@@ -284,8 +294,14 @@ class DayState:
             (self.folder / stale).unlink(missing_ok=True)
 
     def result(self, location: str, name: str) -> FileResult | None:
+        """The file's recorded outcome; None when there is none or it is in a form this code never wrote."""
         raw = read_json(self._result_path(location, name))
-        return None if raw is None else FileResult.from_json(raw)
+        if raw is None:
+            return None
+        try:
+            return FileResult.from_json(raw)
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def save_result(self, location: str, name: str, result: FileResult) -> None:
         write_json(self._result_path(location, name), result.to_json())
