@@ -244,7 +244,7 @@ def transform_day(files: Sequence[Path], reader: Callable[..., Any], data_root: 
 
     import pandas as pd
 
-    from autopo_pipelines import pipeline
+    from autopo_pipelines import transform
     from autopo_pipelines.config import load_config_file, load_transform, transform_settings
     from autopo_pipelines.transform import DayContext
 
@@ -255,10 +255,10 @@ def transform_day(files: Sequence[Path], reader: Callable[..., Any], data_root: 
     inputs = Path(tempfile.mkdtemp(prefix="bench-inputs-"))
     definition.prepare_day_inputs(context, settings, inputs)
     day_inputs = definition.load_day_inputs(context, settings, inputs)
-    pipeline.read_sheet_table = reader  # type: ignore[assignment] - the one thing that differs
+    transform.read_sheet_table = reader  # type: ignore[assignment] - the one thing that differs
     frames = []
     for path in files:
-        outcome = pipeline.transform_file(
+        outcome = transform.transform_file(
             path,
             config=config,
             definition=definition,
