@@ -27,6 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from autopo_pipelines.date_text import DateOrder
 from autopo_pipelines.headings import column_index, column_letters, normalise_header
 from autopo_pipelines.number_text import DEFAULT_CURRENCY_MARKS
+from autopo_pipelines.routing import normalise_store
 
 PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CONFIG_DIR_ENV = "AUTOPO_CONFIG_DIR"
@@ -162,7 +163,7 @@ class FileOverride(StrictModel):
     def matches(self, file_name: str, store_id: str | None) -> bool:
         """Both conditions that are given hold."""
         if self.stores and (
-            store_id is None or store_id.strip().upper() not in {s.strip().upper() for s in self.stores}
+            store_id is None or normalise_store(store_id) not in set(map(normalise_store, self.stores))
         ):
             return False
         return self.files is None or re.search(self.files, file_name, re.IGNORECASE) is not None
@@ -527,6 +528,14 @@ def config_for(name: str, directory: Path | None = None) -> PipelineConfig | Non
         return _config_at(path, path.stat().st_mtime)
     except FileNotFoundError:
         return None
+
+
+def required_config(name: str) -> PipelineConfig:
+    """config_for, for callers that cannot go on without it (the alerts, the local summary)."""
+    config = config_for(name)
+    if config is None:
+        raise LookupError(f"{name}: no valid pipeline config in {default_config_dir()}")
+    return config
 
 
 def load_configs(directory: Path) -> LoadedConfigs:

@@ -58,9 +58,10 @@ from typing import Literal
 DateOrder = Literal["day_first", "month_first"]
 _ORDERS: tuple[DateOrder, ...] = ("day_first", "month_first")
 
-# Excel's day 0 in the 1900 date system (its phantom 29 Feb 1900 folded in);
-# the same epoch tabular.py uses for numeric serial cells, so a serial reads alike as number or text.
+# Excel's day 0 in the 1900 date system (its phantom 29 Feb 1900 folded in), and its last day.
+# Numeric serial cells (tabular.parse_dates) and serials written as text read through serial_date.
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
+_EXCEL_MAX_SERIAL = 2_958_465  # 9999-12-31
 # A serial written as text has 5 digits (1927..2173): fewer is a year or a code, not a date.
 _SERIAL_DIGITS = 5
 # The compact form is bare digits, so it is held to years an export can mean.
@@ -178,6 +179,14 @@ def _check_order(order: DateOrder | None) -> None:
         raise ValueError(f"date order must be one of {', '.join(_ORDERS)} or None, not {order!r}")
 
 
+def serial_date(serial: float) -> dt.date | None:
+    """The date of an Excel serial number (1900 date system; a fraction is the time of day, dropped),
+    or None outside Excel's days 1 (1899-12-31) to 2958465 (9999-12-31)."""
+    if not 1 <= serial <= _EXCEL_MAX_SERIAL:
+        return None
+    return _EXCEL_EPOCH + dt.timedelta(days=int(serial))
+
+
 def _from_digits(match: re.Match[str]) -> dt.date | None:
     whole, fraction = match["whole"], match["fraction"]
     if len(whole) == 8:
@@ -188,7 +197,7 @@ def _from_digits(match: re.Match[str]) -> dt.date | None:
         return _date(year, int(whole[4:6]), int(whole[6:])) if year in _COMPACT_YEARS else None
     if len(whole) != _SERIAL_DIGITS or whole.startswith("0"):
         return None
-    return _EXCEL_EPOCH + dt.timedelta(days=int(whole))  # the fraction is the time of day
+    return serial_date(int(whole))  # the fraction is the time of day
 
 
 def _from_iso(match: re.Match[str]) -> dt.date | None:

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from autopo_pipelines.config import ColumnSpec, NumberFormat
-from autopo_pipelines.date_text import DateOrder, parse_date_text
+from autopo_pipelines.date_text import DateOrder, parse_date_text, serial_date
 from autopo_pipelines.errors import InputFileError, quote
 from autopo_pipelines.headings import column_letters, normalise_header
-from autopo_pipelines.number_text import parse_number_text
+from autopo_pipelines.number_text import parse_number_texts
 from autopo_pipelines.xlsx_reader import HeaderNotFoundError
 
 REJECT_COLUMNS = ["source_file", "sheet", "row_number", "reason", "raw_values"]
@@ -75,15 +75,15 @@ class HeaderRule:
         """What a helpdesk needs when no row names every required field: what was looked for,
         the row closest to it and what that row lacks, and the workbook's other sheets."""
         others = _other_sheets(error)
-        scored = [(len(self.found(cells)), row, cells) for row, cells in error.searched]
-        best = max(scored, key=lambda item: item[0], default=None)
-        if best is not None and best[0] > 0:
-            named, row, cells = next(item for item in scored if item[0] == best[0])  # the first of the best
-            lacking = [name for name in self.required if name not in self.found(cells)]
-            has = f" ({_and(self.found(cells))} found there)" if named else ""
+        scored = [(self.found(cells), row, cells) for row, cells in error.searched]
+        # max keeps the first of equals: the topmost of the rows naming the most required fields.
+        best = max(scored, key=lambda item: len(item[0]), default=None)
+        if best is not None and best[0]:
+            named, row, cells = best
+            lacking = [name for name in self.required if name not in named]
             message = (
                 f"no column for {_and(self.expected(name) for name in lacking)} in the row most like a header "
-                f"in the first {search_rows} rows, which reads {_preview(cells)}{has}; {others}"
+                f"in the first {search_rows} rows, which reads {_preview(cells)} ({_and(named)} found there); {others}"
             )
             return InputFileError(error.file, message, sheet=error.sheet, row=row)
         looked_for = f"no row names {_or(self.expected(name) for name in self.required)}"
@@ -334,10 +334,7 @@ def parse_numbers(values: pd.Series, fmt: NumberFormat) -> ParsedNumbers:
     # no-break spaces; autopo_pipelines.number_text), cell by cell: rare next to plain numbers.
     other = text[~well_formed]
     read = pd.Series(
-        [
-            parse_number_text(cell, decimal=fmt.decimal, thousands=fmt.thousands, currency_marks=fmt.currency_marks)
-            for cell in other
-        ],
+        parse_number_texts(other, decimal=fmt.decimal, thousands=fmt.thousands, currency_marks=fmt.currency_marks),
         index=other.index,
         dtype=object,
     )
@@ -481,11 +478,6 @@ def skip_rows(
     )
 
 
-# Excel's day 0 in the 1900 date system (its phantom 29 Feb 1900 folded in), and its last day.
-_EXCEL_EPOCH = dt.date(1899, 12, 30)
-_EXCEL_MAX_SERIAL = 2_958_465  # 9999-12-31
-
-
 @dataclass(frozen=True)
 class ParsedDates:
     values: pd.Series  # object: datetime.date, None where blank or bad
@@ -507,9 +499,7 @@ def _date_of(value: object, order: DateOrder | None) -> dt.date | None | bool:
         return False
     if isinstance(value, int | float | np.integer | np.floating):
         # An Excel serial number: a date cell that lost its date format on the way.
-        if not 1 <= value <= _EXCEL_MAX_SERIAL:
-            return False
-        return _EXCEL_EPOCH + dt.timedelta(days=int(value))
+        return serial_date(float(value)) or False
     if isinstance(value, str):
         if not value.strip():
             return None

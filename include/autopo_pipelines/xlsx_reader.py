@@ -363,14 +363,16 @@ def _build_table(
     searchable = min(max(header_search_rows - first_row, 0), len(rows))
     # is_header sees the cells where the sheet has them: padded on the left to column A.
     padding = [""] * first_column
-    found = next(
-        ((i, texts) for i in range(searchable) if is_header(texts := padding + [_as_text(v) for v in rows[i]])), None
-    )
-    if found is None:
-        searched = [(first_row + i + 1, padding + [_as_text(v) for v in rows[i]]) for i in range(searchable)]
+    searched: list[tuple[int, list[str]]] = []
+    for i in range(searchable):
+        texts = padding + [_as_text(v) for v in rows[i]]
+        if is_header(texts):
+            break
+        searched.append((first_row + i + 1, texts))
+    else:
         message = _no_header_message(rows, searchable, header_search_rows)
         raise HeaderNotFoundError(file, sheet, message, searched, empty_sheet=not rows)
-    index, cells = found[0], found[1][first_column:]
+    index, cells = i, texts[first_column:]
     body = rows[index + 1 :]
     columns = list(zip(*body, strict=True)) if body else [()] * len(cells)
     data = pd.DataFrame({j: _column(col) for j, col in enumerate(columns)})

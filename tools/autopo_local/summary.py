@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from autopo_pipelines.config import config_for, default_config_dir
+from autopo_pipelines.config import required_config
 from autopo_pipelines.day import Day
 from autopo_pipelines.day.checks import day_problems
 from autopo_pipelines.day.outputs import row_accounting
@@ -24,10 +24,7 @@ from autopo_pipelines.warehouse import count_rows
 
 def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str | None) -> dict[str, Any]:
     """The latest attempt at the day, whichever run made it."""
-    config = config_for(pipeline)
-    if config is None:
-        raise LookupError(f"{pipeline}: no valid pipeline config in {default_config_dir()}")
-    day = Day(config, layout, date)
+    day = Day(required_config(pipeline), layout, date)
     listing = day.listing()
     aggregate = day.state.aggregate()
     if listing is not None and aggregate is not None and aggregate.run_id != listing.run_id:
@@ -70,7 +67,8 @@ def day_summary(pipeline: str, date: dt.date, layout: DataLayout, conninfo: str 
         "dropped": [dict(kept) for kept in collected.dropped.values()],
         "unrouted": unrouted,
         "notes": list(listing.inputs.notes) if listing is not None else [],
-        "problems": day_problems(day, collected if listing is not None else None),
+        # Without a listing day_problems says so before it looks at any part.
+        "problems": day_problems(day, collected),
     }
 
 

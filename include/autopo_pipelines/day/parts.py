@@ -85,9 +85,9 @@ def collect_parts(day: Day, listing: Listing) -> DayParts:
 def baseline(day: Day) -> list[dict[str, Any]]:
     """The parts the date held before the day's run loaded anything (see LoadedParts.before)."""
     loaded = day.state.loaded_parts()
-    if loaded is None or day.run_id is None:
-        return [] if loaded is None else list(loaded.files)
-    return loaded.before(day.run_id)
+    if loaded is None:
+        return []
+    return loaded.before(day.run_id) if day.run_id is not None else list(loaded.files)
 
 
 def _keep_last_good_versions(

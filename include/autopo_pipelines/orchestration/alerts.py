@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pendulum
 
-from autopo_pipelines.config import PipelineConfig, config_for, default_config_dir
+from autopo_pipelines.config import PipelineConfig, required_config
 from autopo_pipelines.dates import business_date_of_run
 from autopo_pipelines.day import Day
 from autopo_pipelines.day.checks import day_problems
@@ -170,17 +170,10 @@ def _deliver(what: str, send: Any, *args: Any) -> None:
 # --- the callbacks Airflow calls ----------------------------------------------------------
 
 
-def _pipeline_of(dag_id: str) -> PipelineConfig:
-    config = config_for(dag_id)
-    if config is None:
-        raise LookupError(f"{dag_id}: no valid pipeline config in {default_config_dir()}")
-    return config
-
-
 def run_failed(context: Any) -> None:
     """``on_failure_callback`` of a pipeline's DAG: the failed files and their errors, to the webhook/email."""
     dag_run = context["dag_run"]
-    config = _pipeline_of(dag_run.dag_id)
+    config = required_config(dag_run.dag_id)
     date = business_date_of_run(config, dag_run)
     message = failure_message(Day(config, DataLayout.from_env(), date, dag_run.run_id))
     if config.alerts.webhook_conn_id:
@@ -198,7 +191,7 @@ async def deadline_missed(pipeline: str, context: dict[str, Any]) -> None:
     if dag_run.get("state") == "failed":
         log.info("%s %s: the run failed and said so; no second message", pipeline, dag_run.get("dag_run_id"))
         return
-    config = _pipeline_of(pipeline)
+    config = required_config(pipeline)
     date = business_date_of_run(config, dag_run)
     message = lateness_message(Day(config, DataLayout.from_env(), date, dag_run["dag_run_id"]), pendulum.now("UTC"))
     await asyncio.to_thread(send_email, config, message)

@@ -298,7 +298,7 @@ def check_step(config: PipelineConfig) -> dict[str, Any]:
             raise AirflowFailException("; ".join(problems))
         return {"date": day.date.isoformat(), "status": "completed"}
     finally:
-        day_lock.release(warehouse(), config.name, day.date, str(day.run_id))
+        day_lock.release(str(day.conninfo), config.name, day.date, str(day.run_id))
 
 
 def batch_label(files: list[dict[str, Any]]) -> str:
