@@ -1,10 +1,13 @@
 """Per-file intermediate outputs, and the day's CSV outputs built from them.
 
 Each transformed file leaves a *part*: a directory holding its rows and
-rejects as Parquet and a ``part.json`` written last, renamed into place in
-one step, so a part either exists whole or not at all (a transform killed
-half-way leaves only a hidden temporary directory that nothing reads, and
-that a later write_part in the same folder removes once its writer is gone).
+rejects as Parquet and a ``part.json`` written last, so a part either exists
+whole or not at all. In a local folder the part is renamed into place in one
+step (a transform killed half-way leaves only a hidden temporary directory
+that nothing reads, and that a later write_part in the same folder removes
+once its writer is gone); in an object store, where nothing can be renamed,
+``part.json`` is the marker: it is removed first and uploaded last, and a
+part without it is no part.
 
 The day's outputs are streamed from the parts in bounded batches (files per
 batch, bytes per batch) so memory follows the batch, not the number of stores.
@@ -36,8 +39,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from autopo_pipelines import storage
 from autopo_pipelines.config import AggregationConfig
 from autopo_pipelines.layout import date_stamp, safe_file_name
+from autopo_pipelines.storage import StoragePath
 from autopo_pipelines.tabular import REJECT_COLUMNS
 from autopo_pipelines.transform import FileOutcome, TransformDefinition
 
@@ -46,7 +51,7 @@ ROWS_FILE = "rows.parquet"
 REJECTS_FILE = "rejects.parquet"
 
 
-def part_directory(intermediate: Path, file_key: str, checksum: str) -> Path:
+def part_directory(intermediate: StoragePath, file_key: str, checksum: str) -> StoragePath:
     """One directory per (source file, content): a changed file gets a new part. ``file_key`` is the
     file's identity at its source (layout.file_key), not its display name, which two files may share."""
     return intermediate / "parts" / f"{safe_file_name(file_key)}.{checksum_digest(checksum)}"
@@ -137,25 +142,33 @@ def _remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
-def write_part(directory: Path, outcome: FileOutcome, meta: dict[str, Any]) -> dict[str, Any]:
+def _stage_part(staging: Path, outcome: FileOutcome, meta: dict[str, Any]) -> dict[str, Any]:
+    """The part's files in a local folder; returns its meta (also written there as PART_META)."""
+    outcome.rows.to_parquet(staging / ROWS_FILE, index=False)
+    outcome.rejects.to_parquet(staging / REJECTS_FILE, index=False)
+    full_meta = {
+        **meta,
+        "sheet": outcome.sheet,
+        "rows_in": outcome.rows_in,
+        "rows_out": len(outcome.rows),
+        "rows_rejected": outcome.rows_rejected,
+        "rows_skipped": outcome.skipped.as_dict(),
+        "part_bytes": sum(p.stat().st_size for p in staging.iterdir()),
+    }
+    (staging / PART_META).write_text(json.dumps(full_meta, indent=2, default=str), encoding="utf-8")
+    return full_meta
+
+
+def write_part(directory: StoragePath, outcome: FileOutcome, meta: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(directory, Path):
+        return _upload_part(directory, outcome, meta)
     directory.parent.mkdir(parents=True, exist_ok=True)
     # Before a new temporary is added: leftovers of killed transforms would otherwise pile up for good.
     _remove_stale_temporaries(directory.parent)
     tag = _writer_tag()
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.{tag}.", dir=directory.parent))
     try:
-        outcome.rows.to_parquet(staging / ROWS_FILE, index=False)
-        outcome.rejects.to_parquet(staging / REJECTS_FILE, index=False)
-        full_meta = {
-            **meta,
-            "sheet": outcome.sheet,
-            "rows_in": outcome.rows_in,
-            "rows_out": len(outcome.rows),
-            "rows_rejected": outcome.rows_rejected,
-            "rows_skipped": outcome.skipped.as_dict(),
-            "part_bytes": sum(p.stat().st_size for p in staging.iterdir()),
-        }
-        (staging / PART_META).write_text(json.dumps(full_meta, indent=2, default=str), encoding="utf-8")
+        full_meta = _stage_part(staging, outcome, meta)
         if directory.exists():
             # A directory cannot be renamed over a non-empty one: the old part goes aside first.
             # A crash between the two renames leaves no part under the name (the file is
@@ -173,11 +186,27 @@ def write_part(directory: Path, outcome: FileOutcome, meta: dict[str, Any]) -> d
     return full_meta
 
 
-def read_part_meta(directory: Path) -> dict[str, Any] | None:
-    try:
-        meta: dict[str, Any] = json.loads((directory / PART_META).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+def _upload_part(directory: StoragePath, outcome: FileOutcome, meta: dict[str, Any]) -> dict[str, Any]:
+    """A part in an object store: made on the worker's disk, then uploaded with its marker last.
+
+    The marker of a previous part under the name goes first, so no reader takes its meta for the
+    new rows while they are uploaded; a transform killed in between leaves no part (the file is
+    transformed again), never a mix.
+    """
+    with tempfile.TemporaryDirectory(prefix="autopo-part-") as folder:
+        staging = Path(folder)
+        full_meta = _stage_part(staging, outcome, meta)
+        storage.remove(directory / PART_META)
+        for name in (ROWS_FILE, REJECTS_FILE, PART_META):
+            storage.upload(staging / name, directory / name)
+    return full_meta
+
+
+def read_part_meta(directory: StoragePath) -> dict[str, Any] | None:
+    raw = storage.read_bytes(directory / PART_META)
+    if raw is None:
         return None
+    meta: dict[str, Any] = json.loads(raw.decode("utf-8"))
     return meta
 
 
@@ -293,7 +322,7 @@ class OutputWriteError(OSError):
     """
 
     @classmethod
-    def from_cause(cls, path: Path, cause: OSError) -> OutputWriteError:
+    def from_cause(cls, path: StoragePath, cause: OSError) -> OutputWriteError:
         if cause.errno == errno.ENOSPC:
             reason = "the disk is full (no space left on device)"
         elif cause.errno == errno.EDQUOT:
@@ -315,15 +344,19 @@ class OutputWriteError(OSError):
 
 
 class CsvSink:
-    """A CSV written under a temporary name and renamed when complete."""
+    """A CSV written under a temporary name and renamed when complete; for an object store, written
+    to a temporary file on this machine and uploaded when complete (an object appears whole)."""
 
-    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+    def __init__(self, path: StoragePath, columns: Sequence[str]) -> None:
         self.path = path
         self.columns = list(columns)
         self.rows = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            if isinstance(path, Path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            else:
+                handle, temporary = tempfile.mkstemp(prefix=f"autopo-{path.name}.", suffix=".tmp")
         except OSError as exc:
             raise OutputWriteError.from_cause(path, exc) from exc
         self._temporary = Path(temporary)
@@ -363,9 +396,9 @@ class CsvSink:
 
         self._guarded(flush_and_close)
 
-    def commit(self) -> Path:
+    def commit(self) -> StoragePath:
         self.finish()
-        os.replace(self._temporary, self.path)
+        storage.upload(self._temporary, self.path)
         return self.path
 
     def abort(self) -> None:
@@ -382,7 +415,7 @@ class CsvSink:
 
 @dataclass(frozen=True)
 class Part:
-    directory: Path
+    directory: StoragePath
     meta: dict[str, Any]
 
     @property
@@ -467,7 +500,7 @@ def _in_order(work: Callable[[_In], _Out], items: Iterable[_In], threads: int) -
 def write_day_outputs(
     parts: Sequence[Part],
     *,
-    seeds_dir: Path,
+    seeds_dir: StoragePath,
     date: dt.date,
     definition: TransformDefinition,
     settings: Any,
@@ -475,7 +508,7 @@ def write_day_outputs(
 ) -> DayOutputs:
     stamp = date_stamp(date)
     # From here until the new rejects file is renamed in, the day is not finished.
-    (seeds_dir / f"{stamp}_rejects.csv").unlink(missing_ok=True)
+    storage.remove(seeds_dir / f"{stamp}_rejects.csv")
     sinks: list[CsvSink] = []
     result = DayOutputs()
     try:
@@ -489,14 +522,14 @@ def write_day_outputs(
         def prepare(batch: list[Part]) -> _PreparedBatch:
             # Oldest file first: where rows of several files merge, the latest file's values win.
             oldest_first = sorted(batch, key=lambda p: (float(p.meta.get("modified") or 0), str(p.meta["file_name"])))
-            rows = pd.concat([pd.read_parquet(p.directory / ROWS_FILE) for p in oldest_first], ignore_index=True)
+            rows = pd.concat([storage.read_parquet(p.directory / ROWS_FILE) for p in oldest_first], ignore_index=True)
             merged = 0
             if definition.merge_day_rows is not None:
                 before = len(rows)
                 rows = definition.merge_day_rows(rows, settings)
                 merged = before - len(rows)
             rows = rows.sort_values(list(definition.snapshot.sort), kind="stable")
-            rejected = pd.concat([pd.read_parquet(p.directory / REJECTS_FILE) for p in batch], ignore_index=True)
+            rejected = pd.concat([storage.read_parquet(p.directory / REJECTS_FILE) for p in batch], ignore_index=True)
             return _PreparedBatch(rows, snapshot.encode(rows), merged, rejects.encode(rejected), len(rejected))
 
         for prepared in _in_order(prepare, batches(parts, aggregation), AGGREGATE_THREADS):

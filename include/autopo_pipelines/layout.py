@@ -1,4 +1,6 @@
-"""Where a pipeline's files live under the data root (``AUTOPO_DATA_DIR``)."""
+"""Where a pipeline's files live under the data root (``AUTOPO_DATA_DIR``): a local folder, or an
+object-store location (``gs://bucket/prefix``) that the orchestration layer opens with Airflow's
+connection (``orchestration.data_root``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from autopo_pipelines.storage import StoragePath, is_url, local_path
 
 DATA_DIR_ENV = "AUTOPO_DATA_DIR"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -32,7 +36,14 @@ def file_key(location: str, name: str) -> str:
 
 
 def data_root() -> Path:
-    return Path(os.environ.get(DATA_DIR_ENV, "data")).expanduser().resolve()
+    """The local data root from the environment (default ``./data``)."""
+    configured = os.environ.get(DATA_DIR_ENV, "data")
+    if is_url(configured):
+        raise ValueError(
+            f"{DATA_DIR_ENV}={configured} is an object-store location: it is opened with Airflow's connection "
+            "(autopo_pipelines.orchestration.data_root), not as a local folder"
+        )
+    return local_path(configured)
 
 
 def date_stamp(date: dt.date) -> str:
@@ -41,27 +52,47 @@ def date_stamp(date: dt.date) -> str:
 
 @dataclass(frozen=True)
 class DataLayout:
-    root: Path
+    root: StoragePath
 
     @classmethod
     def from_env(cls) -> DataLayout:
+        """The layout of a local data root; an object-store root needs Airflow's connection
+        (``orchestration.data_root.data_layout``)."""
         return cls(data_root())
 
-    def inbox(self, pipeline: str) -> Path:
+    def inbox(self, pipeline: str) -> StoragePath:
         return self.root / "inbox" / pipeline
 
-    def intermediate(self, pipeline: str, date: dt.date) -> Path:
+    def intermediate(self, pipeline: str, date: dt.date) -> StoragePath:
         return self.root / "intermediate" / pipeline / date_stamp(date)
 
-    def seeds(self, pipeline: str) -> Path:
+    def seeds(self, pipeline: str) -> StoragePath:
         return self.root / "seeds" / pipeline
 
-    def reference(self) -> Path:
+    def reference(self) -> StoragePath:
         return self.root / "reference"
 
-    def resolve(self, configured: str | None, default: Path) -> Path:
+    def resolve(self, configured: str | None, default: StoragePath) -> StoragePath:
         """A configured path, taken relative to the data root unless absolute."""
         if configured is None:
             return default
         path = Path(configured).expanduser()
-        return path if path.is_absolute() else self.root / path
+        return path if path.is_absolute() else self.root.joinpath(*path.parts)
+
+    def locate(self, recorded: str) -> StoragePath:
+        """A path the day's state recorded (a part, an output) as a path again: under an
+        object-store root it is that store's, with its connection; anything else is local."""
+        if isinstance(self.root, Path) or not is_url(recorded):
+            return Path(recorded)
+        # Compared without the connection an object-store path names in its URL (gs://conn@bucket/…):
+        # what a run recorded is found again after the deployment renamed the connection.
+        root, wanted = _without_connection(str(self.root)), _without_connection(recorded)
+        if not wanted.startswith(root + "/"):
+            raise ValueError(f"{recorded} is not under the data root {self.root}")
+        return self.root.joinpath(*wanted[len(root) + 1 :].split("/"))
+
+
+def _without_connection(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    location, slash, path = rest.partition("/")
+    return f"{scheme}://{location.rpartition('@')[2]}{slash}{path}"

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from autopo_pipelines.config import DateFormat, NumberFormat, PipelineConfig
 from autopo_pipelines.errors import InputFileError
+from autopo_pipelines.storage import StoragePath
 from autopo_pipelines.tabular import (
     REJECT_COLUMNS,
     HeaderRule,
@@ -36,7 +37,8 @@ class DayContext:
 
     pipeline: str
     date: dt.date
-    data_root: Path
+    # The data root: a local folder or an object-store path (storage.StoragePath).
+    data_root: StoragePath
     warehouse_conninfo: str | None = None
 
 

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import datetime
 import functools
+import io
 import itertools
 import logging
 import re
@@ -20,12 +21,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 import pandas as pd
 import psycopg
 from psycopg import sql
+
+from autopo_pipelines import storage
+from autopo_pipelines.storage import StoragePath
 
 # Large enough to keep round trips few, small enough that memory stays flat
 # whatever the file size.
@@ -81,7 +84,7 @@ def _table_ident(table: str) -> sql.Identifier:
     return sql.Identifier(*parts)
 
 
-def _read_header(handle: BinaryIO, csv_path: Path) -> list[str]:
+def _read_header(handle: BinaryIO, csv_path: StoragePath) -> list[str]:
     """Parse the header line and rewind ``handle`` to the start of the file."""
     first = handle.readline()
     # COPY skips the header itself (HEADER true), so its error messages count
@@ -100,7 +103,7 @@ def replace_date_rows(
     table: str,
     date_column: str,
     date: datetime.date,
-    csv_path: Path,
+    csv_path: StoragePath,
     columns: Sequence[str],
 ) -> int:
     """Replace ``table``'s rows for ``date`` by the rows of ``csv_path``; return rows loaded.
@@ -122,10 +125,9 @@ def replace_date_rows(
         raise ValueError(f"duplicate column names in {columns}")
     if _STAGE_LINE in columns:
         raise ValueError(f"column name {_STAGE_LINE!r} is reserved")
-    csv_path = Path(csv_path)
     target = _table_ident(table)
 
-    with open(csv_path, "rb") as handle:
+    with storage.open_for_reading(csv_path) as handle:
         header = _read_header(handle, csv_path)
     if header != columns:
         # Loading by position with a different header would put values
@@ -168,7 +170,8 @@ class _Load:
     target: sql.Identifier
     date_column: str
     date: datetime.date
-    csv_path: Path
+    # A local file or an object (storage.StoragePath): read in ranges, streamed into COPY.
+    csv_path: StoragePath
     columns: list[str]
     # connect: nothing can have changed; load: nothing committed to the table; commit: outcome unknown.
     phase: str = "connect"
@@ -278,7 +281,7 @@ def _replace_in_place(conn: psycopg.Connection[Any], load: _Load) -> int:
         )
         watch = _GuardWatch()
         try:
-            with conn.cursor() as cur, open(load.csv_path, "rb") as handle:
+            with conn.cursor() as cur, storage.open_for_reading(load.csv_path) as handle:
                 with cur.copy(copy_sql) as copy:
                     while chunk := handle.read(COPY_CHUNK_BYTES):
                         watch.feed(chunk)
@@ -458,17 +461,17 @@ class _Slice:
     lines_before: int
 
 
-def csv_slices(path: Path, parts: int, chunk_bytes: int = COPY_CHUNK_BYTES) -> list[_Slice]:
+def csv_slices(path: StoragePath, parts: int, chunk_bytes: int = COPY_CHUNK_BYTES) -> list[_Slice]:
     """Cut a CSV into about ``parts`` byte ranges of whole records.
 
     A newline ends a record only outside quotes; RFC 4180 doubles quotes inside
     quoted fields, so a newline with an even number of quotes before it does.
     """
-    size = path.stat().st_size
+    size = storage.file_size(path)
     targets = [size * k // parts for k in range(1, parts)]
     cuts: list[tuple[int, int]] = [(0, 0)]
     quotes = lines = position = 0
-    with open(path, "rb") as handle:
+    with storage.open_for_reading(path) as handle:
         while targets and (block := handle.read(chunk_bytes)):
             search = 0
             while targets and targets[0] < position + len(block):
@@ -501,7 +504,7 @@ def _restore_guarded_text_of_stage(
 
 def _copy_in_slices(load: _Load, stage: sql.Identifier, stage_base: str) -> tuple[int, bool]:
     """Rows copied, and whether any field of the CSV starts with GUARD."""
-    size = load.csv_path.stat().st_size
+    size = storage.file_size(load.csv_path)
     parts = LOAD_CONNECTIONS if size >= PARALLEL_COPY_MIN_BYTES else 1
     # Never empty: a CSV without even a header line was refused before any connection.
     slices = csv_slices(load.csv_path, parts)
@@ -529,7 +532,7 @@ def _copy_slice(load: _Load, stage: sql.Identifier, stage_base: str, part: _Slic
     )
     with _side_connection(load) as conn:
         try:
-            with conn.cursor() as cur, open(load.csv_path, "rb") as handle:
+            with conn.cursor() as cur, storage.open_for_reading(load.csv_path) as handle:
                 handle.seek(part.start)
                 left = part.end - part.start
                 watch = _GuardWatch()
@@ -552,7 +555,7 @@ def _rows_of_other_dates(load: _Load, limit: int = 5) -> list[tuple[int, str | N
     wanted = load.date.isoformat()
     position = load.columns.index(load.date_column)
     found: list[tuple[int, str | None]] = []
-    with open(load.csv_path, encoding="utf-8-sig", newline="") as handle:
+    with io.TextIOWrapper(storage.open_for_reading(load.csv_path), encoding="utf-8-sig", newline="") as handle:
         for number, record in enumerate(csv.reader(handle), start=1):
             if number == 1:
                 continue

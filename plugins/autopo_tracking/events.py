@@ -19,6 +19,7 @@ from autopo_pipelines.day.outputs import row_accounting
 from autopo_pipelines.day.parts import DayParts, collect_parts
 from autopo_pipelines.day.state import AggregateRecord, Listing
 from autopo_pipelines.layout import DataLayout
+from autopo_pipelines.orchestration.data_root import data_layout
 from autopo_pipelines.task_ids import TaskId
 from autopo_tracking.hooks.tracking import TrackingHook
 
@@ -53,7 +54,7 @@ def task_event(task_instance: Any, state: str, error: object = None, marked_by_h
         return
     date = business_date_of_run(config, _dag_run_of(task_instance))
     event = TaskEvent(task_instance, state, error, marked_by_hand)
-    changes = changes_for_task(config, DataLayout.from_env(), date, task_instance.run_id, event)
+    changes = changes_for_task(config, data_layout(), date, task_instance.run_id, event)
     if changes is not None:
         retry_delays = TrackingHook.DEFAULT_RETRY_DELAYS if _in_task_process(task_instance) else ()
         TrackingHook(retry_delays=retry_delays).record(changes)

@@ -209,7 +209,7 @@ def test_file_is_streamed_in_chunks(clean_tables: str, tmp_path: Path, monkeypat
             reads.append(len(data))
             return data
 
-    monkeypatch.setattr(warehouse, "open", lambda p, mode="r": CountingFile(real_open(p, mode)), raising=False)
+    monkeypatch.setattr(warehouse.storage, "open_for_reading", lambda p: CountingFile(real_open(p, "rb")))
     assert load(clean_tables, D1, path) == 300
     assert len(reads) > 100
     assert {r[COLUMNS.index("source_file")] for r in rows_of(clean_tables, D1)} == {"tökö ☃.xlsx"}
@@ -645,3 +645,28 @@ def test_a_guarded_field_is_seen_wherever_the_chunks_split(data: bytes, guarded:
                 for start in range(0, len(piece), step):
                     watch.feed(piece[start : start + step])
             assert watch.seen is guarded, (cut, step)
+
+
+@pytest.mark.parametrize("slices", [1, 3])
+def test_a_csv_in_a_bucket_is_streamed_into_the_table_as_a_local_one(
+    clean_tables: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slices: int
+) -> None:
+    """The day's CSV in the data root's bucket (the GCS emulator, through ObjectStoragePath) is read
+    in ranges straight into COPY, as one slice or several on their own connections."""
+    from airflow.sdk import ObjectStoragePath
+
+    from gcs_emulator import gcs_emulator
+
+    monkeypatch.setattr(warehouse, "COPY_CHUNK_BYTES", 4096)
+    monkeypatch.setattr(warehouse, "PARALLEL_COPY_MIN_BYTES", 0)
+    monkeypatch.setattr(warehouse, "LOAD_CONNECTIONS", slices)
+    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    local = write_csv(tmp_path / "d1.csv", D1, 500, "tökö ☃.xlsx")
+    assert load(clean_tables, D1, local) == 500
+    expected = [row[:-1] for row in rows_of(clean_tables, D1)]
+    with gcs_emulator(tmp_path / "gcs", monkeypatch) as (client, _server):
+        client.create_bucket("autopo-data").blob("seeds/20241204.csv").upload_from_filename(str(local))
+        local.unlink()
+        remote = ObjectStoragePath("gs://autopo-data/seeds/20241204.csv", conn_id="google_cloud_default")
+        assert load(clean_tables, D1, remote) == 500
+    assert [row[:-1] for row in rows_of(clean_tables, D1)] == expected

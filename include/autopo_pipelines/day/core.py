@@ -14,6 +14,7 @@ from autopo_pipelines.day.state import DayState, Listing
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.sources import Source
 from autopo_pipelines.sources.local import LocalFolderSource
+from autopo_pipelines.storage import StoragePath
 from autopo_pipelines.transform import DayContext, TransformDefinition
 
 
@@ -60,7 +61,7 @@ class Day:
         return source_for(self.config, self.layout)
 
     @property
-    def seeds(self) -> Path:
+    def seeds(self) -> StoragePath:
         """Where the day's CSV files go."""
         return self.layout.resolve(self.config.output_dir, self.layout.seeds(self.config.name))
 
@@ -83,4 +84,11 @@ def source_for(config: PipelineConfig, layout: DataLayout) -> Source:
         from autopo_pipelines.sources.gdrive import GdriveSource  # the Google provider only when used
 
         return GdriveSource(config.source.folder_id, config.source.drive_id, config.source.gcp_conn_id)
-    return LocalFolderSource(layout.resolve(config.source.path, layout.inbox(config.name)))
+    folder = layout.resolve(config.source.path, layout.inbox(config.name))
+    if not isinstance(folder, Path):
+        # An object-store data root has no inbox folder on this machine to list.
+        raise ValueError(
+            f"pipeline {config.name}: a local source needs a local folder, and the data root is {layout.root}; "
+            "set source.path to an absolute folder, or use a gcs or gdrive source"
+        )
+    return LocalFolderSource(folder)

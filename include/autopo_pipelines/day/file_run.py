@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from autopo_pipelines import storage
 from autopo_pipelines.aggregate import part_directory, read_part_meta, write_part
 from autopo_pipelines.config import PipelineConfig
 from autopo_pipelines.day.core import Day
-from autopo_pipelines.day.state import FileResult, FileStatus, FileTask, Listing
+from autopo_pipelines.day.state import FileResult, FileStatus, FileTask
 from autopo_pipelines.errors import InputFileError
+from autopo_pipelines.sources import FetchedFile
+from autopo_pipelines.storage import StoragePath
 from autopo_pipelines.transform import TransformDefinition, transform_file
 
 log = logging.getLogger(__name__)
@@ -55,25 +59,21 @@ def run_file(day: Day, task: FileTask) -> dict[str, Any]:
             raise LookupError(f"{day.describe()}: the files were not listed in this run; rerun list_files")
         if task.conflict:
             raise InputFileError(task.name, task.conflict)
-        try:
-            fetched = day.source().fetch(task.source_file(), day.state.download_folder(task))
-        except FileNotFoundError as exc:
-            # Deleted or renamed at the source since the listing: retrying cannot bring it back.
-            raise InputFileError(
-                task.name,
-                "the file is no longer at the source (deleted or renamed since the day was listed); rerun the date",
-            ) from exc
-        checksum = fetched.checksum
-        inputs = inputs_fingerprint(day.config, listing.inputs.fingerprint)
-        directory = part_directory(day.state.folder, task.key, checksum)
-        meta = read_part_meta(directory)
-        status: FileStatus
-        if meta is not None and meta.get("inputs") == inputs:
-            status = "skipped"
-            log.info("%s unchanged since its last transform: reusing %s", task.name, directory)
-        else:
-            meta = _transform(day, task, fetched.path, listing, directory, checksum, inputs)
-            status = "completed"
+        # The worker's own disk, whatever the data root: the copy is read here and is of no use after.
+        with tempfile.TemporaryDirectory(prefix="autopo-file-") as scratch:
+            fetched = _fetch(day, task, Path(scratch) / "download")
+            checksum = fetched.checksum
+            inputs = inputs_fingerprint(day.config, listing.inputs.fingerprint)
+            directory = part_directory(day.state.folder, task.key, checksum)
+            meta = read_part_meta(directory)
+            status: FileStatus
+            if meta is not None and meta.get("inputs") == inputs:
+                status = "skipped"
+                log.info("%s unchanged since its last transform: reusing %s", task.name, directory)
+            else:
+                day_inputs = storage.download_folder(day.state.inputs_folder(), Path(scratch) / "inputs")
+                meta = _transform(day, task, fetched.path, day_inputs, directory, checksum, inputs)
+                status = "completed"
     except InputFileError as exc:
         failed = FileResult(task.name, day.run_id, "failed", checksum, error=str(exc))
         day.state.save_result(task.location, task.name, failed)
@@ -82,8 +82,19 @@ def run_file(day: Day, task: FileTask) -> dict[str, Any]:
     return {**meta, "status": status}
 
 
+def _fetch(day: Day, task: FileTask, folder: Path) -> FetchedFile:
+    try:
+        return day.source().fetch(task.source_file(), folder)
+    except FileNotFoundError as exc:
+        # Deleted or renamed at the source since the listing: retrying cannot bring it back.
+        raise InputFileError(
+            task.name,
+            "the file is no longer at the source (deleted or renamed since the day was listed); rerun the date",
+        ) from exc
+
+
 def _transform(
-    day: Day, task: FileTask, path: Path, listing: Listing, directory: Path, checksum: str, inputs: str
+    day: Day, task: FileTask, path: Path, day_inputs: Path, directory: StoragePath, checksum: str, inputs: str
 ) -> dict[str, Any]:
     definition = day.definition
     outcome = transform_file(
@@ -91,7 +102,7 @@ def _transform(
         config=day.config,
         definition=definition,
         settings=day.settings,
-        day_inputs=definition.load_day_inputs(day.context(), day.settings, Path(listing.inputs.folder)),
+        day_inputs=definition.load_day_inputs(day.context(), day.settings, day_inputs),
         date=day.date,
         store_id=task.store_id,
         file_name=task.name,
@@ -155,7 +166,7 @@ def file_result(day: Day, file: FileTask) -> dict[str, Any] | None:
         return None
     if record.status == "failed" or record.part is None:
         return record.to_json()
-    meta = read_part_meta(Path(record.part)) or {}
+    meta = read_part_meta(day.layout.locate(record.part)) or {}
     return {**meta, **record.to_json(), "part_directory": record.part}
 
 

@@ -7,13 +7,13 @@ import datetime as dt
 import hashlib
 import logging
 import math
-import os
 import shutil
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from autopo_pipelines import storage
 from autopo_pipelines.config import PipelineConfig, files_per_task_for
 from autopo_pipelines.dates import cutoff_moment
 from autopo_pipelines.day.core import Day
@@ -175,21 +175,20 @@ def prepare_day_inputs(day: Day) -> DayInputs:
     Returns the folder, a fingerprint of its content (a part made from other
     reference data is not reused) and the transform's notes.
     """
-    intermediate = day.state.folder
-    intermediate.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{INPUTS}.", dir=intermediate))
+    folder = day.state.inputs_folder()
+    # Made on this machine: beside the folder when the data root is local (renamed into place),
+    # else in a temporary folder whose files are uploaded.
+    beside = folder.parent if isinstance(folder, Path) else None
+    if beside is not None:
+        beside.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{INPUTS}.", dir=beside))
     try:
         notes = day.definition.prepare_day_inputs(day.context(), day.settings, staging)
         digest = hashlib.sha256()
         for path in sorted(staging.rglob("*")):
             if path.is_file():
                 digest.update(path.relative_to(staging).as_posix().encode() + b"\0" + sha256_of(path).encode())
-        folder = day.state.inputs_folder()
-        if folder.exists():
-            retired = intermediate / f".{INPUTS}.old.{os.getpid()}"
-            os.replace(folder, retired)
-            shutil.rmtree(retired, ignore_errors=True)
-        os.replace(staging, folder)
+        storage.replace_folder(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

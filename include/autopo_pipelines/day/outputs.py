@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from autopo_pipelines.aggregate import write_day_outputs
@@ -100,7 +99,7 @@ def load_day(day: Day) -> int:
         table=table.name,
         date_column=table.date_column,
         date=day.date,
-        csv_path=Path(aggregate.snapshot_csv),
+        csv_path=day.layout.locate(aggregate.snapshot_csv),
         columns=table.columns,
     )
     # What the warehouse now holds for the date, part by part: what a later run keeps of a file it has

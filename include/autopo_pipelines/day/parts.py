@@ -8,7 +8,6 @@ whose new version failed, keeps its last loaded version's part.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from autopo_pipelines.aggregate import Part, read_part_meta
@@ -48,7 +47,7 @@ def collect_parts(day: Day, listing: Listing) -> DayParts:
     """
     parts: list[Part] = []
     failed: list[dict[str, Any]] = []
-    claimed: dict[Path, str] = {}
+    claimed: dict[str, str] = {}
     for routed in listing.routed:
         name, location = routed.name, routed.location
         record = day.state.result(location, name)
@@ -59,18 +58,18 @@ def collect_parts(day: Day, listing: Listing) -> DayParts:
         if record.status == "failed" or record.part is None:
             failed.append({**record.to_json(), "file_path": location})
             continue
-        directory = Path(record.part)
+        directory = day.layout.locate(record.part)
         meta = read_part_meta(directory)
         if meta is None or meta.get("checksum") != record.checksum:
             error = f"{name}: its transformed part is missing; rerun its task"
             failed.append({"file_name": name, "file_path": location, "error": error})
             continue
-        if meta.get("file_path") != location or directory in claimed:
+        if meta.get("file_path") != location or record.part in claimed:
             raise PartMismatchError(
                 f"{name} ({location}): its part {directory} was made from "
-                f"{claimed.get(directory) or meta.get('file_path')}; the day is not aggregated from it"
+                f"{claimed.get(record.part) or meta.get('file_path')}; the day is not aggregated from it"
             )
-        claimed[directory] = location
+        claimed[record.part] = location
         # The source's modified time orders the files when rows of several are merged (latest wins).
         parts.append(Part(directory=directory, meta={**meta, "status": record.status, "modified": routed.modified}))
     retained, dropped = _keep_last_good_versions(day, listing, parts, failed)
@@ -122,7 +121,7 @@ def _keep_last_good_versions(
             reason = RETAINED_NEWER_FAILED
         else:
             reason = RETAINED_GONE
-        directory = Path(kept["part"])
+        directory = day.layout.locate(str(kept["part"]))
         meta = read_part_meta(directory)
         if meta is None or meta.get("checksum") != kept.get("checksum"):
             # Never silent: the day is not complete while a file's rows are missing from it.

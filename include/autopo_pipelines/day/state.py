@@ -2,15 +2,16 @@
 
 Every step of the day, the tracking plugin, the alerts and the local summary read the day through
 this module; none of them builds a path of its own. The state lives in the day's intermediate
-folder, each record stamped with the Airflow run that wrote it, so any step can be retried or
-cleared and rerun and still tell its own run's results from an earlier run's:
+folder under the data root (a local folder or an object store, see ``storage``), so every worker,
+the DAG processor and the triggerer reach the same state. Each record is stamped with the Airflow
+run that wrote it, so any step can be retried or cleared and rerun and still tell its own run's
+results from an earlier run's:
 
 - ``listing.json`` (:class:`Listing`): the files routed for the date by ``list_files``, their
   batches (batch ``i`` is what ``transform_file``'s map index ``i`` runs), the files not used and
   why, and the day's reference data (``inputs/``: its folder, fingerprint and notes);
 - ``results/<key>.json`` (:class:`FileResult`): each file's outcome in this run and its part;
 - ``parts/<key>.<checksum>/``: a transformed file (``aggregate.write_part``);
-- ``downloads/<key>/``: the local copy of a file fetched from its source;
 - ``aggregate.json`` (:class:`AggregateRecord`) and ``load.json`` (:class:`LoadRecord`): which
   parts the day's outputs were built from, and which aggregate the warehouse holds;
 - ``loaded_parts.json`` (:class:`LoadedParts`): the parts of the snapshot last loaded, which a
@@ -25,13 +26,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
+from autopo_pipelines import storage
 from autopo_pipelines.layout import file_key
 from autopo_pipelines.sources import SourceFile
+from autopo_pipelines.storage import StoragePath
 
 LISTING = "listing.json"
 AGGREGATE = "aggregate.json"
@@ -39,25 +40,19 @@ LOAD = "load.json"
 LOADED_PARTS = "loaded_parts.json"
 INPUTS = "inputs"
 RESULTS = "results"
-DOWNLOADS = "downloads"
 
 # A part's meta (aggregate.write_part): the file, its checksum, counts and where it came from.
 PartMeta = dict[str, Any]
 
 
-def write_json(path: Path, payload: Any) -> None:
-    """Write-then-rename so a reader never sees half a state file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    os.replace(temporary, path)
+def write_json(path: StoragePath, payload: Any) -> None:
+    """Written whole (storage.write_bytes) so a reader never sees half a state file."""
+    storage.write_bytes(path, json.dumps(payload, indent=2, default=str).encode("utf-8"))
 
 
-def read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
+def read_json(path: StoragePath) -> Any | None:
+    raw = storage.read_bytes(path)
+    return None if raw is None else json.loads(raw.decode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -271,7 +266,7 @@ class LoadedParts:
 class DayState:
     """The day's state folder: where each record and folder is, and reading and writing them."""
 
-    folder: Path
+    folder: StoragePath
 
     def listing(self) -> Listing | None:
         """The day's listing; None when there is none, or it is in a form this code never wrote (a
@@ -291,7 +286,7 @@ class DayState:
         """A new listing starts a new attempt at the day: the previous attempt's listing, aggregate
         and load go first, so nothing downstream can mistake them for this run's."""
         for stale in (LISTING, AGGREGATE, LOAD):
-            (self.folder / stale).unlink(missing_ok=True)
+            storage.remove(self.folder / stale)
 
     def result(self, location: str, name: str) -> FileResult | None:
         """The file's recorded outcome; None when there is none or it is in a form this code never wrote."""
@@ -306,7 +301,7 @@ class DayState:
     def save_result(self, location: str, name: str, result: FileResult) -> None:
         write_json(self._result_path(location, name), result.to_json())
 
-    def _result_path(self, location: str, name: str) -> Path:
+    def _result_path(self, location: str, name: str) -> StoragePath:
         return self.folder / RESULTS / f"{file_key(location, name)}.json"
 
     def aggregate(self) -> AggregateRecord | None:
@@ -324,7 +319,7 @@ class DayState:
         write_json(self.folder / LOAD, record.to_json())
 
     def forget_load(self) -> None:
-        (self.folder / LOAD).unlink(missing_ok=True)
+        storage.remove(self.folder / LOAD)
 
     def loaded_parts(self) -> LoadedParts | None:
         raw = read_json(self.folder / LOADED_PARTS)
@@ -333,12 +328,8 @@ class DayState:
     def save_loaded_parts(self, record: LoadedParts) -> None:
         write_json(self.folder / LOADED_PARTS, record.to_json())
 
-    def inputs_folder(self) -> Path:
+    def inputs_folder(self) -> StoragePath:
         return self.folder / INPUTS
-
-    def download_folder(self, task: FileTask) -> Path:
-        # A folder per file: two files of one name (a Drive folder allows it) never share a copy.
-        return self.folder / DOWNLOADS / task.key
 
 
 def now_iso() -> str:

@@ -33,8 +33,8 @@ from autopo_pipelines.dates import business_date_of_run
 from autopo_pipelines.day import Day
 from autopo_pipelines.day.checks import day_problems
 from autopo_pipelines.day.listing import readiness
-from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.loopback import is_loopback_host
+from autopo_pipelines.orchestration.data_root import data_layout
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def run_failed(context: Any) -> None:
     dag_run = context["dag_run"]
     config = required_config(dag_run.dag_id)
     date = business_date_of_run(config, dag_run)
-    message = failure_message(Day(config, DataLayout.from_env(), date, dag_run.run_id))
+    message = failure_message(Day(config, data_layout(), date, dag_run.run_id))
     if config.alerts.webhook_conn_id:
         _deliver("failure webhook", post_webhook, config.alerts.webhook_conn_id, message)
     if config.alerts.email_on_failure:
@@ -193,5 +193,5 @@ async def deadline_missed(pipeline: str, context: dict[str, Any]) -> None:
         return
     config = required_config(pipeline)
     date = business_date_of_run(config, dag_run)
-    message = lateness_message(Day(config, DataLayout.from_env(), date, dag_run["dag_run_id"]), pendulum.now("UTC"))
+    message = lateness_message(Day(config, data_layout(), date, dag_run["dag_run_id"]), pendulum.now("UTC"))
     await asyncio.to_thread(send_email, config, message)

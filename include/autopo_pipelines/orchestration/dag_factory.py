@@ -39,9 +39,9 @@ from autopo_pipelines.day.listing import list_day_batches, readiness
 from autopo_pipelines.day.outputs import aggregate_day, load_day
 from autopo_pipelines.day.state import FileTask
 from autopo_pipelines.errors import ReferenceDataError
-from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.orchestration import alerts
 from autopo_pipelines.orchestration.connections import WarehouseConnectionMissing, warehouse_conninfo
+from autopo_pipelines.orchestration.data_root import data_layout
 from autopo_pipelines.sources import SourceError
 from autopo_pipelines.task_ids import TaskId
 from autopo_pipelines.warehouse import LoadConnectionError, LoadError
@@ -71,7 +71,7 @@ def warehouse() -> str:
 def run_day(config: PipelineConfig, *, conninfo: str | None = None) -> Day:
     """The day the running task works on: its business date and run, the data root, the warehouse."""
     context = get_current_context()
-    return Day(config, DataLayout.from_env(), business_date(config, context), context["run_id"], conninfo)
+    return Day(config, data_layout(), business_date(config, context), context["run_id"], conninfo)
 
 
 def holding_the_day(config: PipelineConfig) -> Day:

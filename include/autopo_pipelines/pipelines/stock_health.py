@@ -20,6 +20,7 @@ from autopo_pipelines.errors import InputFileError, ReferenceDataError, quote
 from autopo_pipelines.headings import column_letters, normalise_header
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.routing import normalise_store
+from autopo_pipelines.storage import StoragePath, local_copy
 from autopo_pipelines.tabular import HeaderRule, display_value, parse_numbers, text_column, text_strings
 from autopo_pipelines.transform import CleanRows, DayContext, FileContext, RowRules, SnapshotTable, TransformDefinition
 from autopo_pipelines.warehouse import read_loaded_snapshot
@@ -88,7 +89,7 @@ class StockHealthSettings(StrictModel):
 # --- supplier master -------------------------------------------------------
 
 
-def _supplier_path(root: Path, configured: str) -> Path:
+def _supplier_path(root: StoragePath, configured: str) -> StoragePath:
     layout = DataLayout(root)
     path = layout.resolve(configured, layout.reference() / "suppliers.csv")
     if path.suffix.lower() == ".csv" and not path.exists():
@@ -240,7 +241,11 @@ ON_ORDER_FILE = "on_order.parquet"
 
 
 def prepare_day_inputs(context: DayContext, settings: StockHealthSettings, folder: Path) -> list[str]:
-    suppliers = read_supplier_master(_supplier_path(context.data_root, settings.supplier_master))
+    path = _supplier_path(context.data_root, settings.supplier_master)
+    if not path.exists():
+        raise ReferenceDataError(f"supplier master not found: {path} (expected CSV or XLSX)")
+    with local_copy(path) as master:  # the readers need a file on this machine
+        suppliers = read_supplier_master(master)
     on_order = open_po_quantities(context, settings)
     suppliers.to_parquet(folder / SUPPLIERS_FILE, index=False)
     on_order.quantities.to_parquet(folder / ON_ORDER_FILE, index=False)

@@ -1,0 +1,185 @@
+"""The day's state, parts and outputs in an object store, with fsspec's in-memory store standing in.
+
+An object store has no rename and no folders: each write here must still leave a reader either the
+whole new thing or the whole old thing, write the same bytes as a local folder, and leave nothing
+behind on the worker's disk. (The real GCS emulator runs a whole day in
+tests/e2e/test_object_store_root.py.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_aggregate import (
+    EXPECTED_EMERGENCY,
+    EXPECTED_M2,
+    EXPECTED_REJECTS,
+    EXPECTED_SNAPSHOT,
+    outcome,
+    run_day,
+    snap,
+    three_parts,
+)
+from upath import UPath
+
+from autopo_pipelines import storage
+from autopo_pipelines.aggregate import PART_META, REJECTS_FILE, ROWS_FILE, read_part_meta, write_part
+from autopo_pipelines.day.state import DayState, FileResult
+from autopo_pipelines.layout import DataLayout, data_root
+
+DAY = dt.date(2024, 12, 4)
+
+
+@pytest.fixture
+def bucket() -> Iterator[UPath]:
+    """A fresh prefix of the in-memory store (shared by the process, so each test gets its own)."""
+    root = UPath(f"memory://bucket/{uuid.uuid4().hex}")
+    yield root
+    storage.remove_tree(root)
+
+
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The worker's temporary folder, to see that nothing is left in it."""
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_the_memory_store_is_not_taken_for_a_local_folder(bucket: UPath) -> None:
+    assert not storage.is_local(bucket)
+    assert storage.is_local(UPath("/tmp")) and storage.is_local(Path("/tmp"))
+
+
+def test_state_records_round_trip_and_missing_ones_read_as_none(bucket: UPath, scratch: Path) -> None:
+    state = DayState(bucket / "intermediate" / "stock_health" / "20241204")
+    assert state.result("gs://b/S1.xlsx", "S1.xlsx") is None
+    record = FileResult("S1.xlsx", "run-1", "completed", "md5:00ff", part=str(bucket / "parts" / "p"))
+    state.save_result("gs://b/S1.xlsx", "S1.xlsx", record)
+    assert state.result("gs://b/S1.xlsx", "S1.xlsx") == record
+    state.forget_load()  # nothing to forget: no error
+    state.start_attempt()
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_part_in_the_store_reads_back_as_written_in_a_folder(bucket: UPath, tmp_path: Path, scratch: Path) -> None:
+    result = outcome([snap("S1", "a", stock_on_hand=5.0)])
+    local = write_part(tmp_path / "part", result, {"file_name": "S1.xlsx"})
+    remote = write_part(bucket / "part", result, {"file_name": "S1.xlsx"})
+    assert remote == local
+    assert read_part_meta(bucket / "part") == local
+    for name in (ROWS_FILE, REJECTS_FILE):
+        assert storage.read_parquet(bucket / "part" / name).equals(storage.read_parquet(tmp_path / "part" / name))
+    assert read_part_meta(bucket / "missing") is None
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_part_replaced_in_the_store_never_shows_the_old_meta_with_the_new_rows(
+    bucket: UPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = bucket / "part"
+    write_part(directory, outcome([snap("S1", "old")]), {"file_name": "S1.xlsx", "version": 1})
+    uploads: list[tuple[str, object]] = []
+    real_upload = storage.upload
+
+    def watched(local: Path, target: UPath) -> None:
+        # What a reader would find at the moment each file of the new part is uploaded.
+        uploads.append((target.name, read_part_meta(directory)))
+        real_upload(local, target)
+
+    monkeypatch.setattr(storage, "upload", watched)
+    write_part(directory, outcome([snap("S1", "new")]), {"file_name": "S1.xlsx", "version": 2})
+    assert [name for name, _ in uploads] == [ROWS_FILE, REJECTS_FILE, PART_META]
+    assert all(meta is None for _, meta in uploads)  # the old marker went first, the new one last
+    meta = read_part_meta(directory)
+    assert meta is not None and meta["version"] == 2
+    assert storage.read_parquet(directory / ROWS_FILE)["sku"].tolist() == ["new"]
+
+
+def test_a_part_that_fails_half_way_leaves_no_part(bucket: UPath, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = bucket / "part"
+    write_part(directory, outcome([snap("S1", "old")]), {"file_name": "S1.xlsx"})
+    real_upload = storage.upload
+
+    def failing(local: Path, target: UPath) -> None:
+        if target.name == REJECTS_FILE:
+            raise OSError("connection reset")
+        real_upload(local, target)
+
+    monkeypatch.setattr(storage, "upload", failing)
+    with pytest.raises(OSError, match="connection reset"):
+        write_part(directory, outcome([snap("S1", "new")]), {"file_name": "S1.xlsx"})
+    assert read_part_meta(directory) is None  # transformed again next time, never a mix
+
+
+def test_the_day_outputs_in_the_store_are_the_bytes_of_a_local_folder(
+    bucket: UPath, tmp_path: Path, scratch: Path
+) -> None:
+    parts = three_parts(bucket / "intermediate")
+    seeds = bucket / "seeds"
+    result = run_day(parts, seeds)
+    expected = {
+        "20241204.csv": EXPECTED_SNAPSHOT,
+        "20241204_emergency.csv": EXPECTED_EMERGENCY,
+        "20241204_m2.csv": EXPECTED_M2,
+        "20241204_rejects.csv": EXPECTED_REJECTS,
+    }
+    assert {p.name: p.read_text(encoding="utf-8") for p in seeds.iterdir()} == expected
+    assert sorted(result.files) == sorted(expected)
+    assert result.files["20241204.csv"] == str(seeds / "20241204.csv")
+    assert list(scratch.iterdir()) == []
+
+
+def test_day_outputs_failing_in_the_store_keep_the_previous_outputs(bucket: UPath, scratch: Path) -> None:
+    parts = three_parts(bucket / "intermediate")
+    seeds = bucket / "seeds"
+    storage.write_bytes(seeds / "20241204.csv", b"previous complete file\n")
+    (parts[1].directory / ROWS_FILE).unlink()  # a part that cannot be read
+    with pytest.raises(FileNotFoundError):
+        run_day(parts, seeds, files_per_batch=1)
+    assert [p.name for p in seeds.iterdir()] == ["20241204.csv"]
+    assert (seeds / "20241204.csv").read_bytes() == b"previous complete file\n"
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_folder_replaced_in_the_store_holds_only_the_new_files(bucket: UPath, tmp_path: Path) -> None:
+    target = bucket / "inputs"
+    storage.write_bytes(target / "old.parquet", b"old")
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "suppliers.parquet").write_bytes(b"new")
+    storage.replace_folder(staging, target)
+    assert sorted(p.name for p in target.iterdir()) == ["suppliers.parquet"]
+    assert not staging.exists()
+    copy = storage.download_folder(target, tmp_path / "copy")
+    assert (copy / "suppliers.parquet").read_bytes() == b"new"
+
+
+def test_a_recorded_path_is_found_again_under_its_root(bucket: UPath, tmp_path: Path) -> None:
+    layout = DataLayout(bucket)
+    part = layout.intermediate("stock_health", DAY) / "parts" / "S1.xlsx.0123"
+    found = layout.locate(str(part))
+    assert str(found) == str(part) and not storage.is_local(found)
+    assert DataLayout(tmp_path).locate(str(tmp_path / "x")) == tmp_path / "x"
+
+
+def test_a_url_data_root_is_not_read_as_a_local_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AUTOPO_DATA_DIR", "gs://bucket/prefix")
+    with pytest.raises(ValueError, match="object-store location"):
+        data_root()
+    monkeypatch.setenv("AUTOPO_DATA_DIR", f"file://{tmp_path}")
+    assert data_root() == tmp_path
+
+
+def test_a_recorded_url_is_found_again_whatever_connection_it_names(bucket: UPath) -> None:
+    layout = DataLayout(bucket)
+    root = str(bucket).removeprefix("memory://")
+    assert str(layout.locate(f"memory://old_conn@{root}/seeds/x.csv")) == str(bucket / "seeds" / "x.csv")
+    with pytest.raises(ValueError, match="not under the data root"):
+        layout.locate("memory://other-bucket/seeds/x.csv")
