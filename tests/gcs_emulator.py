@@ -27,6 +27,7 @@ def gcs_emulator(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
     # ("stores/po/") and the blobs under it (a file and a directory of the same name).
     server = create_server("127.0.0.1", port, in_memory=True, data_dir=str(data_dir))
     server.start()
+    _forget_filesystems()
     try:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
         connection = {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": PROJECT}}
@@ -34,3 +35,15 @@ def gcs_emulator(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
         yield storage.Client(project=PROJECT, credentials=AnonymousCredentials()), server
     finally:
         server.stop()
+        _forget_filesystems()
+
+
+def _forget_filesystems() -> None:
+    """Airflow keeps a connection's filesystem for the life of the process (``attach``'s store cache),
+    and fsspec an instance per set of arguments: built for one emulator (its port is read from the
+    environment when the filesystem is made), they must not be used with the next one."""
+    import gcsfs
+    from airflow.sdk.io import store
+
+    store._STORE_CACHE.clear()
+    gcsfs.GCSFileSystem.clear_instance_cache()

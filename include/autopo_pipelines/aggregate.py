@@ -322,7 +322,9 @@ class OutputWriteError(OSError):
     """
 
     @classmethod
-    def from_cause(cls, path: StoragePath, cause: OSError) -> OutputWriteError:
+    def from_cause(cls, path: StoragePath, cause: OSError, disk: Path | None = None) -> OutputWriteError:
+        """``disk``: where the file was being written, when not beside ``path`` (a bucket's file is
+        made in the worker's temporary folder)."""
         if cause.errno == errno.ENOSPC:
             reason = "the disk is full (no space left on device)"
         elif cause.errno == errno.EDQUOT:
@@ -330,7 +332,7 @@ class OutputWriteError(OSError):
         else:
             reason = cause.strerror or str(cause)
         hint = (
-            f"free space on the disk of {path.parent} and run the step again"
+            f"free space on the disk of {disk or path.parent} and run the step again"
             if cause.errno in (errno.ENOSPC, errno.EDQUOT)
             else "run the step again once that is fixed"
         )
@@ -351,6 +353,8 @@ class CsvSink:
         self.path = path
         self.columns = list(columns)
         self.rows = 0
+        # Where the file is made: beside it, or (for an object store) in this machine's temporary folder.
+        self._disk = None if isinstance(path, Path) else Path(tempfile.gettempdir())
         try:
             if isinstance(path, Path):
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -358,7 +362,7 @@ class CsvSink:
             else:
                 handle, temporary = tempfile.mkstemp(prefix=f"autopo-{path.name}.", suffix=".tmp")
         except OSError as exc:
-            raise OutputWriteError.from_cause(path, exc) from exc
+            raise OutputWriteError.from_cause(path, exc, self._disk) from exc
         self._temporary = Path(temporary)
         self._handle = os.fdopen(handle, "wb")
         self._guarded(lambda: self._handle.write((",".join(self.columns) + "\n").encode("utf-8")))
@@ -370,7 +374,7 @@ class CsvSink:
             step()
         except OSError as exc:
             self.abort()
-            raise OutputWriteError.from_cause(self.path, exc) from exc
+            raise OutputWriteError.from_cause(self.path, exc, self._disk) from exc
 
     def encode(self, frame: pd.DataFrame) -> bytes:
         """The CSV lines of ``frame`` in this sink's columns; touches no file, so any thread may call it."""

@@ -73,11 +73,24 @@ class DataLayout:
         return self.root / "reference"
 
     def resolve(self, configured: str | None, default: StoragePath) -> StoragePath:
-        """A configured path, taken relative to the data root unless absolute."""
+        """A configured path, taken relative to the data root unless absolute.
+
+        Under an object-store root, an absolute local path would be one worker's disk, which the
+        others do not see: refused, as is a URL (a path under the root is written relative to it).
+        """
         if configured is None:
             return default
+        if is_url(configured):
+            raise ValueError(f"{configured}: write a path relative to the data root ({self.root}), not a URL")
         path = Path(configured).expanduser()
-        return path if path.is_absolute() else self.root.joinpath(*path.parts)
+        if not path.is_absolute():
+            return self.root.joinpath(*path.parts)
+        if not isinstance(self.root, Path):
+            raise ValueError(
+                f"{configured} is a folder on one machine, and the data root {self.root} is shared by every "
+                "worker: write it relative to the data root"
+            )
+        return path
 
     def locate(self, recorded: str) -> StoragePath:
         """A path the day's state recorded (a part, an output) as a path again: under an
@@ -86,7 +99,8 @@ class DataLayout:
             return Path(recorded)
         # Compared without the connection an object-store path names in its URL (gs://conn@bucket/…):
         # what a run recorded is found again after the deployment renamed the connection.
-        root, wanted = _without_connection(str(self.root)), _without_connection(recorded)
+        # A bucket's root prints with a slash (gs://bucket/), a prefix without one (gs://bucket/prefix).
+        root, wanted = _without_connection(str(self.root)).rstrip("/"), _without_connection(recorded)
         if not wanted.startswith(root + "/"):
             raise ValueError(f"{recorded} is not under the data root {self.root}")
         return self.root.joinpath(*wanted[len(root) + 1 :].split("/"))

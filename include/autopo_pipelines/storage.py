@@ -4,8 +4,8 @@ The data root is a local folder (the embedded default) or an object-store locati
 ``gs://bucket/prefix``, opened by the orchestration layer as Airflow's ``ObjectStoragePath`` with
 the provider's connection. This module is the one place that knows the two differ:
 
-- a local folder keeps its POSIX guarantees: a file is written under a temporary name, flushed
-  to the disk and renamed into place;
+- a local folder keeps its POSIX guarantees: a file is written under a temporary name and
+  renamed into place;
 - an object store has no rename and no folders, but an object appears whole or not at all when
   its upload completes. A file is therefore made on the worker's own disk (a temporary file) and
   uploaded in one request; a folder of several objects is complete when its marker object,
@@ -116,13 +116,18 @@ def replace_folder(local: Path, target: StoragePath) -> None:
 
 
 def download_folder(source: StoragePath, local: Path) -> Path:
-    """A local copy of a folder's files; the folder itself when it is local."""
+    """A local copy of a folder's files, subfolders included (an empty folder when there is none: an
+    object store keeps no empty folders); the folder itself when it is local."""
     if isinstance(source, Path):
         return source
     local.mkdir(parents=True, exist_ok=True)
-    for entry in source.iterdir():
-        if entry.is_file():
-            entry.fs.get_file(entry.path, str(local / entry.name))
+    prefix = source.path.rstrip("/") + "/"
+    for name in source.fs.find(source.path):
+        relative = str(name)[len(prefix) :] if str(name).startswith(prefix) else ""
+        if relative:
+            target = local.joinpath(*relative.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.fs.get_file(name, str(target))
     return local
 
 

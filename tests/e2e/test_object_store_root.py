@@ -98,6 +98,7 @@ def test_a_day_with_its_data_root_in_a_bucket_matches_the_local_root_and_reruns_
         _clear_warehouse(clean_tables)
 
         # The bucket root: the reference data uploaded there, and no local folder to write to.
+        local_files = _files_under(data_layout.root)
         data = client.create_bucket(DATA_BUCKET)
         data.blob(f"{DATA_PREFIX}/reference/suppliers.csv").upload_from_filename(str(sample.supplier_master))
         monkeypatch.setenv("AUTOPO_DATA_DIR", f"gs://{DATA_BUCKET}/{DATA_PREFIX}")
@@ -112,6 +113,7 @@ def test_a_day_with_its_data_root_in_a_bucket_matches_the_local_root_and_reruns_
         in_bucket = _outcome(clean_tables)
         assert in_bucket == local
 
+        assert _files_under(data_layout.root) == local_files  # the local root's folder: nothing new, nothing changed
         assert list(workdir.iterdir()) == []
         assert list(scratch.iterdir()) == []  # downloads, staged parts and CSVs went with their tasks
         names = {blob.name.removeprefix(f"{DATA_PREFIX}/") for blob in data.list_blobs(prefix=DATA_PREFIX)}
@@ -137,8 +139,61 @@ def test_a_day_with_its_data_root_in_a_bucket_matches_the_local_root_and_reruns_
         ((*head, processed, failed, skipped), *_) = [row[:7] for row in local[2]]
         assert (processed, failed, skipped) == (4, 0, 0)
         assert runs == [(*head, 0, 0, 4, *row[7:]) for row in local[2]]
+        assert _files_under(data_layout.root) == local_files
         assert list(workdir.iterdir()) == []
         assert list(scratch.iterdir()) == []
+
+
+def test_a_po_day_with_no_reference_data_runs_on_a_bucket_root_without_a_prefix(
+    data_layout: DataLayout, clean_tables: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """po_snapshots reads no reference data (its inputs/ folder is empty, which a bucket does not
+    keep), and the root is a whole bucket (its URL ends in a slash)."""
+    from airflow.utils.state import DagRunState
+    from openpyxl import Workbook
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    config = (PROJECT_CONFIGS / "po_snapshots.yaml").read_text(encoding="utf-8")
+    source = f"source:\n  kind: gcs\n  bucket: {STORES_BUCKET}\n  prefix: uploads/po\n"
+    (configs / "po_snapshots.yaml").write_text(_with_source(config, source), encoding="utf-8")
+    monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
+    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    export = tmp_path / "po_export_2024-12-04.xlsx"
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(
+        [
+            "PO Number",
+            "Store",
+            "SKU",
+            "Supplier ID",
+            "Supplier Name",
+            "PO Date",
+            "Expected Date",
+            "Qty Ordered",
+            "Qty Received",
+            "Status",
+        ]
+    )
+    sheet.append(["PO-1", "STORE-001", "A-1", "SUP-1", "PT Satu", "2024-11-01", "2024-12-10", 10, 4, "Open"])
+    sheet.append(["PO-2", "STORE-002", "B-2", "SUP-2", "CV Dua", "2024-11-02", "2024-12-01", 5, 0, "Open"])
+    workbook.save(export)
+
+    with gcs_emulator(tmp_path / "gcs", monkeypatch) as (client, _server):
+        client.create_bucket(STORES_BUCKET).blob(f"uploads/po/{export.name}").upload_from_filename(str(export))
+        data = client.create_bucket(DATA_BUCKET)
+        monkeypatch.setenv("AUTOPO_DATA_DIR", f"gs://{DATA_BUCKET}")
+        assert run_day("po_snapshots", DATE, configs).state == DagRunState.SUCCESS
+        lines = query(clean_tables, "SELECT po_number, qty_open FROM po_snapshots ORDER BY 1")
+        assert [(po, float(qty)) for po, qty in lines] == [("PO-1", 6.0), ("PO-2", 5.0)]
+        assert query(clean_tables, "SELECT status FROM pipeline_file_jobs") == [("completed",)]
+        assert any(blob.name.startswith("seeds/po_snapshots/") for blob in data.list_blobs())
+    assert not data_layout.root.exists()
+
+
+def _files_under(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _with_source(config: str, source: str) -> str:

@@ -172,7 +172,7 @@ def test_listing_records_the_batches_and_warns_when_it_enlarges_them(
 def test_a_batch_runs_every_file_and_reports_its_bad_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[str] = []
 
-    def run_file(day: Day, task: FileTask) -> dict[str, Any]:
+    def run_file(day: Day, task: FileTask, disk: object = None) -> dict[str, Any]:
         ran.append(task.name[:3])
         if task.name.startswith("S01"):
             raise InputFileError(task.name, "required column missing: sku")
@@ -188,7 +188,7 @@ def test_a_batch_runs_every_file_and_reports_its_bad_ones(monkeypatch: pytest.Mo
 def test_an_error_not_of_the_file_is_raised_after_the_batchs_other_files(monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[str] = []
 
-    def run_file(day: Day, task: FileTask) -> dict[str, Any]:
+    def run_file(day: Day, task: FileTask, disk: object = None) -> dict[str, Any]:
         ran.append(task.name[:3])
         if task.name.startswith(("S01", "S03")):
             raise OSError(28, "No space left on device")

@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from test_aggregate import (
@@ -183,3 +184,37 @@ def test_a_recorded_url_is_found_again_whatever_connection_it_names(bucket: UPat
     assert str(layout.locate(f"memory://old_conn@{root}/seeds/x.csv")) == str(bucket / "seeds" / "x.csv")
     with pytest.raises(ValueError, match="not under the data root"):
         layout.locate("memory://other-bucket/seeds/x.csv")
+
+
+def test_a_recorded_path_under_a_whole_bucket_is_found_again() -> None:
+    """A bucket without a prefix prints with a trailing slash (gs://conn@bucket/); its paths do not."""
+    from airflow.sdk import ObjectStoragePath
+
+    # No connection: a path is only named here, and Airflow would keep a filesystem made for it.
+    root = ObjectStoragePath("gs://autopo-data")
+    layout = DataLayout(cast(UPath, root))
+    part = layout.intermediate("stock_health", DAY) / "parts" / "S1.xlsx.0123"
+    assert str(root) == "gs://autopo-data/"
+    assert str(layout.locate(str(part))) == str(part)
+    assert str(
+        layout.locate(f"gs://google_cloud_default@autopo-data/{str(part).removeprefix('gs://autopo-data/')}")
+    ) == str(part)
+
+
+def test_configured_paths_under_a_bucket_root_are_relative_to_it(bucket: UPath, tmp_path: Path) -> None:
+    layout = DataLayout(bucket)
+    assert str(layout.resolve("exports/stock", layout.seeds("stock_health"))) == str(bucket / "exports" / "stock")
+    with pytest.raises(ValueError, match="a folder on one machine"):
+        layout.resolve(str(tmp_path / "out"), layout.seeds("stock_health"))
+    with pytest.raises(ValueError, match="not a URL"):
+        layout.resolve("gs://other/out", layout.seeds("stock_health"))
+    assert DataLayout(tmp_path).resolve(str(tmp_path / "out"), tmp_path) == tmp_path / "out"
+
+
+def test_a_folder_the_store_does_not_have_downloads_as_an_empty_one(bucket: UPath, tmp_path: Path) -> None:
+    """A pipeline without reference data leaves inputs/ empty, and a bucket keeps no empty folder."""
+    copy = storage.download_folder(bucket / "inputs", tmp_path / "copy")
+    assert copy.is_dir() and list(copy.iterdir()) == []
+    storage.write_bytes(bucket / "inputs" / "deeper" / "x.parquet", b"x")
+    copy = storage.download_folder(bucket / "inputs", tmp_path / "again")
+    assert (copy / "deeper" / "x.parquet").read_bytes() == b"x"

@@ -12,7 +12,7 @@ from typing import Any
 from autopo_pipelines.config import PipelineConfig, load_transform, transform_settings
 from autopo_pipelines.day.state import DayState, Listing
 from autopo_pipelines.layout import DataLayout
-from autopo_pipelines.sources import Source
+from autopo_pipelines.sources import Source, SourceError
 from autopo_pipelines.sources.local import LocalFolderSource
 from autopo_pipelines.storage import StoragePath
 from autopo_pipelines.transform import DayContext, TransformDefinition
@@ -87,7 +87,7 @@ def source_for(config: PipelineConfig, layout: DataLayout) -> Source:
     folder = layout.resolve(config.source.path, layout.inbox(config.name))
     if not isinstance(folder, Path):
         # An object-store data root has no inbox folder on this machine to list.
-        raise ValueError(
+        raise SourceError(
             f"pipeline {config.name}: a local source needs a local folder, and the data root is {layout.root}; "
             "set source.path to an absolute folder, or use a gcs or gdrive source"
         )

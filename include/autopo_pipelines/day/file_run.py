@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -43,13 +44,62 @@ def inputs_fingerprint(config: PipelineConfig, day_inputs: str) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def run_file(day: Day, task: FileTask) -> dict[str, Any]:
+class WorkerDisk:
+    """Where a batch's files are copied and read on this machine.
+
+    With a local data root, as always: each file's copy in the day's ``downloads/`` and the reference
+    data read from the day's ``inputs/``. With an object-store root, a temporary folder of the
+    worker's own, removed when the batch is done: the reference data downloaded once for the batch.
+    """
+
+    def __init__(self, day: Day) -> None:
+        self._day = day
+        self._inputs: Path | None = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> WorkerDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    def download_folder(self, task: FileTask) -> Path:
+        folder = self._day.state.download_folder(task)
+        if isinstance(folder, Path):
+            return folder
+        return self._scratch_folder() / "downloads" / task.key
+
+    def done_with(self, task: FileTask) -> None:
+        """A temporary copy goes as soon as its file is done: a batch's copies never pile up."""
+        if self._scratch is not None:
+            shutil.rmtree(self.download_folder(task), ignore_errors=True)
+
+    def inputs(self) -> Path:
+        if self._inputs is None:
+            folder = self._day.state.inputs_folder()
+            local = folder if isinstance(folder, Path) else self._scratch_folder() / "inputs"
+            self._inputs = storage.download_folder(folder, local)
+        return self._inputs
+
+    def _scratch_folder(self) -> Path:
+        # Made when first needed: a local root never needs one.
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="autopo-batch-")
+        return Path(self._scratch.name)
+
+
+def run_file(day: Day, task: FileTask, disk: WorkerDisk | None = None) -> dict[str, Any]:
     """Transform one file into its part, or reuse the part of identical content and inputs.
 
     The outcome is recorded for the day (``results/``) whether it succeeds or
     fails with an InputFileError; any other error leaves no record for this run,
-    so the day counts the file as not transformed.
+    so the day counts the file as not transformed. ``disk``: the batch's (run_batch), else the file's own.
     """
+    if disk is None:
+        with WorkerDisk(day) as own:
+            return run_file(day, task, own)
     if day.run_id is None:
         raise ValueError(f"{day.describe()}: a file is transformed by a run")
     checksum: str | None = None
@@ -59,9 +109,8 @@ def run_file(day: Day, task: FileTask) -> dict[str, Any]:
             raise LookupError(f"{day.describe()}: the files were not listed in this run; rerun list_files")
         if task.conflict:
             raise InputFileError(task.name, task.conflict)
-        # The worker's own disk, whatever the data root: the copy is read here and is of no use after.
-        with tempfile.TemporaryDirectory(prefix="autopo-file-") as scratch:
-            fetched = _fetch(day, task, Path(scratch) / "download")
+        try:
+            fetched = _fetch(day, task, disk.download_folder(task))
             checksum = fetched.checksum
             inputs = inputs_fingerprint(day.config, listing.inputs.fingerprint)
             directory = part_directory(day.state.folder, task.key, checksum)
@@ -71,9 +120,10 @@ def run_file(day: Day, task: FileTask) -> dict[str, Any]:
                 status = "skipped"
                 log.info("%s unchanged since its last transform: reusing %s", task.name, directory)
             else:
-                day_inputs = storage.download_folder(day.state.inputs_folder(), Path(scratch) / "inputs")
-                meta = _transform(day, task, fetched.path, day_inputs, directory, checksum, inputs)
+                meta = _transform(day, task, fetched.path, disk.inputs(), directory, checksum, inputs)
                 status = "completed"
+        finally:
+            disk.done_with(task)
     except InputFileError as exc:
         failed = FileResult(task.name, day.run_id, "failed", checksum, error=str(exc))
         day.state.save_result(task.location, task.name, failed)
@@ -142,15 +192,16 @@ def run_batch(day: Day, tasks: list[FileTask]) -> BatchOutcome:
     results: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     transient: list[tuple[str, Exception]] = []
-    for task in tasks:
-        try:
-            results.append(run_file(day, task))
-        except InputFileError as exc:
-            log.error("%s", exc)
-            failed[task.name] = str(exc)
-        except Exception as exc:
-            log.exception("%s: not transformed; the task will be retried after the batch's other files", task.name)
-            transient.append((task.name, exc))
+    with WorkerDisk(day) as disk:
+        for task in tasks:
+            try:
+                results.append(run_file(day, task, disk))
+            except InputFileError as exc:
+                log.error("%s", exc)
+                failed[task.name] = str(exc)
+            except Exception as exc:
+                log.exception("%s: not transformed; the task will be retried after the batch's other files", task.name)
+                transient.append((task.name, exc))
     if transient:
         first = transient[0][1]
         if len(transient) > 1:

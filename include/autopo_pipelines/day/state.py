@@ -12,6 +12,8 @@ results from an earlier run's:
   why, and the day's reference data (``inputs/``: its folder, fingerprint and notes);
 - ``results/<key>.json`` (:class:`FileResult`): each file's outcome in this run and its part;
 - ``parts/<key>.<checksum>/``: a transformed file (``aggregate.write_part``);
+- ``downloads/<key>/``: the local copy of a file fetched from its source, when the data root is a
+  local folder (with an object-store root the copy is in the worker's temporary folder);
 - ``aggregate.json`` (:class:`AggregateRecord`) and ``load.json`` (:class:`LoadRecord`): which
   parts the day's outputs were built from, and which aggregate the warehouse holds;
 - ``loaded_parts.json`` (:class:`LoadedParts`): the parts of the snapshot last loaded, which a
@@ -40,6 +42,7 @@ LOAD = "load.json"
 LOADED_PARTS = "loaded_parts.json"
 INPUTS = "inputs"
 RESULTS = "results"
+DOWNLOADS = "downloads"
 
 # A part's meta (aggregate.write_part): the file, its checksum, counts and where it came from.
 PartMeta = dict[str, Any]
@@ -330,6 +333,10 @@ class DayState:
 
     def inputs_folder(self) -> StoragePath:
         return self.folder / INPUTS
+
+    def download_folder(self, task: FileTask) -> StoragePath:
+        # A folder per file: two files of one name (a Drive folder allows it) never share a copy.
+        return self.folder / DOWNLOADS / task.key
 
 
 def now_iso() -> str:

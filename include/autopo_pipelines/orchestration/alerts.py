@@ -193,5 +193,8 @@ async def deadline_missed(pipeline: str, context: dict[str, Any]) -> None:
         return
     config = required_config(pipeline)
     date = business_date_of_run(config, dag_run)
-    message = lateness_message(Day(config, data_layout(), date, dag_run["dag_run_id"]), pendulum.now("UTC"))
+    # Off the triggerer's event loop: the day's state may be read from a bucket.
+    message = await asyncio.to_thread(
+        lambda: lateness_message(Day(config, data_layout(), date, dag_run["dag_run_id"]), pendulum.now("UTC"))
+    )
     await asyncio.to_thread(send_email, config, message)

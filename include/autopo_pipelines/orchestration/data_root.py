@@ -32,6 +32,9 @@ def data_layout() -> DataLayout:
     scheme = configured.split("://", 1)[0]
     conn_id = os.environ.get(DATA_CONN_ENV) or DEFAULT_CONN_IDS.get(scheme)
     root = ObjectStoragePath(configured.rstrip("/"), conn_id=conn_id)
+    # The store's filesystem from the connection, now: a missing or wrong connection fails here naming
+    # it, instead of some operations quietly falling back to the machine's default credentials.
+    root.fs  # noqa: B018
     # An ObjectStoragePath is a UPath (registered as one; it delegates to the UPath it wraps), which
     # is what the package's storage functions take.
     return DataLayout(cast(UPath, root))
