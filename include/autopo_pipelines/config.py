@@ -246,6 +246,10 @@ class AirflowSettings(StrictModel):
     # more files than Airflow's [core] max_map_length would allow in tasks of this size.
     files_per_task: Annotated[int | Literal["auto"], BeforeValidator(_files_per_task)] = 1
     pool: str | None = None
+    # The Celery queue every task of the pipeline is sent to (default: the pipeline's name): workers
+    # started for it (`airflow celery worker -q <queue>`) run this pipeline only, so a backlog or a
+    # crash in one pipeline never delays another. Ignored by the local and sequential executors.
+    queue: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     # How many of the pipeline's tasks may run at once (the size of its pool).
     pool_size: int = Field(default=4, ge=1)
     retries: int = Field(default=2, ge=0)
@@ -419,6 +423,10 @@ class PipelineConfig(StrictModel):
     @property
     def pool(self) -> str:
         return self.airflow.pool or self.name
+
+    @property
+    def queue(self) -> str:
+        return self.airflow.queue or self.name
 
 
 def _merged(base: NumberFormat, override: NumberFormat | None) -> NumberFormat:

@@ -39,6 +39,18 @@ def test_each_pipeline_has_its_own_pool_schedule_and_pattern(dag_bag: Any) -> No
         assert dag_bag.dags[name].get_task("transform_file").pool == config.pool
 
 
+def test_every_task_of_a_pipeline_goes_to_its_own_celery_queue(dag_bag: Any) -> None:
+    configs = load_configs(default_config_dir()).configs
+    assert {name: config.queue for name, config in configs.items()} == {
+        "po_snapshots": "po_snapshots",
+        "stock_health": "stock_health",
+    }
+    for name, config in configs.items():
+        assert {task.task_id: task.queue for task in dag_bag.dags[name].tasks} == {
+            task.task_id: config.queue for task in dag_bag.dags[name].tasks
+        }
+
+
 @pytest.mark.parametrize("name", sorted(load_configs(default_config_dir()).configs))
 def test_dag_policy(name: str, dag_bag: Any) -> None:
     from airflow.sdk import TriggerRule

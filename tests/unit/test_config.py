@@ -324,3 +324,12 @@ def test_an_override_of_some_number_keys_keeps_the_pipelines_other_keys(tmp_path
     path = with_overrides(tmp_path, text, "  - stores: [S1]\n    numbers: {decimal: ',', thousands: '.'}\n")
     reading = load_config_file(path).reading_for("S1_stock_20241204.xlsx", "S1")
     assert (reading.numbers.decimal, reading.numbers.thousands, reading.numbers.currency_marks) == (",", ".", ["Ks"])
+
+
+def test_a_pipelines_queue_defaults_to_its_name_and_must_be_a_plain_name(tmp_path: Path) -> None:
+    from autopo_pipelines.config import AirflowSettings
+
+    assert AirflowSettings().queue is None
+    assert AirflowSettings(queue="stock_health-high").queue == "stock_health-high"
+    with pytest.raises(ValueError, match="queue"):
+        AirflowSettings(queue="two queues")

@@ -183,6 +183,7 @@ def _default_args(config: PipelineConfig) -> dict[str, Any]:
     airflow = config.airflow
     return {
         "owner": airflow.owner,
+        "queue": config.queue,
         "retries": airflow.retries,
         "retry_delay": dt.timedelta(seconds=airflow.retry_delay_seconds),
         "retry_exponential_backoff": airflow.retry_exponential_backoff,
