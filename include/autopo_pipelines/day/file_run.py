@@ -6,7 +6,8 @@ import hashlib
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,9 @@ class BatchOutcome:
     results: list[dict[str, Any]]
     # File name -> its InputFileError's message, in batch order.
     failed: dict[str, str]
+    # The seconds each file transformed into a new part took (fetch included), in batch order; a reused
+    # part's file and a bad file have none (the per-file timer, orchestration.metrics).
+    transform_seconds: list[float] = field(default_factory=list)
 
 
 def run_batch(day: Day, tasks: list[FileTask]) -> BatchOutcome:
@@ -191,11 +195,16 @@ def run_batch(day: Day, tasks: list[FileTask]) -> BatchOutcome:
     """
     results: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
+    transform_seconds: list[float] = []
     transient: list[tuple[str, Exception]] = []
     with WorkerDisk(day) as disk:
         for task in tasks:
+            started = time.monotonic()
             try:
-                results.append(run_file(day, task, disk))
+                result = run_file(day, task, disk)
+                results.append(result)
+                if result["status"] == "completed":
+                    transform_seconds.append(time.monotonic() - started)
             except InputFileError as exc:
                 log.error("%s", exc)
                 failed[task.name] = str(exc)
@@ -207,7 +216,7 @@ def run_batch(day: Day, tasks: list[FileTask]) -> BatchOutcome:
         if len(transient) > 1:
             first.add_note(f"also not transformed: {', '.join(name for name, _ in transient[1:])} (see the log)")
         raise first
-    return BatchOutcome(results, failed)
+    return BatchOutcome(results, failed, transform_seconds)
 
 
 def file_result(day: Day, file: FileTask) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import time
 import warnings
 from collections.abc import Callable
 from http import HTTPStatus
@@ -36,10 +37,10 @@ from autopo_pipelines.day import Day
 from autopo_pipelines.day.checks import day_problems, outputs_are_stale
 from autopo_pipelines.day.file_run import run_batch
 from autopo_pipelines.day.listing import list_day_batches, readiness
-from autopo_pipelines.day.outputs import aggregate_day, load_day
+from autopo_pipelines.day.outputs import aggregate_day, load_day, row_accounting
 from autopo_pipelines.day.state import FileTask
 from autopo_pipelines.errors import ReferenceDataError
-from autopo_pipelines.orchestration import alerts
+from autopo_pipelines.orchestration import alerts, metrics
 from autopo_pipelines.orchestration.connections import WarehouseConnectionMissing, warehouse_conninfo
 from autopo_pipelines.orchestration.data_root import data_layout
 from autopo_pipelines.sources import SourceError
@@ -255,6 +256,12 @@ def transform_step(config: PipelineConfig, files: list[dict[str, Any]]) -> list[
     day = holding_the_day(config)
     tasks = [FileTask(**file) for file in files]
     outcome = run_batch(day, tasks)
+    metrics.files_done(
+        config.name,
+        processed=len(outcome.results),
+        failed=len(outcome.failed),
+        transform_seconds=outcome.transform_seconds,
+    )
     if outcome.failed:
         # Bad content does not get better by retrying: fail the batch now, naming its bad files.
         raise AirflowFailException(bad_files_message(outcome.failed, len(tasks)))
@@ -276,12 +283,22 @@ def load_step(config: PipelineConfig) -> int:
     """load_snapshot: the date's rows in the warehouse replaced by the day's snapshot."""
     day = holding_the_day(config)
     try:
-        return load_day(day)
+        rows = load_day(day)
     except LoadConnectionError:
         raise  # the database is away: the retry loads the day when it is back
     except LoadError as exc:
         # Rows the table refuses are refused again on retry: fail now, with the reason.
         raise AirflowFailException(str(exc)) from exc
+    report_load(day, rows)
+    return rows
+
+
+def report_load(day: Day, rows: int) -> None:
+    """A load's metrics: its rows, the rows the day's files had refused (from the aggregate it loaded)."""
+    loaded_at = time.time()
+    with metrics.reporting(day.config.name, "load"):
+        rejected = row_accounting(day.state.aggregate()).rows_rejected
+        metrics.day_loaded(day.config.name, rows=rows, rejected=rejected, at=loaded_at)
 
 
 def check_step(config: PipelineConfig) -> dict[str, Any]:
@@ -293,13 +310,22 @@ def check_step(config: PipelineConfig) -> dict[str, Any]:
             # "only failed" also filters the downstream ones): bring the day up to date here.
             log.info("file results changed after the day was aggregated: rewriting and reloading it")
             aggregate_day(day)
-            load_day(day)
+            report_load(day, load_day(day))
         problems = day_problems(day)
+        report_verdict(config.name)
         if problems:
             raise AirflowFailException("; ".join(problems))
         return {"date": day.date.isoformat(), "status": "completed"}
     finally:
         day_lock.release(str(day.conninfo), config.name, day.date, str(day.run_id))
+
+
+def report_verdict(pipeline: str) -> None:
+    """The day's duration: from its run's start to now, its verdict."""
+    with metrics.reporting(pipeline, "verdict"):
+        started = get_current_context()["dag_run"].start_date
+        if started is not None:
+            metrics.day_judged(pipeline, (dt.datetime.now(dt.UTC) - started).total_seconds())
 
 
 def batch_label(files: list[dict[str, Any]]) -> str:
