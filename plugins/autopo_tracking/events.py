@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+from contextlib import closing
 from typing import Any
 
 from autopo_pipelines import tracking_rows
@@ -52,12 +54,49 @@ def task_event(task_instance: Any, state: str, error: object = None, marked_by_h
     config = pipeline_config(task_instance.dag_id)
     if config is None:
         return
-    date = business_date_of_run(config, _dag_run_of(task_instance))
-    event = TaskEvent(task_instance, state, error, marked_by_hand)
-    changes = changes_for_task(config, data_layout(), date, task_instance.run_id, event)
-    if changes is not None:
-        retry_delays = TrackingHook.DEFAULT_RETRY_DELAYS if _in_task_process(task_instance) else ()
-        TrackingHook(retry_delays=retry_delays).record(changes)
+    in_task_process = _in_task_process(task_instance)
+    try:
+        date = business_date_of_run(config, _dag_run_of(task_instance))
+        event = TaskEvent(task_instance, state, error, marked_by_hand)
+        changes = changes_for_task(config, data_layout(), date, task_instance.run_id, event)
+        if changes is None:
+            return
+        if in_task_process:
+            task_hook(task_instance).record(changes)
+        else:
+            with closing(TrackingHook(retry_delays=())) as hook:
+                hook.record(changes)
+    finally:
+        if in_task_process and state != "running":
+            release_task_hook()  # the attempt's last event: nothing more to write from this process
+
+
+# The task attempt's hook in this process, with the key it was made for (see task_hook).
+_task_hook: tuple[tuple[object, ...], TrackingHook] | None = None
+
+
+def task_hook(task_instance: Any) -> TrackingHook:
+    """The hook of a task attempt's writes in its process: made at its first write and kept, with its
+    connection, for the next (a transform's start and end), until release_task_hook. Only in the task
+    process; the scheduler and API server write with a hook of their own each time."""
+    global _task_hook
+    ti = task_instance
+    key = (os.getpid(), ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+    if _task_hook is not None and _task_hook[0] == key:
+        return _task_hook[1]
+    release_task_hook()  # another attempt's, left by an event that never came (dag.test runs them in one process)
+    hook = TrackingHook(retry_delays=TrackingHook.DEFAULT_RETRY_DELAYS)
+    _task_hook = (key, hook)
+    return hook
+
+
+def release_task_hook() -> None:
+    """Forget the kept task hook and close its connection; one inherited from the process this one
+    was forked from is only forgotten: its socket is that process's."""
+    global _task_hook
+    kept, _task_hook = _task_hook, None
+    if kept is not None and kept[0][0] == os.getpid():
+        kept[1].close()
 
 
 class TaskEvent:
@@ -230,6 +269,25 @@ def dag_run_event(dag_run: Any, succeeded: bool, message: str) -> None:
     if config is None:
         return
     date = business_date_of_run(config, dag_run)
-    TrackingHook().record(
-        tracking_rows.run_ended_without_judgement(config.name, date, succeeded, message, dag_run.run_id, _now())
-    )
+    changes = run_ended(config, data_layout(), date, dag_run.run_id, succeeded, message)
+    with closing(TrackingHook()) as hook:
+        hook.record(changes)
+
+
+def run_ended(
+    config: PipelineConfig, layout: DataLayout, date: dt.date, run_id: str, succeeded: bool, message: str
+) -> tracking_rows.Changes:
+    """What a DAG run's end says about its date's row.
+
+    Airflow 3.3 reports a task's success before it runs that task's success listeners, so a run can end
+    (and this event come) before check_day's own listener has written the day's verdict. A run that
+    succeeded is therefore judged here from the day's state as well, counts included (the same write as
+    check_day's, so whichever comes second changes nothing): the row never says ``completed`` without
+    its files and rows. A run that failed, or one marked successful by hand before the day was complete,
+    only closes a row still open for it.
+    """
+    if succeeded:
+        judged = judge_day(config, layout, date, run_id)
+        if judged.run.fields.get("status") == "completed":
+            return judged
+    return tracking_rows.run_ended_without_judgement(config.name, date, succeeded, message, run_id, _now())

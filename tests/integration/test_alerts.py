@@ -8,12 +8,16 @@ with the context shapes Airflow 3.3 gives them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pendulum
 import pytest
@@ -31,6 +35,7 @@ from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.orchestration.alerts import (
     Message,
     WebhookConnectionError,
+    WebhookDeliveryError,
     check_webhook_url,
     deadline_missed,
     post_webhook,
@@ -278,7 +283,9 @@ def test_a_failed_run_never_posts_to_a_plain_http_webhook_elsewhere(
         json.dumps({"conn_type": "http", "host": "http://hooks.example.com/services/T0/B0/SECRET"}),
     )
     sent: list[object] = []
-    monkeypatch.setattr("httpx.post", lambda *args, **kwargs: sent.append(args))
+    monkeypatch.setattr(
+        "airflow.providers.http.hooks.http.HttpHook.run", lambda *args, **kwargs: sent.append((args, kwargs))
+    )
     with caplog.at_level(logging.ERROR, logger="autopo_pipelines.orchestration.alerts"):
         run_failed({"dag_run": failed_run(), "reason": "task_failure"})
     assert sent == []
@@ -291,3 +298,107 @@ def test_a_failed_run_never_posts_to_a_plain_http_webhook_elsewhere(
     monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_WEBHOOK", json.dumps({"conn_type": "http", "host": "hooks.example.com"}))
     with pytest.raises(WebhookConnectionError, match="http://hooks.example.com"):
         post_webhook("autopo_webhook", Message("s", []))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://evil.example\\@127.0.0.1/SECRET",  # urllib3 (which sends it) reads evil.example as the host
+        "http://127.0.0.1\\@evil.example/SECRET",
+        "http://127.0.0.1 .evil.example/SECRET",
+        "http://127.0.0.1\t.evil.example/SECRET",
+        "http://127.0.0.1%2f@evil.example/SECRET",
+        "http://evil.example#@127.0.0.1/SECRET",
+        "http://evil.example?@127.0.0.1/SECRET",
+    ],
+)
+def test_a_url_parsers_read_differently_is_refused_unless_it_goes_over_https(url: str) -> None:
+    """What the check lets through over plain http, requests (urllib3) also sends to this machine."""
+    import requests
+    from urllib3.util import parse_url
+
+    try:
+        accepted = check_webhook_url("autopo_webhook", url) == url
+    except WebhookConnectionError as refused:
+        assert "SECRET" not in str(refused)
+        return
+    assert accepted
+    sent_to = parse_url(requests.Request("POST", url).prepare().url)
+    assert sent_to.scheme == "https" or sent_to.host in ("127.0.0.1", "localhost", "[::1]"), url
+
+
+@contextlib.contextmanager
+def answering(status: int, headers: dict[str, str] | None = None) -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback endpoint that answers every POST with ``status``; the bodies it got, as sent."""
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/services/T0/B0/SECRET", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_webhook_gets_exactly_the_slack_text_through_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = Message("autopo: p 2024-03-05 failed", ["- TOKO é <1>.xlsx: not a workbook", "- run x&y: fix"])
+    with answering(200) as (url, bodies):
+        monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_WEBHOOK", webhook_connection(url))
+        post_webhook("autopo_webhook", message)
+    (body,) = bodies
+    assert json.loads(body) == {"text": message.slack_text}
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "said"),
+    [
+        (404, {}, "answered 404 Not Found"),
+        (500, {}, "answered 500 Internal Server Error"),
+        # Not followed: a redirect could lead the message, and the token, to plain http elsewhere.
+        (307, {"Location": "http://hooks.example.com/SECRET"}, "answered 307 Temporary Redirect"),
+    ],
+)
+def test_a_webhook_that_does_not_take_the_message_is_logged_and_the_callback_goes_on(
+    failed_day: DataLayout,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    headers: dict[str, str],
+    said: str,
+) -> None:
+    with answering(status, headers) as (url, bodies), caplog.at_level(logging.ERROR, logger="autopo_pipelines"):
+        monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_WEBHOOK", webhook_connection(url))
+        run_failed({"dag_run": failed_run(), "reason": "task_failure"})  # returns: the run's failure stands
+        with pytest.raises(WebhookDeliveryError, match=said):
+            post_webhook("autopo_webhook", Message("s", []))
+    assert len(bodies) == 2  # once each: nothing retried, nothing followed
+    assert "failure webhook could not be sent" in caplog.text
+    assert f"the webhook connection 'autopo_webhook' (http://127.0.0.1) {said}" in caplog.text
+    assert "SECRET" not in caplog.text
+
+
+def test_an_unreachable_webhook_is_logged_without_its_secret(
+    failed_day: DataLayout, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with answering(200) as (url, _):
+        pass  # the server is gone: its port now refuses
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_WEBHOOK", webhook_connection(url))
+    with caplog.at_level(logging.ERROR, logger="autopo_pipelines"):
+        run_failed({"dag_run": failed_run(), "reason": "task_failure"})
+    assert "failure webhook could not be sent" in caplog.text
+    assert "the webhook connection 'autopo_webhook' (http://127.0.0.1): ConnectionError" in caplog.text
+    ours = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records if r.name.startswith("autopo"))
+    assert "SECRET" not in ours

@@ -281,3 +281,76 @@ def test_the_drive_endpoint_is_googles_this_machines_or_explicitly_allowed(
     assert source._service is not None
     root = extra.get("drive_api_endpoint", "https://www.googleapis.com/").rstrip("/")
     assert source._service._baseUrl == f"{root}/drive/v3/"
+
+
+def test_the_connections_own_credentials_and_scope_authorize_every_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service-account key (its token endpoint on loopback): the Drive requests carry the token the
+    key got, asked for with the connection's scope only, as GoogleDriveHook's credentials make it."""
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    seen: list[tuple[str, str | None]] = []
+    scopes: list[str] = []
+
+    class Google(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the token endpoint
+            form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            claims = form["assertion"][0].split(".")[1]
+            scopes.append(json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["scope"])
+            self._json({"access_token": "token-of-the-key", "expires_in": 3600, "token_type": "Bearer"})
+
+        def do_GET(self) -> None:  # noqa: N802 - the Drive API: an empty folder
+            seen.append((self.path.split("?")[0], self.headers.get("Authorization")))
+            if self.path.startswith("/drive/v3/files/"):
+                self._json({"id": "folder", "mimeType": "application/vnd.google-apps.folder", "trashed": False})
+            else:
+                self._json({"files": []})
+
+        def _json(self, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Google)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    root = f"http://127.0.0.1:{server.server_address[1]}/"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    keyfile = {
+        "type": "service_account",
+        "project_id": "autopo-test",
+        "private_key_id": "k1",
+        "private_key": pem.decode(),
+        "client_email": "autopo@autopo-test.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": f"{root}token",
+    }
+    extra = {
+        "keyfile_dict": json.dumps(keyfile),
+        "scope": "https://www.googleapis.com/auth/drive.readonly",
+        "drive_api_endpoint": root,
+    }
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps({"conn_type": "google_cloud_platform", "extra": extra})
+    )
+    try:
+        assert GdriveSource("folder").list_files() == []
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert scopes == ["https://www.googleapis.com/auth/drive.readonly"]
+    assert seen == [
+        ("/drive/v3/files", "Bearer token-of-the-key"),
+        ("/drive/v3/files/folder", "Bearer token-of-the-key"),
+    ]

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import socket
+import time
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -43,11 +48,13 @@ RESULT = {"status": "completed", "checksum": "sha256:ab", "rows_in": 5, "rows_ou
 
 
 @pytest.fixture
-def hook(clean_tables: str, monkeypatch: pytest.MonkeyPatch) -> object:
+def hook(clean_tables: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from autopo_tracking.hooks.tracking import TrackingHook
 
     monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", clean_tables)
-    return TrackingHook(retry_delays=(0.05, 0.05))
+    hook = TrackingHook(retry_delays=(0.05, 0.05))
+    yield hook
+    hook.close()
 
 
 def rows(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -101,6 +108,7 @@ def test_a_database_outage_is_logged_not_raised_and_the_next_event_heals_the_row
     down = TrackingHook(tracking_conn_id="autopo_down", retry_delays=(0.05, 0.05))
     with caplog.at_level(logging.WARNING):
         assert down.record(tracking_rows.files_listed("stock_health", DATE, LISTING, "run-1", NOW)) is False
+    down.close()
     assert "given up" in caplog.text
     assert rows(clean_tables, "SELECT count(*) FROM pipeline_runs") == [(0,)]
     # The database is back: the file's next event creates the run row it needs and its own.
@@ -187,3 +195,104 @@ def test_a_name_or_error_with_a_nul_is_tracked_with_it_shown(hook: object, clean
             "S1\\x00_stock_20241204.xlsx: not a workbook",
         )
     ]
+
+
+# --- the connection: PostgresHook's, extras and all, kept for the hook's writes ---------------------
+
+
+def with_extras(url: str, **extra: object) -> str:
+    """An AIRFLOW_CONN_* value for the database at ``url`` with these extras."""
+    parts = urllib.parse.urlsplit(url)
+    conn = {
+        "conn_type": "postgres",
+        "host": parts.hostname,
+        "port": parts.port,
+        "login": parts.username,
+        "password": parts.password and urllib.parse.unquote(parts.password),
+        "schema": parts.path.lstrip("/"),
+        "extra": extra,
+    }
+    return json.dumps(conn)
+
+
+def backends(url: str, application_name: str) -> list[tuple[object, ...]]:
+    """The server's sessions with that application name: their pid and whether they use SSL."""
+    return rows(
+        url,
+        "SELECT a.pid, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) "
+        f"WHERE a.application_name = '{application_name}' ORDER BY a.pid",
+    )
+
+
+def test_the_connections_extras_reach_the_server(
+    clean_tables: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from autopo_tracking.hooks.tracking import TrackingHook
+
+    extras = {"sslmode": "disable", "application_name": "autopo-extras", "options": "-c lock_timeout=1234"}
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_EXTRAS", with_extras(clean_tables, **extras))
+    hook = TrackingHook(tracking_conn_id="autopo_extras", retry_delays=())
+    try:
+        assert hook.record(tracking_rows.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
+        # As the server sees the session: named by the extra, without SSL (sslmode=disable).
+        assert backends(clean_tables, "autopo-extras") == [(hook.conn.info.backend_pid, False)]
+        # The connection's own options, and the tracking write's limits after them.
+        settings = {
+            name: hook.conn.execute(f"SHOW {name}").fetchone()[0] for name in ("lock_timeout", "statement_timeout")
+        }
+        assert settings == {"lock_timeout": "1234ms", "statement_timeout": "5s"}
+    finally:
+        hook.close()
+
+    # sslmode is honoured, not dropped: this server has no SSL, so a connection that requires it fails.
+    assert rows(clean_tables, "SHOW ssl") == [("off",)]
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_SSL", with_extras(clean_tables, sslmode="require"))
+    hook = TrackingHook(tracking_conn_id="autopo_ssl", retry_delays=())
+    with caplog.at_level(logging.WARNING):
+        assert hook.record(tracking_rows.files_listed("stock_health", DATE, LISTING, "run-2", NOW)) is False
+    hook.close()
+    assert "could not reach the database" in caplog.text
+    assert rows(clean_tables, "SELECT dag_run_id FROM pipeline_runs") == [("run-1",)]
+
+
+def test_a_hooks_writes_share_one_connection_until_it_is_closed(
+    clean_tables: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autopo_tracking.hooks.tracking import TrackingHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOPO_DB", with_extras(clean_tables, application_name="autopo-one-conn"))
+    hook = TrackingHook(retry_delays=())
+    pids = []
+    for change in (
+        tracking_rows.files_listed("stock_health", DATE, LISTING, "run-1", NOW),
+        tracking_rows.file_started("stock_health", DATE, FILE, 0, "run-1", NOW),
+        tracking_rows.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"),
+    ):
+        assert hook.record(change)
+        pids.append(hook.conn.info.backend_pid)
+    assert len(set(pids)) == 1
+    # One session on the server, idle between the writes (each committed on its own).
+    assert rows(clean_tables, "SELECT pid, state FROM pg_stat_activity WHERE application_name = 'autopo-one-conn'") == [
+        (pids[0], "idle")
+    ]
+    assert rows(clean_tables, "SELECT status, rows_out FROM pipeline_file_jobs") == [("completed", 4)]
+    hook.close()
+    assert hook.conn is None
+    deadline = time.monotonic() + 5
+    while backends(clean_tables, "autopo-one-conn") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert backends(clean_tables, "autopo-one-conn") == []
+
+
+def test_a_kept_connection_the_server_closed_is_replaced_at_once(
+    hook: Any, clean_tables: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert hook.record(tracking_rows.files_listed("stock_health", DATE, LISTING, "run-1", NOW))
+    lost = hook.conn.info.backend_pid
+    assert rows(clean_tables, f"SELECT pg_terminate_backend({lost})") == [(True,)]
+    with caplog.at_level(logging.INFO):
+        assert hook.record(tracking_rows.file_finished("stock_health", DATE, FILE, 0, RESULT, "run-1", NOW, "run-1#1"))
+    assert hook.conn.info.backend_pid != lost
+    assert "the kept database connection was lost; reconnecting" in caplog.text
+    assert "could not reach the database" not in caplog.text  # no retry delay spent on it
+    assert rows(clean_tables, "SELECT status, rows_out FROM pipeline_file_jobs") == [("completed", 4)]

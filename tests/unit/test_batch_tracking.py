@@ -181,3 +181,39 @@ def test_state_in_a_form_this_code_never_wrote_is_no_runs_state(tmp_path: Path) 
     assert day.listing() is None and day.for_run(None).listing() is None
     write_json(day.state.folder / RESULTS / f"{file_key('/in/a', 'a')}.json", {"status": "completed"})
     assert day.state.result("/in/a", "a") is None
+
+
+def test_a_run_that_succeeds_before_check_days_listener_wrote_is_judged_with_its_counts(
+    day: tuple[PipelineConfig, DataLayout],
+) -> None:
+    """Airflow reports check_day's success before running its listeners: the run's end may come first,
+    and must not close the row as completed without its files."""
+    from autopo_pipelines.day.state import AggregateRecord, LoadRecord
+
+    config, layout = day
+    for file in FILES:
+        record(config, layout, file.name, "completed")
+    state = Day(config, layout, DATE).state
+    parts = sorted(str(state.folder / "parts" / file.name) for file in FILES)
+    metas = [
+        {"file_name": f.name, "rows_in": 4, "rows_skipped": {}, "part": p} for f, p in zip(FILES, parts, strict=True)
+    ]
+    state.save_aggregate(
+        AggregateRecord(
+            RUN, failed=[], outputs={"rows_out": 15, "rows_rejected": 5}, aggregate_id="a1", parts=parts, files=metas
+        )
+    )
+    state.save_load(LoadRecord(RUN, "a1", "stock_health_snapshots", 15, "2024-12-04T08:00:00+00:00"))
+
+    ended = events.run_ended(config, layout, DATE, RUN, True, "")
+    assert ended.run.fields["status"] == "completed"
+    assert ended.run.fields["processed_files"] == len(FILES)
+    assert len(ended.files) == len(FILES) and not ended.only_if_unfinished
+
+    # Marked successful by hand before the day was loaded: it only closes a row still open.
+    state.forget_load()
+    ended = events.run_ended(config, layout, DATE, RUN, True, "")
+    assert ended.only_if_unfinished and ended.files == []
+    assert ended.run.fields["status"] == "completed"
+    failed = events.run_ended(config, layout, DATE, RUN, False, "boom")
+    assert failed.only_if_unfinished and failed.run.fields["error"] == "boom"

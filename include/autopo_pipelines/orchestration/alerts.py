@@ -22,10 +22,11 @@ import asyncio
 import datetime as dt
 import html
 import logging
+import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pendulum
 
 from autopo_pipelines.config import PipelineConfig, required_config
@@ -105,34 +106,31 @@ def lateness_message(day: Day, now: dt.datetime) -> Message:
 # --- where to say it -------------------------------------------------------------------
 
 
-def webhook_url(conn: Any) -> str:
-    """The webhook's URL from an Airflow connection: a full URL in ``host`` (as for Slack), else
-    ``<conn type>://host[:port]/<schema>``."""
-    host = conn.host or ""
-    if host.startswith(("http://", "https://")):
-        return host
-    scheme = "https" if (conn.conn_type or "").lower() == "https" else "http"
-    port = f":{conn.port}" if conn.port else ""
-    path = f"/{conn.schema.lstrip('/')}" if conn.schema else ""
-    return f"{scheme}://{host}{port}{path}"
-
-
 class WebhookConnectionError(ValueError):
     """The webhook's connection points where a message (and the token in its URL) must not go."""
 
 
+class WebhookDeliveryError(RuntimeError):
+    """The webhook could not be reached or did not accept the message; says so without its URL's path."""
+
+
+# What RFC 3986 allows in a URL's authority. Parsers disagree on anything else (a backslash is a path
+# separator to urllib3, which sends the message, and part of the user name to urllib.parse), so a
+# plain-http URL with anything else is not taken for this machine's.
+_AUTHORITY = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@\[\]%]*")
+
+
 def check_webhook_url(conn_id: str, url: str) -> str:
     """``url`` when it is https, or plain http to this machine; else WebhookConnectionError naming the
-    connection (the host only: the rest of a webhook URL is its secret). Parsed as httpx, which sends
-    the message, parses it, so the host checked is the host posted to."""
+    connection (the host only: the rest of a webhook URL is its secret)."""
     try:
-        parsed = httpx.URL(url)
-        scheme, host = parsed.scheme, parsed.host
-    except (httpx.InvalidURL, TypeError):
-        scheme, host = "", ""
+        parsed = urllib.parse.urlsplit(url)
+        scheme, host, authority = parsed.scheme, parsed.hostname or "", parsed.netloc
+    except (ValueError, TypeError):
+        scheme, host, authority = "", "", ""
     if scheme == "https" and host:
         return url
-    if scheme == "http" and is_loopback_host(host):
+    if scheme == "http" and is_loopback_host(host) and _AUTHORITY.fullmatch(authority):
         return url
     where = f"{scheme}://{host}" if scheme and host else "an address that is not a URL"
     raise WebhookConnectionError(
@@ -143,13 +141,30 @@ def check_webhook_url(conn_id: str, url: str) -> str:
 
 
 def post_webhook(conn_id: str, message: Message) -> None:
-    """POST a Slack-compatible ``{"text": ...}``; the URL (and any token in it) comes from the connection,
-    and must be https (or plain http to this machine)."""
-    from airflow.sdk import Connection
+    """POST a Slack-compatible ``{"text": ...}`` with the http provider's HttpHook on the connection: the URL
+    (and any token in it) is the connection's as HttpHook reads it (the whole URL in ``host``, as for Slack),
+    and must be https (or plain http to this machine). A redirect is not followed (it could lead to plain
+    http elsewhere) and, like any answer but 2xx, is a WebhookDeliveryError."""
+    from airflow.providers.http.hooks.http import HttpHook
+    from airflow.sdk.log import mask_secret
 
-    url = check_webhook_url(conn_id, webhook_url(Connection.get(conn_id)))
-    response = httpx.post(url, json={"text": message.slack_text}, timeout=WEBHOOK_TIMEOUT_S)
-    response.raise_for_status()
+    hook = HttpHook(method="POST", http_conn_id=conn_id)
+    url = check_webhook_url(conn_id, hook.url_from_endpoint(None))
+    parsed = urllib.parse.urlsplit(url)
+    secret = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    if len(secret) > 1:
+        mask_secret(secret)  # in Airflow's logs, the provider's own lines included
+    where = f"the webhook connection {conn_id!r} ({parsed.scheme}://{parsed.hostname})"
+    try:
+        response = hook.run(
+            json={"text": message.slack_text},
+            extra_options={"timeout": WEBHOOK_TIMEOUT_S, "allow_redirects": False, "check_response": False},
+        )
+    except Exception as exc:  # requests names the whole URL in its errors: not in ours
+        detail = str(exc).replace(secret, "/...") if len(secret) > 1 else str(exc)
+        raise WebhookDeliveryError(f"{where}: {type(exc).__name__}: {detail}") from None
+    if not 200 <= response.status_code < 300:
+        raise WebhookDeliveryError(f"{where} answered {response.status_code} {response.reason}")
 
 
 def send_email(config: PipelineConfig, message: Message) -> None:

@@ -43,8 +43,29 @@ def warehouse_conninfo(conn_id: str = WAREHOUSE_CONN_ID) -> str:
     return conninfo_of(conn)
 
 
+# The connection's extras that are libpq parameters (TLS, timeouts, a name on the server, server
+# options), as the postgres provider's hook passes them; anything else in the extras is the provider's own.
+LIBPQ_EXTRAS = (
+    "sslmode",
+    "sslcert",
+    "sslkey",
+    "sslrootcert",
+    "sslcrl",
+    "sslpassword",
+    "connect_timeout",
+    "application_name",
+    "options",
+    "target_session_attrs",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+)
+
+
 def conninfo_of(conn: Any) -> str:
-    """libpq address of an Airflow connection (host, port, login, password, schema = database)."""
+    """libpq address of an Airflow connection (host, port, login, password, schema = database), with
+    its libpq extras (sslmode and the rest of LIBPQ_EXTRAS): a warehouse that requires TLS gets it."""
     params = {
         "host": conn.host or None,
         "port": conn.port or None,
@@ -52,4 +73,6 @@ def conninfo_of(conn: Any) -> str:
         "password": conn.password or None,
         "dbname": conn.schema or None,
     }
+    extras = getattr(conn, "extra_dejson", None) or {}
+    params.update({key: str(extras[key]) for key in LIBPQ_EXTRAS if extras.get(key) not in (None, "")})
     return make_conninfo(**{k: v for k, v in params.items() if v is not None})

@@ -10,7 +10,8 @@ Connection extra ``drive_api_endpoint`` (optional): the root URL of the Drive
 API, default Google's ``https://www.googleapis.com/``; the client appends
 ``drive/v3/``. It exists so the tests can point the client at a local fake; the
 hook's own ``get_conn`` cannot be given an endpoint, so the service is built
-here from the hook's authorized http. The connection's OAuth token goes with
+here from the hook's public pieces: its credentials (``get_credentials``) and
+its client options (``get_client_options``). The connection's OAuth token goes with
 every request, so another endpoint than Google's is used only on this machine
 (localhost, 127.0.0.0/8, ::1), or over https when the connection also has the
 extra ``allow_custom_endpoint: true`` (a proxy of one's own); anything else is a
@@ -187,7 +188,9 @@ class GdriveSource:
             self._service = build(
                 "drive",
                 "v3",
-                http=hook._authorize(),  # the connection's credentials, as hook.get_conn() uses them
+                # The connection's credentials (key, scopes, impersonation chain) as the hook makes them;
+                # the client authorizes its requests with them, as the hook's own get_conn() does.
+                credentials=hook.get_credentials(),
                 cache_discovery=False,
                 static_discovery=True,
                 client_options=hook.get_client_options(api_endpoint_override=endpoint),

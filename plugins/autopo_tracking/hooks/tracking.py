@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-from autopo_pipelines.orchestration.connections import WAREHOUSE_CONN_ID, WarehouseConnectionMissing, conninfo_of
+from autopo_pipelines.orchestration.connections import WAREHOUSE_CONN_ID, WarehouseConnectionMissing
 from autopo_pipelines.tracking_rows import FINAL_RUN_STATUSES, Changes, FileJobChange, RunChange
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +70,14 @@ def storable(changes: Changes) -> Changes:
 
 
 class TrackingHook(PostgresHook):
-    """Writes tracking rows to the warehouse; a failed write is retried, logged, never raised."""
+    """Writes tracking rows to the warehouse; a failed write is retried, logged, never raised.
+
+    The connection is PostgresHook's own (``get_conn``): host, login, database and every extra of
+    the Airflow connection (``sslmode``, ``sslrootcert``, ``options``, ``application_name``, ...),
+    with the tracking write's short limits added (``get_connection``). The hook keeps it open after
+    a write (``self.conn``): the listeners hold one hook per task attempt, so its writes share one
+    connection; ``close`` ends it.
+    """
 
     conn_name_attr = "tracking_conn_id"
     default_conn_name = WAREHOUSE_CONN_ID
@@ -79,33 +91,38 @@ class TrackingHook(PostgresHook):
         #: seconds to wait before each retry of a write that could not reach the database
         self.retry_delays = retry_delays
 
-    def conninfo(self) -> str:
+    @classmethod
+    def get_connection(cls, conn_id: str) -> Connection:
+        """The Airflow connection, extras and all, with the tracking write's limits: ``connect_timeout``
+        when the connection sets none, and a statement timeout after the connection's own ``options``
+        (a longer one there is meant for loads, not for tracking). A missing connection is
+        WarehouseConnectionMissing, naming it and how to define it."""
         from airflow.sdk.exceptions import AirflowNotFoundException
 
         try:
-            return conninfo_of(self.get_connection(self.tracking_conn_id))
+            conn = super().get_connection(conn_id)
         except AirflowNotFoundException:
-            raise WarehouseConnectionMissing(self.tracking_conn_id) from None
+            raise WarehouseConnectionMissing(conn_id) from None
+        extra = dict(conn.extra_dejson)
+        extra.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+        limit = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        extra["options"] = f"{extra['options']} {limit}" if extra.get("options") else limit
+        limited: Connection = copy.deepcopy(conn)
+        limited.extra = json.dumps(extra)
+        return limited
 
     def record(self, changes: Changes) -> bool:
         """Apply the changes in one transaction; False (and a log line) when that is not possible."""
         changes = storable(changes)
         where = f"{changes.run.pipeline_name} {changes.run.date}"
-        try:
-            conninfo = self.conninfo()
-        except WarehouseConnectionMissing as exc:
-            log.error("tracking write for %s not made: %s", where, exc)
-            return False
         for attempt, delay in enumerate((0.0, *self.retry_delays)):
             time.sleep(delay)
             try:
-                with psycopg.connect(
-                    conninfo,
-                    connect_timeout=CONNECT_TIMEOUT_S,
-                    options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-                ) as conn:
-                    self._apply(conn, changes)
+                self._write(changes)
                 return True
+            except WarehouseConnectionMissing as exc:  # a deployment's mistake: no retry mends it
+                log.error("tracking write for %s not made: %s", where, exc)
+                return False
             except psycopg.OperationalError:
                 log.warning("tracking write for %s could not reach the database (attempt %d)", where, attempt + 1)
             except Exception:  # a bug or a constraint: retrying will not help, and the task must go on
@@ -113,6 +130,50 @@ class TrackingHook(PostgresHook):
                 return False
         log.error("tracking write for %s given up; the next event heals it", where)
         return False
+
+    def close(self) -> None:
+        """Close the kept connection, if any; the next write opens a new one."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.debug("tracking: closing the connection failed", exc_info=True)
+
+    def _write(self, changes: Changes) -> None:
+        kept = self.conn
+        if isinstance(kept, psycopg.Connection) and not kept.closed and not kept.broken:
+            try:
+                self._write_on(kept, changes)
+                return
+            except psycopg.OperationalError:
+                if not kept.broken:  # a statement timeout, a deadlock: the retries deal with it
+                    raise
+                # Closed by the server or the network while the task worked (a restart, an idle
+                # timeout): a lost connection, not a database that is down; a new one at once.
+                log.info("tracking: the kept database connection was lost; reconnecting")
+        self._write_on(self._connect(), changes)
+
+    def _write_on(self, conn: psycopg.Connection[Any], changes: Changes) -> None:
+        try:
+            with conn.transaction():
+                self._apply(conn, changes)
+        finally:
+            if conn.broken:
+                self.close()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        """A new connection from PostgresHook.get_conn, kept as ``self.conn``."""
+        self.close()
+        conn = self.get_conn()
+        if not isinstance(conn, psycopg.Connection):
+            self.close()
+            raise TypeError(
+                "the tracking hook writes with psycopg 3, but PostgresHook made a psycopg2 connection "
+                "(it does when SQLAlchemy is older than 2.0)"
+            )
+        conn.autocommit = True  # each write is its own transaction block; idle in between
+        return conn
 
     def _apply(self, conn: psycopg.Connection[Any], changes: Changes) -> None:
         if changes.only_if_unfinished:
