@@ -47,6 +47,17 @@ NOT_RUN = {
     '"login": "autopo", "password": "...", "extra": {"from_email": "autopo@example.com"}}\'': (
         "an example connection to a real mail server (the network); the system tests send mail to a loopback server"
     ),
+    **dict.fromkeys(
+        [
+            "cp .env.example .env",
+            "docker compose build",
+            "docker compose up -d",
+            "docker compose up -d --scale airflow-worker-stock-health=3",
+        ],
+        "needs a Docker engine (none on these machines or in CI): the compose file is checked by `make compose-check` "
+        "(run below) and tests/unit/test_deployment_files.py, and its services' commands run natively in "
+        "tests/system/test_distributed.py",
+    ),
 }
 # The rest, in the order a new user meets them.
 RUN_ORDER = [
@@ -67,6 +78,7 @@ RUN_ORDER = [
     "make check-config",
     "make pools",
     "make lint",
+    "make compose-check",
     "make bench BENCH_ARGS='--stores 4 --rows 2000 --repeat 1 --scale 2,4 --scale-rows 500 --skip scheduler'",
     "make clean",
 ]
