@@ -118,8 +118,9 @@ def fresh_data_root(base: Path, files: Sequence[Path], supplier_master: Path) ->
     return base
 
 
-def bench_configs(target: Path, files_per_task: int | None = None) -> Path:
-    """The shipped stock_health config as it is, but triggered only (no schedule) and without alerts."""
+def bench_configs(target: Path, files_per_task: int | None = None, source: dict[str, Any] | None = None) -> Path:
+    """The shipped stock_health config as it is, but triggered only (no schedule) and without alerts;
+    ``source`` replaces its source block when given."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     raw = yaml.safe_load((default_config_dir() / f"{PIPELINE}.yaml").read_text(encoding="utf-8"))
@@ -128,6 +129,8 @@ def bench_configs(target: Path, files_per_task: int | None = None) -> Path:
     raw["alerts"] = {}
     if files_per_task is not None:
         raw["airflow"]["files_per_task"] = files_per_task
+    if source is not None:
+        raw["source"] = source
     (target / f"{PIPELINE}.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     return target
 
@@ -135,14 +138,14 @@ def bench_configs(target: Path, files_per_task: int | None = None) -> Path:
 # --- the warehouse ------------------------------------------------------------------------
 
 
-def bench_database(admin_url: str) -> str:
+def bench_database(admin_url: str, name: str = BENCH_DB) -> str:
     """A fresh database for the benchmark in the project's cluster, migrated."""
     from autopo_pipelines.migrations import apply_migrations
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    url = admin_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     apply_migrations(url, REPO_ROOT / "migrations")
     return url
 
@@ -317,7 +320,8 @@ def run_floor(files: Sequence[Path], data_root: Path, url: str) -> dict[str, Any
 # --- the product --------------------------------------------------------------------------
 
 
-def run_dag_test(data_root: Path, url: str, config_dir: Path) -> dict[str, Any]:
+def run_dag_test(data_root: Path | str, url: str, config_dir: Path) -> dict[str, Any]:
+    """One dag.test() of the bench date; ``data_root`` a folder or an object-store URL (gs://…)."""
     os.environ.update(
         {
             "AUTOPO_DATA_DIR": str(data_root),
@@ -486,8 +490,8 @@ def child_main(stage: str, payload: dict[str, Any]) -> None:
         result = run_naive(files, data_root, url)
     elif stage == "floor":
         result = run_floor(files, data_root, url)
-    elif stage == "dag_test":
-        result = run_dag_test(data_root, url, Path(payload["config_dir"]))
+    elif stage == "dag_test":  # the data root as given: a folder, or a URL that a Path would mangle
+        result = run_dag_test(payload["data_root"], url, Path(payload["config_dir"]))
     elif stage == "aggregate":
         result = aggregate_memory(data_root, payload["run_id"])
     elif stage == "load":
@@ -682,14 +686,19 @@ def loaded_rows(
     return product[0]["rows"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    admin_url = (
+def cluster_admin_url() -> str:
+    """The project's PostgreSQL, where the bench databases are made: AUTOPO_BENCH_ADMIN_URL, else the embedded one."""
+    return (
         os.environ.get("AUTOPO_BENCH_ADMIN_URL")
         or subprocess.run(
             [sys.executable, "-m", "autopo_local.embedded_pg", "url"], capture_output=True, text=True, check=True
         ).stdout.strip()
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    admin_url = cluster_admin_url()
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     log = args.work / "stages.log"
