@@ -37,7 +37,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import yaml
@@ -46,6 +45,7 @@ from autopo_local.embedded_pg import free_port
 from autopo_local.private_files import write_private
 from autopo_local.rest import AirflowClient, AirflowStackError
 from autopo_local.stack import fernet_key, group_alive, tail
+from autopo_local.throwaway_stack import ApiReadiness
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
@@ -436,7 +436,7 @@ def _state(pid: int) -> str:
 
 
 @dataclass
-class DistributedStack:
+class DistributedStack(ApiReadiness):
     """Airflow from the compose file, natively: servers, workers, the REST client."""
 
     base: Path
@@ -664,46 +664,6 @@ class DistributedStack:
                     f"{process.name} exited with {process.popen.returncode}; its log:\n{tail(process.log_path)}"
                 )
 
-    def wait_for_api(self, timeout: float = READY_TIMEOUT_S) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                response = httpx.get(f"{self.api_url}/api/v2/version", timeout=5)
-                if response.status_code == 200:
-                    self.client.login()
-                    return
-                last = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                last = exc
-            time.sleep(0.5)
-        raise DistributedStackError(f"API server at {self.api_url} did not answer in {timeout:.0f}s: {last}")
-
-    def wait_for_healthy(self, components: Sequence[str], timeout: float = READY_TIMEOUT_S) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        health: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            self.check_alive()
-            health = self.client.get_json("/api/v2/monitor/health")
-            if all((health.get(name) or {}).get("status") == "healthy" for name in components):
-                return health
-            time.sleep(0.5)
-        raise DistributedStackError(f"components not healthy after {timeout:.0f}s: {health}")
-
-    def wait_for_dag(self, dag_id: str, timeout: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            if self.client.dag(dag_id) is not None:
-                return
-            time.sleep(1)
-        raise DistributedStackError(
-            f"DAG {dag_id!r} not parsed in {timeout:.0f}s; import errors: {self.client.import_errors()}"
-        )
-
     # -- the end ------------------------------------------------------------------------
 
     def logs_report(self, lines: int = 60) -> str:
@@ -921,12 +881,12 @@ def start_all(stack: DistributedStack, dag_ids: Sequence[str], workers: Sequence
         stack.start_server(name)
     for service_name, hostname, queue in workers:
         stack.start_worker(service_name, hostname, queue)
-    stack.wait_for_api()
+    stack.wait_for_api(READY_TIMEOUT_S)
     timings["api_ready"] = time.monotonic() - t0
     for dag_id in dag_ids:
-        stack.wait_for_dag(dag_id)
+        stack.wait_for_dag(dag_id, READY_TIMEOUT_S)
         stack.client.set_paused(dag_id, False)
     timings["dags_parsed"] = time.monotonic() - t0
-    stack.wait_for_healthy(("metadatabase", "scheduler", "triggerer", "dag_processor"))
+    stack.wait_for_healthy(("metadatabase", "scheduler", "triggerer", "dag_processor"), READY_TIMEOUT_S)
     stack.wait_for_workers([hostname for _, hostname, _ in workers])
     timings["all_ready"] = time.monotonic() - t0

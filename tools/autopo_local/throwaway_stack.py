@@ -57,8 +57,61 @@ class Component:
     log_path: Path
 
 
+class ApiReadiness:
+    """Waiting until a running stack's API server answers, its components report heartbeats and a DAG
+    is parsed: shared by this stack and the distributed test's (tests/system/distributed_stack.py).
+    The class using it has ``api_url``, ``client`` and ``check_alive()`` (which raises when one of its
+    processes has exited, so a wait never outlives a crash)."""
+
+    api_url: str
+    client: AirflowClient
+
+    def check_alive(self) -> None:
+        raise NotImplementedError
+
+    def wait_for_api(self, timeout: float = API_READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                response = httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=5)
+                if response.status_code == 200:
+                    self.client.login()
+                    return
+                last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                last = exc
+            time.sleep(0.5)
+        raise AirflowStackError(f"API server at {self.api_url} did not answer in {timeout:.0f}s: {last}")
+
+    def wait_for_healthy(self, components: Sequence[str], timeout: float = API_READY_TIMEOUT_S) -> dict[str, Any]:
+        """Until ``/api/v2/monitor/health`` reports each of ``components`` healthy (a recent heartbeat)."""
+        deadline = time.monotonic() + timeout
+        health: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            self.check_alive()
+            health = self.client.get_json("/api/v2/monitor/health")
+            if all((health.get(name) or {}).get("status") == "healthy" for name in components):
+                return health
+            time.sleep(0.5)
+        raise AirflowStackError(f"components not healthy after {timeout:.0f}s: {health}")
+
+    def wait_for_dag(self, dag_id: str, timeout: float = DAG_PARSED_TIMEOUT_S) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            dag = self.client.dag(dag_id)
+            if dag is not None:
+                return dag
+            time.sleep(1)
+        raise AirflowStackError(
+            f"DAG {dag_id!r} not parsed in {timeout:.0f}s; import errors: {self.client.import_errors()}"
+        )
+
+
 @dataclass
-class AirflowStack:
+class AirflowStack(ApiReadiness):
     home: Path
     data_root: Path
     env: dict[str, str]
@@ -125,48 +178,6 @@ class AirflowStack:
             parts.append(f"===== airflow {component.name} (pid {component.process.pid}, last {lines} lines) =====")
             parts.append(tail(component.log_path, lines))
         return "\n".join(parts)
-
-    # -- readiness ---------------------------------------------------------------
-
-    def wait_for_api(self, timeout: float = API_READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                response = httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=5)
-                if response.status_code == 200:
-                    self.client.login()
-                    return
-                last = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                last = exc
-            time.sleep(0.5)
-        raise AirflowStackError(f"API server at {self.api_url} did not answer in {timeout:.0f}s: {last}")
-
-    def wait_for_healthy(self, components: Sequence[str], timeout: float = API_READY_TIMEOUT_S) -> dict[str, Any]:
-        """Until ``/api/v2/monitor/health`` reports each of ``components`` healthy (a recent heartbeat)."""
-        deadline = time.monotonic() + timeout
-        health: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            self.check_alive()
-            health = self.client.get_json("/api/v2/monitor/health")
-            if all((health.get(name) or {}).get("status") == "healthy" for name in components):
-                return health
-            time.sleep(0.5)
-        raise AirflowStackError(f"components not healthy after {timeout:.0f}s: {health}")
-
-    def wait_for_dag(self, dag_id: str, timeout: float = DAG_PARSED_TIMEOUT_S) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            dag = self.client.dag(dag_id)
-            if dag is not None:
-                return dag
-            time.sleep(1)
-        raise AirflowStackError(
-            f"DAG {dag_id!r} not parsed in {timeout:.0f}s; import errors: {self.client.import_errors()}"
-        )
 
 
 def start_airflow_stack(
