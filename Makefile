@@ -48,6 +48,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml tools/p
 # The embedded PostgreSQL, the project's schema, Airflow's metadata database and the pools: each
 # only when missing, so it is cheap to repeat.
 setup: $(VENV)/.installed
+	@tools/system_packages.sh --if-able
 	@$(LOCAL) setup
 
 # Each pipeline's transforms run in its own pool, so pipelines never starve each other.
@@ -73,6 +74,7 @@ run: $(VENV)/.installed
 
 # PO first: stock_health's on_order_qty comes from the PO snapshot of the same date.
 demo: $(VENV)/.installed
+	@tools/system_packages.sh --if-able
 	@$(LOCAL) demo --date $(DATE)
 
 API_PORT ?= 8080
@@ -94,12 +96,15 @@ status: $(VENV)/.installed
 airflow: $(VENV)/.installed
 	@$(LOCAL) airflow -- $(ARGS)
 
+# The suite needs docker-compose and redis-server from apt besides the venv (tools/system_packages.sh).
 test: $(VENV)/.installed
+	@tools/system_packages.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Issue 18's proof: the compose file's services run natively on Celery, workers on hosts that share no
 # disk (root: unshare; redis-server and docker-compose from apt). `make test` runs it too.
 test-distributed: $(VENV)/.installed
+	@tools/system_packages.sh
 	$(BIN)/python -m pytest -m distributed $(PYTEST_ARGS)
 
 # ruff's rules, complexity limit and Airflow rules, and mypy --strict on include/ and plugins/: all in pyproject.toml.
