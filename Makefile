@@ -96,15 +96,16 @@ status: $(VENV)/.installed
 airflow: $(VENV)/.installed
 	@$(LOCAL) airflow -- $(ARGS)
 
-# The suite needs docker-compose and redis-server from apt besides the venv (tools/system_packages.sh).
+# The suite needs docker-compose and redis-server from apt besides the venv (tools/system_packages.sh:
+# installed where this user can, else a note naming the command; .ci/run insists).
 test: $(VENV)/.installed
-	@tools/system_packages.sh
+	@tools/system_packages.sh --if-able
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Issue 18's proof: the compose file's services run natively on Celery, workers on hosts that share no
 # disk (root: unshare; redis-server and docker-compose from apt). `make test` runs it too.
 test-distributed: $(VENV)/.installed
-	@tools/system_packages.sh
+	@tools/system_packages.sh --if-able
 	$(BIN)/python -m pytest -m distributed $(PYTEST_ARGS)
 
 # ruff's rules, complexity limit and Airflow rules, and mypy --strict on include/ and plugins/: all in pyproject.toml.

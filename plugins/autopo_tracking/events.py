@@ -270,7 +270,8 @@ def dag_run_event(dag_run: Any, succeeded: bool, message: str) -> None:
         return
     date = business_date_of_run(config, dag_run)
     changes = run_ended(config, data_layout(), date, dag_run.run_id, succeeded, message)
-    with closing(TrackingHook()) as hook:
+    # In the scheduler's loop (or an API request): tried once, as every write outside a task process.
+    with closing(TrackingHook(retry_delays=())) as hook:
         hook.record(changes)
 
 
