@@ -41,7 +41,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -64,6 +63,7 @@ from day_benchmark import (
     count_rows,
     generated_day,
     in_child,
+    machine_line,
     median,
     subset,
 )
@@ -94,7 +94,8 @@ while True:
 REQUEST = re.compile(
     r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*?"(GET|POST|PUT|PATCH|DELETE|HEAD) (\S+) HTTP/[\d.]+" (\d+)', re.M
 )
-OUTSIDE = "between tasks"  # dag.test()'s own work between one task's end and the next one's start
+# dag.test()'s own work outside any task: starting the run, between tasks, marking the run done (its listeners).
+OUTSIDE = "outside tasks"
 # A task instance of a run: its task id, start and end (UTC).
 Window = tuple[str, dt.datetime, dt.datetime]
 
@@ -439,11 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.work.mkdir(parents=True)
     log = args.work / "stages.log"
     log.touch()
-    print(
-        f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB RAM, "
-        f"Python {platform.python_version()}"
-    )
+    print(machine_line())
     day = generated_day(args.stores, args.rows)
     files = subset(day, args.stores)
     master = day / "suppliers.csv"

@@ -686,6 +686,15 @@ def loaded_rows(
     return product[0]["rows"]
 
 
+def machine_line() -> str:
+    """What the figures were measured on, for the report's first line."""
+    return (
+        f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB RAM, "
+        f"Python {platform.python_version()}"
+    )
+
+
 def cluster_admin_url() -> str:
     """The project's PostgreSQL, where the bench databases are made: AUTOPO_BENCH_ADMIN_URL, else the embedded one."""
     return (
@@ -707,11 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unpartitioned_copy(url, "naive_snapshots")
     naive_repeat = args.naive_repeat or args.repeat
 
-    print(
-        f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB RAM, "
-        f"Python {platform.python_version()}"
-    )
+    print(machine_line())
     day = generated_day(args.stores, args.rows)
     files = subset(day, args.stores)
     master = day / "suppliers.csv"

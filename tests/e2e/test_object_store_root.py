@@ -74,14 +74,7 @@ def test_a_day_with_its_data_root_in_a_bucket_matches_the_local_root_and_reruns_
     from airflow.utils.state import DagRunState
 
     sample = generate_sample_day(DataLayout(tmp_path / "uploads"), DATE, stores=4, skus=20)
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    config = (PROJECT_CONFIGS / "stock_health.yaml").read_text(encoding="utf-8")
-    source = f"source:\n  kind: gcs\n  bucket: {STORES_BUCKET}\n  prefix: {STORES_PREFIX}\n"
-    (configs / "stock_health.yaml").write_text(_with_source(config, source), encoding="utf-8")
-    monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
-    # Without it gcsfs probes for a hierarchical-namespace bucket over gRPC, which the emulator does not speak.
-    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    configs = gcs_source_configs(tmp_path / "configs", "stock_health", STORES_PREFIX, monkeypatch)
 
     with gcs_emulator(tmp_path / "gcs", monkeypatch) as (client, _server):
         stores = client.create_bucket(STORES_BUCKET)
@@ -152,13 +145,7 @@ def test_a_po_day_with_no_reference_data_runs_on_a_bucket_root_without_a_prefix(
     from airflow.utils.state import DagRunState
     from openpyxl import Workbook
 
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    config = (PROJECT_CONFIGS / "po_snapshots.yaml").read_text(encoding="utf-8")
-    source = f"source:\n  kind: gcs\n  bucket: {STORES_BUCKET}\n  prefix: uploads/po\n"
-    (configs / "po_snapshots.yaml").write_text(_with_source(config, source), encoding="utf-8")
-    monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
-    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    configs = gcs_source_configs(tmp_path / "configs", "po_snapshots", "uploads/po", monkeypatch)
     export = tmp_path / "po_export_2024-12-04.xlsx"
     workbook = Workbook()
     sheet = workbook.active
@@ -194,6 +181,19 @@ def test_a_po_day_with_no_reference_data_runs_on_a_bucket_root_without_a_prefix(
 
 def _files_under(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def gcs_source_configs(configs: Path, pipeline: str, prefix: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The checkout's config of ``pipeline`` reading the emulator's store bucket at ``prefix``, where the
+    DAGs look for configs."""
+    configs.mkdir()
+    config = (PROJECT_CONFIGS / f"{pipeline}.yaml").read_text(encoding="utf-8")
+    source = f"source:\n  kind: gcs\n  bucket: {STORES_BUCKET}\n  prefix: {prefix}\n"
+    (configs / f"{pipeline}.yaml").write_text(_with_source(config, source), encoding="utf-8")
+    monkeypatch.setenv("AUTOPO_CONFIG_DIR", str(configs))
+    # Without it gcsfs probes for a hierarchical-namespace bucket over gRPC, which the emulator does not speak.
+    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    return configs
 
 
 def _with_source(config: str, source: str) -> str:
