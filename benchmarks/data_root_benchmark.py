@@ -65,6 +65,7 @@ from day_benchmark import (
     in_child,
     machine_line,
     median,
+    spread,
     subset,
 )
 
@@ -363,10 +364,6 @@ def measure(
     if rows != result["rows"]:
         raise RuntimeError(f"{root_kind} {kind}: {rows:,} rows in the table, the run counted {result['rows']:,}")
     return Run(root_kind, kind, result["seconds"], rows, task_seconds(windows), requests, cpu)
-
-
-def spread(values: Sequence[float]) -> str:
-    return f"{min(values):.1f}-{max(values):.1f}" if len(values) > 1 else "-"
 
 
 def print_report(runs: list[Run], repeat: int) -> dict[tuple[str, str], float]:

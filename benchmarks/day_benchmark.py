@@ -589,10 +589,14 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
+def spread(values: Sequence[float]) -> str:
+    """The range of several runs' seconds, for the report ("-" for one run)."""
+    return f"{min(values):.1f}-{max(values):.1f}" if len(values) > 1 else "-"
+
+
 def row(name: str, seconds: Sequence[float], rows: int, peak_mb: float, note: str = "") -> str:
     took = median(seconds)
-    spread = f"{min(seconds):.1f}-{max(seconds):.1f}" if len(seconds) > 1 else "-"
-    return f"  {name:<28} {took:>8.1f}s {spread:>11} {rows / took:>12,.0f} {peak_mb:>9,.0f} MB  {note}"
+    return f"  {name:<28} {took:>8.1f}s {spread(seconds):>11} {rows / took:>12,.0f} {peak_mb:>9,.0f} MB  {note}"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

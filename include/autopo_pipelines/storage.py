@@ -110,8 +110,7 @@ def replace_folder(local: Path, target: StoragePath) -> None:
     remove_tree(target)
     for file in sorted(local.rglob("*")):
         if file.is_file():
-            destination = target.joinpath(*file.relative_to(local).parts)
-            destination.fs.put_file(str(file), destination.path)
+            upload(file, target.joinpath(*file.relative_to(local).parts))
     shutil.rmtree(local, ignore_errors=True)
 
 
