@@ -331,15 +331,22 @@ class PipelineConfig(StrictModel):
             self.deadline_after_start()  # a schedule it cannot be measured from is an error now, not at 9 am
         return self
 
-    def deadline_after_start(self) -> dt.timedelta:
-        """How long after a scheduled run starts its deadline falls (``alerts.deadline`` local time)."""
+    def schedule_start(self) -> tuple[int, int]:
+        """The (hour, minute) local time a daily schedule starts at; ValueError for any other schedule."""
         match = _DAILY_CRON.match((self.airflow.schedule or "").strip())
-        if match is None or self.alerts.deadline is None:
+        if match is None:
             raise ValueError(
                 "alerts.deadline needs airflow.schedule to be a daily cron at a fixed time ('M H * * *'), "
                 f"got {self.airflow.schedule!r}"
             )
-        start = dt.timedelta(hours=int(match["hour"]), minutes=int(match["minute"]))
+        return int(match["hour"]), int(match["minute"])
+
+    def deadline_after_start(self) -> dt.timedelta:
+        """How long after a scheduled run starts its deadline falls (``alerts.deadline`` local time)."""
+        hour, minute = self.schedule_start()
+        if self.alerts.deadline is None:
+            raise ValueError("alerts.deadline is not set")
+        start = dt.timedelta(hours=hour, minutes=minute)
         deadline = dt.timedelta(hours=self.alerts.deadline.hour, minutes=self.alerts.deadline.minute)
         after = (deadline - start) % dt.timedelta(days=1)
         if not after:

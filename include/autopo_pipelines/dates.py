@@ -38,6 +38,18 @@ def cutoff_moment(config: PipelineConfig, date: dt.date) -> dt.datetime | None:
     return local.in_timezone("UTC")
 
 
+def deadline_moment(config: PipelineConfig, date: dt.date) -> dt.datetime | None:
+    """When the date's snapshot must be loaded (``alerts.deadline``), in UTC: the scheduled run of the
+    date starts at the schedule's local time on the run's day (the date plus the offset), and the
+    deadline falls ``deadline_after_start`` later, as the DAG's Deadline Alert measures it."""
+    if config.alerts.deadline is None:
+        return None
+    hour, minute = config.schedule_start()
+    day = date + dt.timedelta(days=config.business_date_offset_days)
+    start = pendulum.datetime(day.year, day.month, day.day, hour, minute, tz=config.timezone)
+    return (start + config.deadline_after_start()).in_timezone("UTC")
+
+
 def business_date_of(
     config: PipelineConfig, requested: object, logical_date: dt.datetime | None, run_after: dt.datetime
 ) -> dt.date:

@@ -1,0 +1,57 @@
+"""Who may see and retry what: Airflow's auth manager decides, per pipeline DAG.
+
+A pipeline's rows are shown to a user who may read its DAG (the auth manager's
+``get_authorized_dag_ids``, as Airflow's own DAG list asks); a retry is offered to a user who may
+clear its task instances (``is_authorized_dag`` with PUT on TASK_INSTANCE, the check Airflow's
+``clearTaskInstances`` makes again when the clear is sent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from fastapi import HTTPException, status
+
+from autopo_pipelines.config import PipelineConfig, default_config_dir, load_configs
+
+
+def pipeline_configs() -> dict[str, PipelineConfig]:
+    """The valid pipeline configs (a broken one is left out here; the DAG processor reports it)."""
+    return load_configs(default_config_dir()).configs
+
+
+def readable(user: Any, configs: dict[str, PipelineConfig]) -> list[PipelineConfig]:
+    """The pipelines whose DAG the user may read, in name order."""
+    allowed = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
+    return [configs[name] for name in sorted(configs) if name in allowed]
+
+
+def can_retry(user: Any, dag_id: str) -> bool:
+    from airflow.models.dag import DagModel
+
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method="PUT",
+            access_entity=DagAccessEntity.TASK_INSTANCE,
+            details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id)),
+            user=user,
+        )
+    )
+
+
+def chosen(
+    pipeline: str | None, visible: Sequence[PipelineConfig], configs: dict[str, PipelineConfig]
+) -> list[PipelineConfig]:
+    """The pipelines a request asks about: the one named (404 when there is no such pipeline, 403 when
+    the user may not read it) or every one the user may read."""
+    if pipeline is None:
+        return list(visible)
+    if pipeline not in configs:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no pipeline {pipeline!r}")
+    for config in visible:
+        if config.name == pipeline:
+            return [config]
+    raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not read the DAG {pipeline!r}")

@@ -1,0 +1,153 @@
+// The dashboard's few behaviours: refresh the Today view, show a file's details, retry a failed file
+// through Airflow's own clearTaskInstances (a preview first). Plain JavaScript, no build step.
+"use strict";
+
+const BASE = document.body.dataset.base;
+const AIRFLOW = document.body.dataset.airflowBase;
+const RETRYABLE = new Set((document.body.dataset.retryable || "").split(" ").filter(Boolean));
+const FINAL = new Set(["completed", "skipped", "retained", "failed", "unrouted"]);
+
+async function call(method, url, body) {
+  // Same origin: the Airflow UI's login cookie goes with it. JSON bodies make a cross-site
+  // request need a CORS preflight, which Airflow does not grant.
+  const response = await fetch(url, {
+    method,
+    credentials: "same-origin",
+    headers: body === undefined ? { Accept: "application/json" } : { Accept: "application/json", "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (e) { data = { detail: text.slice(0, 300) }; }
+  if (!response.ok) {
+    const detail = data && data.detail !== undefined ? (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail)) : response.statusText;
+    throw new Error(`${response.status}: ${detail}`);
+  }
+  return data;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value; else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child ?? "–")));
+  return node;
+}
+
+function details(job) {
+  const rows = [
+    ["Pipeline / date", `${job.pipeline} ${job.date}`],
+    ["Store", job.store_id || "–"],
+    ["File", job.file_name],
+    ["Status", job.status],
+    ["Checksum", job.checksum || "–"],
+    ["Size", job.size_bytes === null ? "–" : `${job.size_bytes.toLocaleString()} bytes`],
+    ["Rows in / out / rejected", `${job.rows_in.toLocaleString()} / ${job.rows_out.toLocaleString()} / ${job.rows_rejected.toLocaleString()}`],
+    ["Attempts", job.attempts],
+    ["Started", job.started_at || "–"],
+    ["Ended", job.completed_at || "–"],
+  ];
+  const list = el("dl", { class: "file-details" });
+  for (const [name, value] of rows) list.append(el("dt", {}, name), el("dd", {}, value));
+  list.append(el("dt", {}, "Error"), el("dd", { class: job.error ? "error-text file-error" : "file-error" }, job.error || "none"));
+  if (job.log) {
+    const link = el("a", { href: `${AIRFLOW}/${job.log.url}`, target: "_top", class: "log-link" }, `${job.log.task_id}[${job.log.map_index}] in ${job.log.run_id}`);
+    list.append(el("dt", {}, "Task log"), el("dd", {}, link));
+  }
+  return list;
+}
+
+async function openFile(id) {
+  const dialog = document.getElementById("file-dialog");
+  const body = document.getElementById("file-dialog-body");
+  const area = document.getElementById("retry-area");
+  body.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  area.replaceChildren();
+  if (!dialog.open) dialog.showModal();
+  try {
+    const job = await call("GET", `${BASE}/api/v1/file-jobs/${id}`);
+    document.getElementById("file-dialog-title").textContent = job.file_name;
+    body.replaceChildren(details(job));
+    if (job.status === "failed" && job.map_index !== null && RETRYABLE.has(job.pipeline)) {
+      area.replaceChildren(el("button", { class: "retry", "data-retry": job.id }, "Retry…"));
+    }
+  } catch (error) {
+    body.replaceChildren(el("p", { class: "notice bad" }, error.message));
+  }
+}
+
+function markCell(job) {
+  for (const node of document.querySelectorAll(`[data-file-job="${job.id}"].cell`)) {
+    node.className = `cell cell-${job.status}`;
+    node.setAttribute("aria-label", `${job.store_id || job.file_name} ${job.date}: ${job.status}`);
+    node.textContent = job.status === "completed" ? "\u2714C" : job.status === "failed" ? "\u2716F" : job.status.slice(0, 1).toUpperCase();
+  }
+}
+
+async function watch(job, area) {
+  // The tracking listeners write the file's new status when its task runs again.
+  const before = job.attempts;
+  for (let n = 0; n < 200; n++) {
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    let now;
+    try { now = await call("GET", `${BASE}/api/v1/file-jobs/${job.id}`); } catch (error) { continue; }
+    document.getElementById("file-dialog-body").replaceChildren(details(now));
+    markCell(now);
+    if (now.attempts > before && FINAL.has(now.status)) {
+      area.replaceChildren(el("p", { class: now.status === "failed" ? "notice bad retry-result" : "notice retry-result" }, `The retry ended: ${now.status}.`));
+      return;
+    }
+  }
+}
+
+async function retry(id) {
+  const area = document.getElementById("retry-area");
+  if (!document.getElementById("file-dialog").open) await openFile(id);
+  area.replaceChildren(el("p", { class: "muted" }, "Asking Airflow what a retry clears…"));
+  try {
+    const plan = await call("GET", `${BASE}/api/v1/file-jobs/${id}/retry-plan`);
+    const url = `${AIRFLOW}/${plan.clear_path}`;
+    const preview = await call("POST", url, { ...plan.body, dry_run: true });
+    const tasks = el("ul", { class: "clear-preview" });
+    for (const ti of preview.task_instances) tasks.append(el("li", {}, `${ti.task_id}${ti.map_index >= 0 ? `[${ti.map_index}]` : ""}: ${ti.state}`));
+    const files = el("ul", { class: "clear-files" });
+    for (const name of plan.files_in_task) files.append(el("li", {}, name));
+    const go = el("button", { class: "retry-confirm" }, `Clear ${preview.task_instances.length} task instance(s) and rerun`);
+    area.replaceChildren(
+      el("h3", {}, "Retry preview"),
+      el("p", {}, `Airflow will clear these task instances of ${plan.body.dag_run_id}:`), tasks,
+      el("p", {}, "The transform task holds these files; all are transformed again:"), files, go,
+    );
+    go.addEventListener("click", async () => {
+      go.disabled = true;
+      try {
+        const done = await call("POST", url, { ...plan.body, dry_run: false });
+        area.replaceChildren(el("p", { class: "notice retry-cleared" }, `Cleared ${done.task_instances.length} task instance(s). Watching the file…`));
+        await watch(plan.file_job, area);
+      } catch (error) {
+        area.replaceChildren(el("p", { class: "notice bad" }, `Airflow did not clear it: ${error.message}`));
+      }
+    });
+  } catch (error) {
+    area.replaceChildren(el("p", { class: "notice bad" }, `No retry: ${error.message}`));
+  }
+}
+
+document.addEventListener("click", (event) => {
+  const retryButton = event.target.closest("[data-retry]");
+  if (retryButton) { event.preventDefault(); retry(retryButton.dataset.retry); return; }
+  const file = event.target.closest("[data-file-job]");
+  if (file) { event.preventDefault(); openFile(file.dataset.fileJob); }
+});
+
+for (const section of document.querySelectorAll("[data-refresh-seconds]")) {
+  setInterval(async () => {
+    try {
+      const response = await fetch(location.href, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById(section.id);
+      if (fresh) section.replaceChildren(...fresh.childNodes);
+    } catch (error) { /* the next refresh tries again */ }
+  }, Number(section.dataset.refreshSeconds) * 1000);
+}
