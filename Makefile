@@ -18,8 +18,8 @@ export AUTOPO_DATA_DIR := $(abspath $(DATA))
 export AUTOPO_PG_DIR ?= $(CURDIR)/.pg
 LOCAL := $(BIN)/python -m autopo_local.stack
 
-.PHONY: help setup demo run test lint bench bench-data-root pools db-start db-stop db-url sample clean check-config up down status airflow
-.PHONY: test-distributed
+.PHONY: help setup demo run test lint bench bench-data-root bench-dashboard pools db-start db-stop db-url sample clean check-config up down status airflow
+.PHONY: test-distributed dashboard-screenshot
 
 help:
 	@echo "make demo                      set up, run po_snapshots then stock_health on a generated sample day, print what they did"
@@ -28,9 +28,11 @@ help:
 	@echo "make run PIPELINE=.. DATE=.. DATA=..   run one date through the DAG on a data root, print its summary"
 	@echo "make airflow ARGS='...'        the airflow CLI on the local stack's metadata database"
 	@echo "make db-url                    the warehouse's connection URI"
+	@echo "make dashboard-screenshot      docs/img/dashboard-grid.png: the dashboard's grid of DATE from the running stack"
 	@echo "make check-config / pools      validate the pipeline configs / create their pools"
 	@echo "make bench                     measure a 40-store day: naive stack vs floor vs the product (docs/performance.md)"
 	@echo "make bench-data-root           the same day with the data root in a local folder and in a bucket (GCS emulator)"
+	@echo "make bench-dashboard           the dashboard and admin API on 3 years x 120 stores of history: p50/p95 per endpoint"
 	@echo "make clean                     stop everything, remove the local database, .airflow/ and data/"
 
 $(BIN)/activate:
@@ -91,6 +93,13 @@ down: $(VENV)/.installed
 status: $(VENV)/.installed
 	@$(LOCAL) status
 
+# The README's picture of the dashboard: signs in to the running `make up` stack in Debian's chromium
+# (Playwright; tools/system_packages.sh installs the browser), opens the dashboard from Airflow's menu and
+# saves PIPELINE's stores x dates grid up to DATE (the demo's day by default) as docs/img/dashboard-grid.png.
+dashboard-screenshot: $(VENV)/.installed
+	@tools/system_packages.sh --if-able
+	@$(BIN)/python -m autopo_local.screenshot --pipeline $(PIPELINE) --date $(DATE) --out docs/img/dashboard-grid.png
+
 # The airflow CLI on the local stack's metadata database, running or not, e.g.
 # make airflow ARGS='backfill create --dag-id stock_health --from-date 2024-11-01 --to-date 2024-11-03'
 airflow: $(VENV)/.installed
@@ -123,6 +132,12 @@ bench: $(VENV)/.installed
 # and rerun (docs/performance.md). BENCH_ARGS='--stores 4 --rows 500 --repeat 1' for a quick look.
 bench-data-root: $(VENV)/.installed
 	@$(LOCAL) exec -- $(BIN)/python $(CURDIR)/benchmarks/data_root_benchmark.py $(BENCH_ARGS)
+
+# Every endpoint and page of the dashboard (/autopo) on generated history (3 years, 120 stores, ~134k file
+# jobs) in a throwaway database: p50/p95 per endpoint, in-process, without the auth manager
+# (docs/performance.md). BENCH_ARGS='--stores 20 --years 1 --requests 10' for a quick look.
+bench-dashboard: $(VENV)/.installed
+	@$(LOCAL) exec -- $(BIN)/python $(CURDIR)/benchmarks/dashboard_benchmark.py $(BENCH_ARGS)
 
 check-config: $(VENV)/.installed
 	@$(BIN)/python -m autopo_pipelines.config check

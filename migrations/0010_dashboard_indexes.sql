@@ -1,7 +1,21 @@
--- The dashboard's reads (autopo_tracking.dashboard.queries), each bounded by an index so that years of
--- history answer as fast as a new warehouse (make bench-dashboard):
--- * the failed files, newest first, across pipelines: a partial index of the few failed rows;
--- * a run's files with their statuses, for the grid and the metrics: covered, no heap visits.
-CREATE INDEX pipeline_file_jobs_failed_idx ON pipeline_file_jobs (pipeline_run_id) WHERE status = 'failed';
-CREATE INDEX pipeline_file_jobs_run_status_idx ON pipeline_file_jobs (pipeline_run_id)
-    INCLUDE (store_id, status, file_name);
+-- The dashboard's reads (autopo_tracking.dashboard.queries) on years of history. Figures: EXPLAIN (ANALYZE,
+-- BUFFERS), best of 5, on what `make bench-dashboard` generates (3 years of both pipelines, 120 stores: 2,190
+-- runs, 133,327 file jobs; BENCH_ARGS='--explain', and '--drop-index <name>' for the figures without one);
+-- the times are the range of two runs.
+--
+-- A run's files by a one-column index. The grid and the metrics join a range of dates' runs to their files.
+-- 0002's unique index (pipeline_run_id, file_path) starts with the same column, but the planner prices a
+-- two-column index as less well ordered and, from some 60 runs on, reads the whole table instead (hash join
+-- over a sequential scan, 7,861 buffers, growing with the history):
+--   grid, 120 days of stock_health      62-78 ms -> 12-20 ms (1,424 buffers)
+--   grid, 120 days of po_snapshots      51-66 ms ->  1.6-1.7 ms (570 buffers)
+--   metrics, 120 days of stock_health   51-67 ms -> 19-23 ms (1,255 buffers)
+--   metrics, 120 days of po_snapshots   39-41 ms ->  1.2-1.4 ms (401 buffers)
+-- 30 days go through the unique index either way. The index is 1 MB there.
+--
+-- Measured and left out: a partial index of the failed files for the failed-files list. 0002's
+-- pipeline_file_jobs_unfinished_idx (WHERE status IN ('queued', 'processing', 'failed')) already answers it:
+-- first page 8.0 ms and 6,609 buffers with it alone, 8.6 ms and 6,571 with the extra index (51 ms without
+-- either). Also left out: INCLUDE (store_id, status, file_name) on this index: no query is answered from the
+-- index alone (they read ids, rows and times too), and it made the index 17 MB.
+CREATE INDEX pipeline_file_jobs_run_idx ON pipeline_file_jobs (pipeline_run_id);

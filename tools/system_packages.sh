@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Debian packages the tests use besides Python's: docker-compose (the real compose parser for
-# docker-compose.yaml; no Docker engine is needed or installed) and redis-server (the Celery broker
-# the distributed test starts on a port of its own). Installed with apt as root (or passwordless
+# docker-compose.yaml; no Docker engine is needed or installed), redis-server (the Celery broker
+# the distributed test starts on a port of its own) and chromium (/usr/bin/chromium, the browser
+# Playwright drives in tests/system/test_dashboard_browser.py and `make dashboard-screenshot`;
+# Playwright's own browser download is not used). Installed with apt as root (or passwordless
 # sudo), only when missing: a second run does nothing. Used by `make test`, `make setup` and .ci/run.
 #
 #   tools/system_packages.sh            install what is missing, or fail saying what and how
@@ -11,6 +13,7 @@ set -euo pipefail
 missing=()
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v redis-server >/dev/null || missing+=(redis-server)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 sudo=()

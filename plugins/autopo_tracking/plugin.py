@@ -14,10 +14,13 @@ DASHBOARD_PREFIX = "/autopo"
 class _DashboardApps:
     """``fastapi_apps``, built when Airflow asks for it. Every Airflow process loads the plugins (task
     processes too, for the listeners); only the API server asks for the apps, so only it pays for
-    importing FastAPI's security dependencies, Jinja2 and the dashboard (about a second)."""
+    importing FastAPI's security dependencies, Jinja2 and the dashboard (about a second), and only its
+    startup heap is frozen (``freeze_startup_heap``)."""
 
     def __get__(self, instance: object, owner: type) -> list[dict[str, Any]]:
-        from autopo_tracking.dashboard.app import app
+        from autopo_tracking.dashboard.app import app, freeze_startup_heap
+
+        freeze_startup_heap()
 
         return [{"app": app, "url_prefix": DASHBOARD_PREFIX, "name": "autopo dashboard and admin API"}]
 
@@ -29,7 +32,7 @@ class AutopoTrackingPlugin(AirflowPlugin):
     # One entry in Airflow's navigation; the UI shows the page in its frame at /plugin/autopo.
     external_views = [
         {
-            "name": "Stores & files",
+            "name": "Stores",
             "href": DASHBOARD_PREFIX.lstrip("/") + "/",
             "url_route": "autopo",
             "destination": "nav",

@@ -15,6 +15,7 @@ from autopo_pipelines.dates import (
     business_date_of,
     business_date_of_run,
     cutoff_moment,
+    deadline_moment,
 )
 
 REAL_CONFIG = Path(__file__).resolve().parents[2] / "dags" / "configs" / "stock_health.yaml"
@@ -52,3 +53,17 @@ def test_the_cutoff_is_local_time_on_the_runs_day(config: PipelineConfig) -> Non
     assert cutoff_moment(config, dt.date(2024, 12, 4)) is None
     with_cutoff = config.model_copy(update={"cutoff": dt.time(8, 0)})
     assert cutoff_moment(with_cutoff, dt.date(2024, 12, 4)) == dt.datetime(2024, 12, 4, 1, 0, tzinfo=dt.UTC)
+
+
+def test_the_deadline_falls_on_the_scheduled_runs_day_in_local_time(config: PipelineConfig) -> None:
+    # stock_health: daily at 07:00 Asia/Jakarta (UTC+7), deadline 09:00 local.
+    assert (config.airflow.schedule, config.alerts.deadline) == ("0 7 * * *", dt.time(9, 0))
+    assert deadline_moment(config, dt.date(2024, 12, 4)) == dt.datetime(2024, 12, 4, 2, 0, tzinfo=dt.UTC)
+    # A run that reports on yesterday (offset 1) runs the next morning: its deadline is then.
+    yesterday = config.model_copy(update={"business_date_offset_days": 1})
+    assert deadline_moment(yesterday, dt.date(2024, 12, 4)) == dt.datetime(2024, 12, 5, 2, 0, tzinfo=dt.UTC)
+    # A deadline earlier in the day than the start is the next day's (as the Deadline Alert measures it).
+    overnight = config.model_copy(update={"alerts": config.alerts.model_copy(update={"deadline": dt.time(6, 30)})})
+    assert deadline_moment(overnight, dt.date(2024, 12, 4)) == dt.datetime(2024, 12, 4, 23, 30, tzinfo=dt.UTC)
+    no_deadline = config.model_copy(update={"alerts": config.alerts.model_copy(update={"deadline": None})})
+    assert deadline_moment(no_deadline, dt.date(2024, 12, 4)) is None

@@ -15,12 +15,15 @@ from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from fastapi import HTTPException, status
 
-from autopo_pipelines.config import PipelineConfig, default_config_dir, load_configs
+from autopo_pipelines.config import PipelineConfig, config_for, default_config_dir
 
 
 def pipeline_configs() -> dict[str, PipelineConfig]:
-    """The valid pipeline configs (a broken one is left out here; the DAG processor reports it)."""
-    return load_configs(default_config_dir()).configs
+    """The valid pipeline configs (a broken one is left out here; the DAG processor reports it), each
+    read again only when its file changes (``config_for``): a request costs a folder listing."""
+    directory = default_config_dir()
+    found = (config_for(path.stem, directory) for path in sorted(directory.glob("*.yaml")))
+    return {config.name: config for config in found if config is not None}
 
 
 def readable(user: Any, configs: dict[str, PipelineConfig]) -> list[PipelineConfig]:

@@ -42,3 +42,18 @@ def urgency(status: str) -> int:
 def most_urgent(statuses: list[str]) -> str:
     """The status a cell shows for a store's files of one date."""
     return min(statuses, key=urgency)
+
+
+# A run's status (pipeline_runs.status) as a badge: the same symbols where the words are the same.
+_RUN_SYMBOLS = {
+    "pending": "\u2026",
+    "processing": "\u25d4",
+    "completed": "\u2714",
+    "completed_with_errors": "\u26a0",
+    "failed": "\u2716",
+}
+
+
+def badge_symbol(status: str) -> str:
+    """The symbol shown before a run's or a file's status in the lists."""
+    return _RUN_SYMBOLS.get(status) or look_of(status).symbol

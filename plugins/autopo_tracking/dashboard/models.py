@@ -1,4 +1,4 @@
-"""What the admin API answers: the JSON shapes, which also make its OpenAPI document (``/autopo/openapi.json``).
+"""What the admin API answers: the JSON shapes, which also make its OpenAPI document (``/autopo/api/v1/openapi.json``).
 
 Times are UTC, dates are business dates (the pipeline's own timezone), counts are rows of the source
 files as the tracking tables record them (docs/tracking.md).
@@ -66,16 +66,15 @@ class Today(BaseModel):
     pipelines: list[TodayRun]
 
 
-class GridCell(BaseModel):
-    date: dt.date
-    status: str = Field(description="the most urgent status of the store's files of the date, or missing / none")
-    letter: str
-    file_job_ids: list[int] = Field(description="the store's files of the date, the one the cell shows first")
-
-
 class GridRow(BaseModel):
     store: str = Field(description="the store id; a file whose name yields no store is a row of its own")
-    cells: list[GridCell]
+    statuses: list[str] = Field(
+        description="a cell per date (as in dates): the most urgent status of the store's files, or missing / none"
+    )
+    file_job_ids: list[int | None] = Field(
+        description="a cell per date: the file job whose status the cell shows; null: no file"
+    )
+    file_counts: list[int] = Field(description="a cell per date: how many files the store sent for the date")
 
 
 class Grid(BaseModel):
@@ -85,6 +84,7 @@ class Grid(BaseModel):
     days: int
     previous_end: dt.date
     next_end: dt.date | None
+    letters: dict[str, str] = Field(description="the letter the page shows for each status")
     rows: list[GridRow]
 
 
@@ -154,9 +154,9 @@ class DayMetrics(BaseModel):
     rows_in: int = Field(description="rows read from the files that were processed")
     rows_loaded: int = Field(description="rows in the date's snapshot")
     rows_rejected: int
-    avg_file_seconds: float | None = Field(description="mean time of the files transformed on the date")
+    avg_file_seconds: float | None = Field(description="mean time of the files transformed (not reused) on the date")
     run_seconds: float | None = Field(description="from the run's start to its end")
-    last_processed_at: dt.datetime | None
+    last_processed_at: dt.datetime | None = Field(description="when the last file of the date was processed or reused")
 
 
 class Metrics(BaseModel):

@@ -10,7 +10,6 @@ or the failed files (a partial index), so a warehouse of years of history answer
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -28,7 +27,6 @@ from autopo_tracking.dashboard.models import (
     FileJob,
     FileJobPage,
     Grid,
-    GridCell,
     GridRow,
     LogLink,
     Metrics,
@@ -197,52 +195,63 @@ def today(conn: Connection, configs: Sequence[PipelineConfig], now: dt.datetime)
 
 def grid(conn: Connection, config: PipelineConfig, end: dt.date, days: int, latest: dt.date) -> Grid:
     """A row per store, a column per date (``days`` dates up to ``end``), each cell the store's file job
-    status; ``latest`` (today's business date) bounds the page after this one."""
+    status; ``latest`` (today's business date) bounds the page after this one.
+
+    One row per run, its files in arrays (id order), rather than a row per file repeating the run: 120
+    days of 120 stores are 120 rows, not 14,400. And a grid row is three lists (statuses, the shown file's
+    id, the number of files), not an object per cell: every object that lives through a request is one
+    more for Python's garbage collector, whose full collections over Airflow's own objects in the API
+    server cost some 200 ms each (make bench-dashboard). The models are built without validation: the
+    values are the database's."""
     start = end - dt.timedelta(days=days - 1)
     dates = [start + dt.timedelta(days=n) for n in range(days)]
-    rows = conn.execute(
-        """SELECT r.date, r.missing_stores, f.id, COALESCE(f.store_id, f.file_name), f.status
+    runs = conn.execute(
+        """SELECT r.date, r.missing_stores,
+                  array_agg(f.id ORDER BY f.id) FILTER (WHERE f.id IS NOT NULL),
+                  array_agg(COALESCE(f.store_id, f.file_name) ORDER BY f.id) FILTER (WHERE f.id IS NOT NULL),
+                  array_agg(f.status ORDER BY f.id) FILTER (WHERE f.id IS NOT NULL)
            FROM pipeline_runs r LEFT JOIN pipeline_file_jobs f ON f.pipeline_run_id = r.id
            WHERE r.pipeline_name = %s AND r.date BETWEEN %s AND %s
-           ORDER BY f.id""",
+           GROUP BY r.id""",
         [config.name, start, end],
     ).fetchall()
-    files: dict[tuple[str, dt.date], list[tuple[int, str]]] = defaultdict(list)
-    missing: set[tuple[str, dt.date]] = set()
-    run_dates: set[dt.date] = set()
-    stores: set[str] = set(config.expected_stores)
-    for date, missing_stores, job_id, store, status in rows:
-        run_dates.add(date)
-        for name in missing_stores or ():
-            missing.add((name, date))
-            stores.add(name)
-        if job_id is not None:
-            files[(store, date)].append((job_id, status))
-            stores.add(store)
-    grid_rows = []
-    for store in sorted(stores):
-        row_cells = []
-        for date in dates:
-            jobs = files.get((store, date), [])
-            if jobs:
-                status = cells.most_urgent([status for _, status in jobs])
-            elif (store, date) in missing:
-                status = "missing"
-            else:
-                status = "none"
-            look = cells.look_of(status)
-            ordered = sorted(jobs, key=lambda job: cells.urgency(job[1]))
-            ids = [job_id for job_id, _ in ordered]
-            row_cells.append(GridCell(date=date, status=status, letter=look.letter, file_job_ids=ids))
-        grid_rows.append(GridRow(store=store, cells=row_cells))
-    return Grid(
+    index = {date: n for n, date in enumerate(dates)}
+    rows: dict[str, tuple[list[str], list[int | None], list[int]]] = {}
+
+    def row_of(store: str) -> tuple[list[str], list[int | None], list[int]]:
+        row = rows.get(store)
+        if row is None:
+            row = rows[store] = (["none"] * days, [None] * days, [0] * days)
+        return row
+
+    for store in config.expected_stores:
+        row_of(store)
+    missing: list[tuple[str, int]] = []
+    for date, missing_stores, ids, names, statuses in runs:
+        column = index[date]
+        missing.extend((name, column) for name in missing_stores or ())
+        for job_id, store, status in zip(ids or (), names or (), statuses or (), strict=True):
+            cell_statuses, cell_ids, counts = row_of(store)
+            counts[column] += 1
+            # The cell shows its most urgent file; ids come in order, so the first of equals.
+            if cell_ids[column] is None or cells.urgency(status) < cells.urgency(cell_statuses[column]):
+                cell_statuses[column], cell_ids[column] = status, job_id
+    for name, column in missing:
+        cell_statuses, cell_ids, _ = row_of(name)
+        if cell_ids[column] is None:
+            cell_statuses[column] = "missing"
+    return Grid.model_construct(
         pipeline=config.name,
         dates=dates,
         end=end,
         days=days,
         previous_end=start - dt.timedelta(days=1),
         next_end=min(end + dt.timedelta(days=days), latest) if end < latest else None,
-        rows=grid_rows,
+        letters={look.status: look.letter for look in cells.LOOKS},
+        rows=[
+            GridRow.model_construct(store=store, statuses=row[0], file_job_ids=row[1], file_counts=row[2])
+            for store, row in sorted(rows.items())
+        ],
     )
 
 
@@ -336,11 +345,17 @@ def metrics(conn: Connection, pipeline: str, end: dt.date, days: int) -> Metrics
                           FILTER (WHERE f.status IN ('completed', 'failed')) AS avg_file_seconds,
                       count(f.completed_at - f.started_at)
                           FILTER (WHERE f.status IN ('completed', 'failed')) AS files_timed,
-                      max(f.completed_at) FILTER (WHERE f.status IN ('completed', 'failed')) AS last_processed_at
+                      max(f.completed_at) FILTER (WHERE f.status = ANY(%(done)s)) AS last_processed_at
                FROM pipeline_runs r LEFT JOIN pipeline_file_jobs f ON f.pipeline_run_id = r.id
                WHERE r.pipeline_name = %(pipeline)s AND r.date BETWEEN %(start)s AND %(end)s
                GROUP BY r.id""",
-            {"pipeline": pipeline, "start": start, "end": end, "processed": list(PROCESSED_FILE_STATUSES)},
+            {
+                "pipeline": pipeline,
+                "start": start,
+                "end": end,
+                "processed": list(PROCESSED_FILE_STATUSES),
+                "done": list(DONE_FILE_STATUSES),
+            },
         )
         .fetchall()
     )

@@ -77,11 +77,33 @@ async function openFile(id) {
   }
 }
 
+function lookOf(status) {
+  // The grid's legend shows each status as the server draws it (cells.LOOKS): symbol and letter, label.
+  const item = document.querySelector(`.legend [data-status="${CSS.escape(status)}"]`);
+  if (!item) return { text: status.slice(0, 1).toUpperCase(), label: status };
+  return { text: item.querySelector(".cell").textContent, label: item.querySelector(".label").textContent };
+}
+
+function cellTitle(node, status) {
+  // "STORE-002 2024-12-04: failed: the file's rows are not in the snapshot (2 files)", from the cell's row
+  // and column headers and the legend: the server sends each cell bare (a grid may have 14,400 of them).
+  const row = node.closest("tr[data-store]");
+  const header = row && row.closest("table").tHead.rows[0].cells[node.closest("td").cellIndex];
+  const files = node.dataset.files ? ` (${node.dataset.files} files)` : "";
+  return `${row ? row.dataset.store : ""} ${header ? header.dataset.date : ""}: ${lookOf(status).label}${files}`;
+}
+
+function statusOf(node) {
+  const match = node.className.match(/\bcell-(\w+)/);
+  return match ? match[1] : "";
+}
+
 function markCell(job) {
+  const look = lookOf(job.status);
   for (const node of document.querySelectorAll(`[data-file-job="${job.id}"].cell`)) {
     node.className = `cell cell-${job.status}`;
-    node.setAttribute("aria-label", `${job.store_id || job.file_name} ${job.date}: ${job.status}`);
-    node.textContent = job.status === "completed" ? "\u2714C" : job.status === "failed" ? "\u2716F" : job.status.slice(0, 1).toUpperCase();
+    node.textContent = look.text;
+    node.title = cellTitle(node, job.status);
   }
 }
 
@@ -134,7 +156,30 @@ async function retry(id) {
   }
 }
 
+function openInAirflow(link) {
+  // Airflow's UI shows this page in a sandboxed frame that may not navigate the top window (no
+  // allow-top-navigation: a target="_top" link does nothing there). The frame is same-origin, so move
+  // the UI's own router to the link instead, as the UI's links do. False when that is not possible.
+  if (window.top === window) return false;
+  try {
+    window.top.history.pushState(null, "", link.href);
+    window.top.dispatchEvent(new PopStateEvent("popstate"));
+    return true;
+  } catch (error) {
+    return false;
+  }
+}
+
+function titleOnce(event) {
+  const node = event.target.closest && event.target.closest("table.grid .cell");
+  if (node && !node.title) node.title = cellTitle(node, statusOf(node));
+}
+document.addEventListener("mouseover", titleOnce);
+document.addEventListener("focusin", titleOnce);
+
 document.addEventListener("click", (event) => {
+  const airflowLink = event.target.closest("a.log-link");
+  if (airflowLink) { if (openInAirflow(airflowLink)) event.preventDefault(); return; }
   const retryButton = event.target.closest("[data-retry]");
   if (retryButton) { event.preventDefault(); retry(retryButton.dataset.retry); return; }
   const file = event.target.closest("[data-file-job]");
