@@ -2,9 +2,9 @@
 connection, one function per view, each limited to the pipelines the caller may see.
 
 Every query is bounded by an index (migrations 0002 and 0010): a date range of one pipeline
-(``pipeline_runs (pipeline_name, date)``), a run's files (``pipeline_file_jobs (pipeline_run_id, ...)``)
-or the failed files (a partial index), so a warehouse of years of history answers as fast as a new one
-(``make bench-dashboard``).
+(``pipeline_runs (pipeline_name, date)``), a run's files (``pipeline_file_jobs (pipeline_run_id)``)
+or the failed files (a partial index), so a query's time follows the days it asks for, not the years of
+history (``make bench-dashboard``).
 """
 
 from __future__ import annotations
