@@ -19,7 +19,7 @@ export AUTOPO_PG_DIR ?= $(CURDIR)/.pg
 LOCAL := $(BIN)/python -m autopo_local.stack
 
 .PHONY: help setup demo run test lint bench bench-data-root bench-dashboard pools db-start db-stop db-url sample clean check-config up down status airflow
-.PHONY: test-distributed dashboard-screenshot
+.PHONY: test-distributed dashboard-screenshot api
 
 help:
 	@echo "make demo                      set up, run po_snapshots then stock_health on a generated sample day, print what they did"
@@ -27,6 +27,7 @@ help:
 	@echo "make up / status / down        start / show / stop Airflow (UI, scheduler, DAG processor, triggerer) on this machine"
 	@echo "make run PIPELINE=.. DATE=.. DATA=..   run one date through the DAG on a data root, print its summary"
 	@echo "make airflow ARGS='...'        the airflow CLI on the local stack's metadata database"
+	@echo "make api GET=/autopo/api/v1/runs   GET a path of the running stack's API as the admin, print the JSON"
 	@echo "make db-url                    the warehouse's connection URI"
 	@echo "make dashboard-screenshot      docs/img/dashboard-grid.png: the dashboard's grid of DATE from the running stack"
 	@echo "make check-config / pools      validate the pipeline configs / create their pools"
@@ -99,6 +100,12 @@ status: $(VENV)/.installed
 dashboard-screenshot: $(VENV)/.installed
 	@tools/system_packages.sh --if-able
 	@$(BIN)/python -m autopo_local.screenshot --pipeline $(PIPELINE) --date $(DATE) --out docs/img/dashboard-grid.png
+
+# GET a path of the running stack's API as the admin (a token from POST /auth/token), print the JSON, e.g.
+# make api GET='/autopo/api/v1/runs?pipeline=stock_health' (the dashboard's admin API: docs/dashboard.md)
+GET ?= /autopo/api/v1/runs
+api: $(VENV)/.installed
+	@$(LOCAL) api --get "$(GET)"
 
 # The airflow CLI on the local stack's metadata database, running or not, e.g.
 # make airflow ARGS='backfill create --dag-id stock_health --from-date 2024-11-01 --to-date 2024-11-03'

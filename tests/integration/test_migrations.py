@@ -29,6 +29,7 @@ EXPECTED = [
     "0007_stock_health_partitions",
     "0008_day_locks",
     "0009_retained_file_jobs",
+    "0010_dashboard_indexes",
 ]
 
 SNAPSHOT_COLUMNS = [

@@ -64,6 +64,8 @@ RUN_ORDER = [
     "make demo",
     "make up",
     "make status",
+    "make api GET='/autopo/api/v1/runs?pipeline=stock_health'",
+    "make dashboard-screenshot",
     "make airflow ARGS='dags list'",
     "make run PIPELINE=stock_health DATE=2024-12-05 DATA=/tmp/autopo-sample",  # refused while `make up` runs
     "make airflow ARGS='tasks clear stock_health --only-failed --downstream --task-regex transform_file --yes'",
@@ -240,6 +242,15 @@ def _walk_the_readme(clone: Clone, as_root: bool) -> None:
     assert demo_runs and demo_runs[0]["triggered_by"] == "test", runs
     assert httpx.get(f"{base}/api/v2/dags/stock_health/dagRuns", timeout=30).status_code == 401
     assert "api-server: running" in clone.run("make status")
+    # The dashboard's admin API lists the demo's run; the screenshot of its grid is a PNG.
+    api = json.loads(clone.run("make api GET='/autopo/api/v1/runs?pipeline=stock_health'"))
+    assert [(r["pipeline"], r["date"], r["status"]) for r in api["runs"] if r["date"] == "2024-12-04"] == [
+        ("stock_health", "2024-12-04", "completed")
+    ], api
+    picture = clone.root / "docs" / "img" / "dashboard-grid.png"
+    picture.unlink()
+    clone.run("make dashboard-screenshot")
+    assert picture.read_bytes().startswith(b"\x89PNG") and picture.stat().st_size > 20_000
     listed = clone.run("make airflow ARGS='dags list'")
     assert "po_snapshots" in listed and "stock_health" in listed
 

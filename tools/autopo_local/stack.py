@@ -53,6 +53,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 from psycopg import sql
 
@@ -63,6 +64,8 @@ from autopo_local.rest import AirflowClient, AirflowStackError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN_USER = "admin"
 STOP_GRACE_S = 20
+# How long `make api` waits for the API server that `make up` started to answer.
+API_START_TIMEOUT_S = 180
 COMPONENTS = {
     "api-server": ("api-server", "--host", "127.0.0.1", "--port", "{api_port}", "--workers", "1"),
     "scheduler": ("scheduler", "--skip-serve-logs"),
@@ -495,6 +498,38 @@ class LocalStack:
             print("not running: `make up` starts it")
         return 0 if groups and all(group_alive(p) for p in groups.values()) else 1
 
+    def api(self, path: str) -> int:
+        """GET a path of the running stack's API server (``/api/v2/...``, or the dashboard's
+        ``/autopo/api/v1/...``) as the admin, with a token from ``POST /auth/token``; prints the JSON."""
+        state = self.state()
+        groups = state.get("groups", {})
+        if not groups or not all(group_alive(p) for p in groups.values()):
+            print("not running: `make up` starts it", file=sys.stderr)
+            return 1
+        client = AirflowClient(state["url"], ADMIN_USER, state["password"])
+        try:
+            # `make up` returns while the API server starts: give it the time a start takes.
+            deadline = time.monotonic() + API_START_TIMEOUT_S
+            while True:
+                try:
+                    response = client.request("GET", path, expect=range(100, 600))
+                    break
+                except httpx.TransportError as exc:
+                    if time.monotonic() > deadline:
+                        print(f"the API server at {state['url']} did not answer: {exc}", file=sys.stderr)
+                        return 1
+                    time.sleep(1)
+        finally:
+            client.close()
+        try:
+            print(json.dumps(response.json(), indent=2))
+        except ValueError:
+            print(response.text)
+        if response.status_code != 200:
+            print(f"GET {path}: HTTP {response.status_code}", file=sys.stderr)
+            return 1
+        return 0
+
     def airflow(self, args: Sequence[str]) -> int:
         """``airflow <args>`` on this stack's metadata database and settings (running or not),
         e.g. ``backfill create`` or ``tasks clear``."""
@@ -516,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Airflow on this machine, as a user runs it.")
     parser.add_argument(
         "command",
-        choices=["setup", "run", "demo", "up", "down", "status", "airflow", "exec", "db-url"],
+        choices=["setup", "run", "demo", "up", "down", "status", "airflow", "exec", "db-url", "api"],
         help="airflow: then -- and its arguments; exec: then -- and a command",
     )
     parser.add_argument("--home", type=Path, default=Path(os.environ.get("AIRFLOW_HOME", ".airflow")))
@@ -525,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--pipeline", default="stock_health")
     parser.add_argument("--date", type=dt.date.fromisoformat, default=dt.date(2024, 12, 4))
+    parser.add_argument("--get", default="/autopo/api/v1/runs", help="api: the path to GET")
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after "--" is the other command's own (airflow's options must not meet ours).
     rest = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -545,6 +581,8 @@ def main(argv: list[str] | None = None) -> int:
         return stack.down()
     if args.command == "airflow":
         return stack.airflow(rest)
+    if args.command == "api":
+        return stack.api(args.get)
     if args.command == "exec":
         return stack.execute(rest)
     if args.command == "db-url":
