@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
 from autopo_tracking import listeners
+
+log = logging.getLogger(__name__)
 
 DASHBOARD_PREFIX = "/autopo"
 
@@ -18,10 +21,13 @@ class _DashboardApps:
     startup heap is frozen (``freeze_startup_heap``)."""
 
     def __get__(self, instance: object, owner: type) -> list[dict[str, Any]]:
-        from autopo_tracking.dashboard.app import app, freeze_startup_heap
-
+        try:
+            from autopo_tracking.dashboard.app import app, freeze_startup_heap
+        except Exception:
+            # Airflow's API server would not start at all: it serves on, without the dashboard.
+            log.exception("autopo: the dashboard cannot be built; the API server goes on without /autopo")
+            return []
         freeze_startup_heap()
-
         return [{"app": app, "url_prefix": DASHBOARD_PREFIX, "name": "autopo dashboard and admin API"}]
 
 

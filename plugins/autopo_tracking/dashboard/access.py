@@ -27,9 +27,23 @@ def pipeline_configs() -> dict[str, PipelineConfig]:
 
 
 def readable(user: Any, configs: dict[str, PipelineConfig]) -> list[PipelineConfig]:
-    """The pipelines whose DAG the user may read, in name order."""
-    allowed = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
-    return [configs[name] for name in sorted(configs) if name in allowed]
+    """The pipelines whose DAG the user may read, and its runs and task instances (what the dashboard
+    shows of it: the runs, the files' errors and their tasks' logs), in name order."""
+    from airflow.models.dag import DagModel
+
+    manager = get_auth_manager()
+    allowed = manager.get_authorized_dag_ids(user=user, method="GET")
+    found = []
+    for name in sorted(configs):
+        if name not in allowed:
+            continue
+        details = DagDetails(id=name, team_name=DagModel.get_team_name(name))
+        if all(
+            manager.is_authorized_dag(method="GET", access_entity=entity, details=details, user=user)
+            for entity in (DagAccessEntity.RUN, DagAccessEntity.TASK_INSTANCE)
+        ):
+            found.append(configs[name])
+    return found
 
 
 def can_retry(user: Any, dag_id: str) -> bool:

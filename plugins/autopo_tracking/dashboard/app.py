@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import html
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,6 +48,8 @@ from autopo_tracking.dashboard.models import (
     Today,
 )
 from autopo_tracking.dashboard.reader import WarehouseReader
+
+log = logging.getLogger(__name__)
 
 URL_PREFIX = "/autopo"
 HERE = Path(__file__).parent
@@ -103,8 +106,12 @@ def _connection() -> Iterator[psycopg.Connection[Any]]:
             yield conn
     except WarehouseConnectionMissing as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    except psycopg.OperationalError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the warehouse cannot be read: {exc}") from None
+    except psycopg.OperationalError:
+        # The reason names hosts, ports and users: the log has it, the people using the page do not.
+        log.exception("dashboard: the warehouse cannot be read")
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the warehouse cannot be read now; the API server's log says why"
+        ) from None
 
 
 Conn = Annotated[psycopg.Connection[Any], Depends(_connection)]
@@ -152,8 +159,16 @@ def _blank_is_none(value: object) -> object:
 FormDate = Annotated[dt.date | None, BeforeValidator(_blank_is_none)]
 
 
+# The dates a grid or metrics may end on: a date range further out is no business date (and 0001-01-01
+# less 120 days is no date at all).
+FIRST_END, LAST_END = dt.date(1900, 1, 1), dt.date(9999, 1, 1)
+
+
 def _end_of(config: PipelineConfig, end: dt.date | None) -> tuple[dt.date, dt.date]:
     latest = business_date_at(config, _now())
+    if end is not None and not FIRST_END <= end <= LAST_END:
+        detail = f"end: {end} is not between {FIRST_END} and {LAST_END}"
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
     return (end or latest), latest
 
 
@@ -385,18 +400,27 @@ def create_app() -> FastAPI:
             "Rows are limited to the pipelines whose DAG you may read."
         ),
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        # No Swagger page: it loads its scripts from a CDN, and the dashboard works offline.
+        docs_url=None,
         redoc_url=None,
     )
     app.include_router(api)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
+    @app.middleware("http")
+    async def _not_cached(request: Request, call_next: Any) -> Response:
+        # What a user may see is theirs: no browser or proxy keeps a page or an answer for the next one.
+        response: Response = await call_next(request)
+        if "/static/" not in request.url.path:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, exc: LoginRequired) -> Response:
-        airflow_base = request.scope.get("root_path", "").removesuffix(URL_PREFIX)
-        # Back to the Airflow UI's frame of this page once signed in.
-        target = f"{airflow_base}/plugin/autopo"
+        # Back to the page asked for once signed in: in the UI's frame (the login there had expired) or
+        # on its own. Our own path: the login cannot send the browser anywhere else.
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         login = get_auth_manager().get_url_login(next_url=target)
         return RedirectResponse(login, status_code=status.HTTP_303_SEE_OTHER)
 

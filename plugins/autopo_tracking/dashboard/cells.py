@@ -21,10 +21,12 @@ LOOKS: tuple[CellLook, ...] = (
     CellLook("missing", "M", "\u25cb", "missing: an expected store sent no file"),
     CellLook("processing", "P", "\u25d4", "processing"),
     CellLook("queued", "Q", "\u2026", "queued: listed, not transformed yet"),
-    CellLook("unrouted", "U", "?", "unrouted: the file's name yields no store or is no longer at the source"),
     CellLook("retained", "R", "\u21ba", "retained: the last good version's rows stay in the snapshot"),
     CellLook("completed", "C", "\u2714", "completed"),
     CellLook("skipped", "S", "\u2713", "reused: unchanged since a run that transformed it"),
+    # Below a good file of the same store and date: an older copy the newest one superseded, or a file
+    # gone from the source, says nothing about the store's day when another file of it was loaded.
+    CellLook("unrouted", "U", "?", "unrouted: the file's name yields no store or is no longer at the source"),
     CellLook("none", "", "\u00b7", "no run for this date"),
 )
 BY_STATUS = {look.status: look for look in LOOKS}
@@ -32,7 +34,8 @@ _URGENCY = {look.status: rank for rank, look in enumerate(LOOKS)}
 
 
 def look_of(status: str) -> CellLook:
-    return BY_STATUS.get(status, CellLook(status, "?", "?", status))
+    look = BY_STATUS.get(status)
+    return look if look is not None else CellLook(status, "?", "?", status)
 
 
 def urgency(status: str) -> int:

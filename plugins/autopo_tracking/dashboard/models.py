@@ -53,7 +53,7 @@ class TodayRun(BaseModel):
     pipeline: str
     business_date: dt.date
     run: Run | None = Field(description="null: no run of the date has started")
-    files_done: int = Field(description="files whose outcome is known: completed, reused, retained or failed")
+    files_done: int = Field(description="files listed whose outcome is known: completed, reused or failed")
     files_expected: int = Field(description="files listed, or expected stores when more")
     missing_stores: list[str]
     deadline_at: dt.datetime | None

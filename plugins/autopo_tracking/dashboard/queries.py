@@ -40,6 +40,8 @@ Connection = psycopg.Connection[Any]
 
 # A file's outcome is known: its rows are in the snapshot (completed, reused, retained) or it failed.
 DONE_FILE_STATUSES = ("completed", "skipped", "retained", "failed")
+# Of the files the run listed (total_files): retained ones are no longer at the source, so not among them.
+LISTED_DONE_STATUSES = ("completed", "skipped", "failed")
 PROCESSED_FILE_STATUSES = ("completed", "skipped", "retained")
 FINISHED_RUN_STATUSES = ("completed", "completed_with_errors")
 # How long before its deadline an unfinished day is shown at risk.
@@ -167,7 +169,7 @@ def today(conn: Connection, configs: Sequence[PipelineConfig], now: dt.datetime)
                 """SELECT count(*) FILTER (WHERE status = ANY(%s)),
                           max(GREATEST(started_at, completed_at))
                    FROM pipeline_file_jobs WHERE pipeline_run_id = %s""",
-                [list(DONE_FILE_STATUSES), run.id],
+                [list(LISTED_DONE_STATUSES), run.id],
             ).fetchone()
             if row is not None:
                 done, last_file_update = int(row[0]), row[1]
@@ -281,7 +283,7 @@ def failed_jobs(
                 FROM pipeline_file_jobs f JOIN pipeline_runs r ON r.id = f.pipeline_run_id
                 WHERE f.status = 'failed' AND r.pipeline_name = ANY(%(pipelines)s)
                   AND (%(since)s::date IS NULL OR r.date >= %(since)s)
-                ORDER BY r.date DESC, r.pipeline_name, f.file_name
+                ORDER BY r.date DESC, r.pipeline_name, f.file_name, f.id
                 LIMIT %(limit)s OFFSET %(offset)s""",  # noqa: S608
             params,
         )

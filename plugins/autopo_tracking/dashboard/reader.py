@@ -5,7 +5,6 @@ since opening one costs more than most of the dashboard's queries."""
 from __future__ import annotations
 
 import queue
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,14 +14,12 @@ import psycopg
 from autopo_tracking.hooks.tracking import TrackingHook
 
 KEEP_IDLE = 4
-# A connection idle for longer is checked before use: the server or a proxy may have closed it.
-CHECK_AFTER_IDLE_S = 30.0
 
 
 class WarehouseReader:
     def __init__(self, conn_id: str | None = None) -> None:
         self.conn_id = conn_id
-        self._idle: queue.LifoQueue[tuple[psycopg.Connection[Any], float]] = queue.LifoQueue()
+        self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
 
     def _connect(self) -> psycopg.Connection[Any]:
         hook = TrackingHook(tracking_conn_id=self.conn_id) if self.conn_id else TrackingHook()
@@ -32,22 +29,25 @@ class WarehouseReader:
             raise TypeError("the dashboard reads with psycopg 3, but PostgresHook made a psycopg2 connection")
         conn.autocommit = True
         conn.execute("SET default_transaction_read_only = on")
+        # The API's times are UTC whatever the server's or the connection's own TimeZone says.
+        conn.execute("SET TimeZone = 'UTC'")
         return conn
 
     def _take(self) -> psycopg.Connection[Any]:
         while True:
             try:
-                conn, since = self._idle.get_nowait()
+                conn = self._idle.get_nowait()
             except queue.Empty:
                 return self._connect()
             if conn.closed or conn.broken:
                 continue
-            if time.monotonic() - since > CHECK_AFTER_IDLE_S:
-                try:
-                    conn.execute("SELECT 1")
-                except psycopg.Error:
-                    conn.close()
-                    continue
+            # The server may have closed it since (a restart, an idle timeout): a round trip on loopback
+            # costs a fraction of a millisecond, a request answered 503 costs a person a reload.
+            try:
+                conn.execute("SELECT 1")
+            except psycopg.Error:
+                conn.close()
+                continue
             return conn
 
     @contextmanager
@@ -59,14 +59,14 @@ class WarehouseReader:
             if conn.closed or conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.close()
             elif self._idle.qsize() < KEEP_IDLE:
-                self._idle.put((conn, time.monotonic()))
+                self._idle.put(conn)
             else:
                 conn.close()
 
     def close(self) -> None:
         while True:
             try:
-                conn, _ = self._idle.get_nowait()
+                conn = self._idle.get_nowait()
             except queue.Empty:
                 return
             conn.close()

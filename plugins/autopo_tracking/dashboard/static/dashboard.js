@@ -58,7 +58,12 @@ function details(job) {
   return list;
 }
 
+// Which file the dialog shows: bumped on every opening and on close, so that a lookup or a retry's
+// watch that began for another file leaves the dialog alone.
+let shown = 0;
+
 async function openFile(id) {
+  const ticket = ++shown;
   const dialog = document.getElementById("file-dialog");
   const body = document.getElementById("file-dialog-body");
   const area = document.getElementById("retry-area");
@@ -67,13 +72,14 @@ async function openFile(id) {
   if (!dialog.open) dialog.showModal();
   try {
     const job = await call("GET", `${BASE}/api/v1/file-jobs/${id}`);
+    if (ticket !== shown) return;
     document.getElementById("file-dialog-title").textContent = job.file_name;
     body.replaceChildren(details(job));
     if (job.status === "failed" && job.map_index !== null && RETRYABLE.has(job.pipeline)) {
       area.replaceChildren(el("button", { class: "retry", "data-retry": job.id }, "Retry…"));
     }
   } catch (error) {
-    body.replaceChildren(el("p", { class: "notice bad" }, error.message));
+    if (ticket === shown) body.replaceChildren(el("p", { class: "notice bad" }, error.message));
   }
 }
 
@@ -103,29 +109,37 @@ function markCell(job) {
   for (const node of document.querySelectorAll(`[data-file-job="${job.id}"].cell`)) {
     node.className = `cell cell-${job.status}`;
     node.textContent = look.text;
+    node.setAttribute("aria-label", look.label.split(":")[0]);
     node.title = cellTitle(node, job.status);
   }
 }
 
-async function watch(job, area) {
-  // The tracking listeners write the file's new status when its task runs again.
+async function watch(job, area, ticket, clearedAt) {
+  // The tracking listeners write the file's new status when its task runs again: its attempt counts
+  // up, or (a file reused, or failed before its task started) it ends with a later time.
   const before = job.attempts;
   for (let n = 0; n < 200; n++) {
     await new Promise((resolve) => setTimeout(resolve, 3000));
     let now;
     try { now = await call("GET", `${BASE}/api/v1/file-jobs/${job.id}`); } catch (error) { continue; }
-    document.getElementById("file-dialog-body").replaceChildren(details(now));
     markCell(now);
-    if (now.attempts > before && FINAL.has(now.status)) {
+    if (ticket !== shown) continue;  // the dialog shows another file, or none: only the grid follows
+    document.getElementById("file-dialog-body").replaceChildren(details(now));
+    const endedSince = now.completed_at !== null && Date.parse(now.completed_at) >= clearedAt;
+    if (FINAL.has(now.status) && (now.attempts > before || endedSince)) {
       area.replaceChildren(el("p", { class: now.status === "failed" ? "notice bad retry-result" : "notice retry-result" }, `The retry ended: ${now.status}.`));
       return;
     }
+  }
+  if (ticket === shown) {
+    area.replaceChildren(el("p", { class: "notice bad retry-result" }, "Still not ended after 10 minutes: see the run in Airflow's grid, or open the file again later."));
   }
 }
 
 async function retry(id) {
   const area = document.getElementById("retry-area");
   if (!document.getElementById("file-dialog").open) await openFile(id);
+  const ticket = shown;
   area.replaceChildren(el("p", { class: "muted" }, "Asking Airflow what a retry clears…"));
   try {
     const plan = await call("GET", `${BASE}/api/v1/file-jobs/${id}/retry-plan`);
@@ -135,6 +149,11 @@ async function retry(id) {
     for (const ti of preview.task_instances) tasks.append(el("li", {}, `${ti.task_id}${ti.map_index >= 0 ? `[${ti.map_index}]` : ""}: ${ti.state}`));
     const files = el("ul", { class: "clear-files" });
     for (const name of plan.files_in_task) files.append(el("li", {}, name));
+    if (ticket !== shown) return;
+    if (preview.task_instances.length === 0) {
+      area.replaceChildren(el("p", { class: "notice bad" }, "Airflow has nothing to clear: the file's task is not failed (any more). Reload the page."));
+      return;
+    }
     const go = el("button", { class: "retry-confirm" }, `Clear ${preview.task_instances.length} task instance(s) and rerun`);
     area.replaceChildren(
       el("h3", {}, "Retry preview"),
@@ -144,9 +163,11 @@ async function retry(id) {
     go.addEventListener("click", async () => {
       go.disabled = true;
       try {
+        // A little before the clear: the server's clock and this browser's may differ by a moment.
+        const clearedAt = Date.now() - 5000;
         const done = await call("POST", url, { ...plan.body, dry_run: false });
         area.replaceChildren(el("p", { class: "notice retry-cleared" }, `Cleared ${done.task_instances.length} task instance(s). Watching the file…`));
-        await watch(plan.file_job, area);
+        await watch(plan.file_job, area, ticket, clearedAt);
       } catch (error) {
         area.replaceChildren(el("p", { class: "notice bad" }, `Airflow did not clear it: ${error.message}`));
       }
@@ -169,6 +190,8 @@ function openInAirflow(link) {
     return false;
   }
 }
+
+document.getElementById("file-dialog").addEventListener("close", () => { shown++; });
 
 function titleOnce(event) {
   const node = event.target.closest && event.target.closest("table.grid .cell");
