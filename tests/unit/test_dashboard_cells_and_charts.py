@@ -69,3 +69,15 @@ def test_every_run_status_has_a_symbol_of_its_own() -> None:
     run_statuses = ["pending", "processing", "completed", "completed_with_errors", "failed"]
     symbols = [cells.badge_symbol(status) for status in run_statuses]
     assert "?" not in symbols and len(set(symbols)) == len(symbols)
+
+
+def test_a_grid_rows_cells_are_buttons_for_files_and_spans_for_the_rest() -> None:
+    html = cells.row_html(["failed", "none", "missing", 'odd"<x>'], [7, None, None, 9], [2, 0, 0, 1])
+    found = re.findall(r"<td>(.*?)</td>", html)
+    assert found == [
+        '<button class="cell cell-failed" aria-label="failed" data-file-job="7" data-files="2">\u2716F</button>',
+        '<span class="cell cell-none" aria-label="no run for this date">\u00b7</span>',
+        '<span class="cell cell-missing" aria-label="missing">\u25cbM</span>',
+        # A status the grid does not know is shown as such, escaped.
+        '<button class="cell cell-odd&quot;&lt;x&gt;" aria-label="odd&quot;&lt;x&gt;" data-file-job="9">?</button>',
+    ]
