@@ -12,13 +12,12 @@
    rows agree with their files (counts, rows, times, dag_run_id; file jobs carry their map index, in
    batches of ``--files-per-task``); today's stock_health run is still processing. VACUUM ANALYZE.
 3. Every JSON endpoint under ``/autopo/api/v1/`` and every page, in-process: the dashboard app as the
-   plugin hands it to Airflow's API server (``fastapi_apps``, which also freezes the startup heap:
-   ``freeze_startup_heap``), mounted at ``/autopo`` as the API server mounts it, called through
+   plugin hands it to Airflow's API server (``fastapi_apps``), mounted at ``/autopo`` as the API
+   server mounts it, called through
    FastAPI's TestClient, one request at a time, ``--warmup`` requests each, then ``--requests`` timed
    ones: p50, p95 and max per endpoint, and whether p95 is under 200 ms. ``--explain`` then prints
-   EXPLAIN (ANALYZE, BUFFERS) of every statement each endpoint runs; ``--no-gc-freeze`` measures
-   without the freeze, with the garbage collector's full collections of Airflow's own objects
-   (docs/performance.md, "Dashboard and admin API").
+   EXPLAIN (ANALYZE, BUFFERS) of every statement each endpoint runs (docs/performance.md,
+   "Dashboard and admin API").
 
 The auth manager is not in the figures: Airflow's ``get_user`` is overridden (an admin
 SimpleAuthManagerUser), ``access.readable`` returns every pipeline and ``access.can_retry`` True, so
@@ -36,14 +35,12 @@ Run it::
     make bench-dashboard                                      # 120 stores, 3 years, 50 requests each
     make bench-dashboard BENCH_ARGS='--stores 20 --years 1 --requests 10'   # a quick look
     make bench-dashboard BENCH_ARGS='--explain --drop-index pipeline_file_jobs_run_idx'   # plans without 0010's index
-    make bench-dashboard BENCH_ARGS='--no-gc-freeze'  # without the plugin's freeze of the startup heap
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import logging
 import math
 import os
@@ -490,7 +487,7 @@ def cases(url: str, history: History) -> list[Case]:
 
 
 @contextmanager
-def dashboard_client(url: str, no_gc_freeze: bool) -> Iterator[Any]:
+def dashboard_client(url: str) -> Iterator[Any]:
     """A TestClient on the dashboard app mounted at /autopo, reading the bench database, with the auth
     manager left out: Airflow's user is an admin, who may read and retry every pipeline."""
     os.environ[WAREHOUSE_CONN_ENV] = url  # before the app (and the tracking hook) is imported
@@ -514,13 +511,9 @@ def dashboard_client(url: str, no_gc_freeze: bool) -> Iterator[Any]:
     access.can_retry = lambda user, dag_id: True
     from autopo_tracking.plugin import AutopoTrackingPlugin
 
-    # The app as Airflow's API server gets it: through the plugin, which also freezes the startup heap
-    # (freeze_startup_heap), unless --no-gc-freeze asks to measure without.
-    if no_gc_freeze:
-        app = dashboard.app
-    else:
-        [mounted] = AutopoTrackingPlugin.fastapi_apps
-        app = mounted["app"]
+    # The app as Airflow's API server gets it: through the plugin's fastapi_apps.
+    [mounted] = AutopoTrackingPlugin.fastapi_apps
+    app = mounted["app"]
     app.dependency_overrides[get_user] = lambda: admin
     app.dependency_overrides[dashboard._page_user] = lambda: admin
     server = FastAPI()
@@ -618,11 +611,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--only", default="", help="time only the endpoints whose name contains this")
     parser.add_argument(
-        "--no-gc-freeze",
-        action="store_true",
-        help="measure without the plugin's gc.freeze() of the startup heap (freeze_startup_heap)",
-    )
-    parser.add_argument(
         "--explain", action="store_true", help="then EXPLAIN (ANALYZE, BUFFERS) every statement of every endpoint"
     )
     parser.add_argument("--keep-db", action="store_true", help=f"keep {BENCH_DB} afterwards (for EXPLAIN)")
@@ -672,15 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"load average at the start: {', '.join(f'{n:.2f}' for n in os.getloadavg())} (1, 5, 15 min)")
         print(flush=True)
-        with dashboard_client(url, args.no_gc_freeze) as client:
-            print(
-                f"gc.freeze(): {gc.get_freeze_count():,} objects of the loaded app left out of collections"
-                + (
-                    " (--no-gc-freeze)"
-                    if args.no_gc_freeze
-                    else " (the plugin's freeze_startup_heap, as in the API server)"
-                )
-            )
+        with dashboard_client(url) as client:
             for case in cases(url, history):
                 if args.only and args.only not in case.name:
                     continue

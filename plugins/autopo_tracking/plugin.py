@@ -17,17 +17,15 @@ DASHBOARD_PREFIX = "/autopo"
 class _DashboardApps:
     """``fastapi_apps``, built when Airflow asks for it. Every Airflow process loads the plugins (task
     processes too, for the listeners); only the API server asks for the apps, so only it pays for
-    importing FastAPI's security dependencies, Jinja2 and the dashboard (about a second), and only its
-    startup heap is frozen (``freeze_startup_heap``)."""
+    importing FastAPI's security dependencies, Jinja2 and the dashboard (about a second)."""
 
     def __get__(self, instance: object, owner: type) -> list[dict[str, Any]]:
         try:
-            from autopo_tracking.dashboard.app import app, freeze_startup_heap
+            from autopo_tracking.dashboard.app import app
         except Exception:
             # Airflow's API server would not start at all: it serves on, without the dashboard.
             log.exception("autopo: the dashboard cannot be built; the API server goes on without /autopo")
             return []
-        freeze_startup_heap()
         return [{"app": app, "url_prefix": DASHBOARD_PREFIX, "name": "autopo dashboard and admin API"}]
 
 

@@ -15,7 +15,6 @@ permission and writes the audit log.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import html
 import logging
 from collections.abc import Iterator
@@ -371,23 +370,6 @@ def metrics_page(
         request, viewer, "metrics.html", "metrics", metrics=found, rows_chart=rows_chart, time_chart=time_chart,
         pipeline=viewer.pipeline(config),
     )  # fmt: skip
-
-
-_heap_frozen = False
-
-
-def freeze_startup_heap() -> None:
-    """Leave the objects the API server holds from its start (Airflow's modules, routes, models: some
-    300,000) out of the garbage collector's walks from now on (``gc.freeze``, as Airflow's own forking
-    components do). Otherwise, once requests have left enough new objects behind, a full collection walks
-    all of them in the middle of a request: some 200 ms on this project's 2-core machines, which turned
-    a 30-day grid page of 30 ms into 250 ms at the 95th percentile (docs/performance.md). Those objects
-    live as long as the process, so nothing is lost. Once per process, when the API server mounts the app."""
-    global _heap_frozen
-    if not _heap_frozen:
-        _heap_frozen = True
-        gc.collect()
-        gc.freeze()
 
 
 def create_app() -> FastAPI:
