@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         print("the local stack is not running: `make up` first (and `make demo` for the demo's day)", file=sys.stderr)
         return 1
     state = stack.state()
+    if not stack.wait_until_serving(state["url"]):
+        return 1
     take(state["url"], state["password"], args.pipeline, args.date, args.days, args.out)
     print(f"{args.out}: the {args.pipeline} grid up to {args.date} ({args.days} days) from {state['url']}")
     return 0

@@ -498,6 +498,22 @@ class LocalStack:
             print("not running: `make up` starts it")
         return 0 if groups and all(group_alive(p) for p in groups.values()) else 1
 
+    @staticmethod
+    def wait_until_serving(url: str, timeout_s: float = API_START_TIMEOUT_S) -> bool:
+        """Whether the API server at ``url`` answers its health check within the time a start takes
+        (`make up` returns while it starts); False, saying so on stderr, when it does not."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                print(f"the API server at {url} did not answer in {timeout_s:.0f} s", file=sys.stderr)
+                return False
+            time.sleep(1)
+
     def api(self, path: str) -> int:
         """GET a path of the running stack's API server (``/api/v2/...``, or the dashboard's
         ``/autopo/api/v1/...``) as the admin, with a token from ``POST /auth/token``; prints the JSON."""
@@ -506,19 +522,11 @@ class LocalStack:
         if not groups or not all(group_alive(p) for p in groups.values()):
             print("not running: `make up` starts it", file=sys.stderr)
             return 1
+        if not self.wait_until_serving(state["url"]):
+            return 1
         client = AirflowClient(state["url"], ADMIN_USER, state["password"])
         try:
-            # `make up` returns while the API server starts: give it the time a start takes.
-            deadline = time.monotonic() + API_START_TIMEOUT_S
-            while True:
-                try:
-                    response = client.request("GET", path, expect=range(100, 600))
-                    break
-                except httpx.TransportError as exc:
-                    if time.monotonic() > deadline:
-                        print(f"the API server at {state['url']} did not answer: {exc}", file=sys.stderr)
-                        return 1
-                    time.sleep(1)
+            response = client.request("GET", path, expect=range(100, 600))
         finally:
             client.close()
         try:
