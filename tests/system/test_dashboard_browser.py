@@ -133,6 +133,23 @@ def check_grid_shapes(frame: Frame) -> None:
     expect(day_before).to_have_attribute("title", f"{BAD_STORE} {DATE - dt.timedelta(days=1)}: no run for this date")
 
 
+def check_grid_keys(frame: Frame) -> None:
+    """The grid is one tab stop; the arrow keys move from cell to cell (the cell's tooltip follows)."""
+    grid = frame.locator("table.grid")
+    expect(grid.locator('.cell[tabindex="0"]')).to_have_count(1)
+    failed = day_cell(frame, BAD_STORE)
+    failed.focus()
+    failed.press("ArrowLeft")
+    before = grid.locator(f'tr[data-store="{BAD_STORE}"] td:nth-last-child(2) .cell')
+    expect(before).to_be_focused()
+    expect(before).to_have_attribute("tabindex", "0")
+    before.press("ArrowRight")
+    expect(failed).to_be_focused()
+    failed.press("ArrowUp")
+    expect(day_cell(frame, GOOD_STORES[0])).to_be_focused()
+    expect(day_cell(frame, GOOD_STORES[0])).to_have_attribute("title", f"{GOOD_STORES[0]} {DATE}: completed")
+
+
 def day_cell(frame: Frame, store: str) -> Locator:
     """The store's cell of DATE, the grid's last column."""
     return frame.locator(f'table.grid tr[data-store="{store}"] td:last-child .cell')
@@ -192,6 +209,7 @@ def test_retry_a_failed_file_from_the_dashboard(
             expect(failed_cell).to_have_text(cell_text("failed"))
             assert "F" in failed_cell.inner_text()
             check_grid_shapes(frame)
+            check_grid_keys(frame)
             shots(page, "grid-failed")
 
             # 4. The cell's details: the file and its error.

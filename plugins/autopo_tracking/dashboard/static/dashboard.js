@@ -200,6 +200,36 @@ function titleOnce(event) {
 document.addEventListener("mouseover", titleOnce);
 document.addEventListener("focusin", titleOnce);
 
+// The grid is one tab stop, not thousands: its first file cell takes the focus, and the arrow keys (Home,
+// End) move it from cell to cell, as in a spreadsheet; Enter or Space opens the file. Cells without a
+// file are focusable by the arrows only, so that a row or column can be crossed.
+function gridKeys(table) {
+  const cellsOf = (row) => Array.from(row.querySelectorAll(".cell"));
+  const rows = Array.from(table.tBodies[0] ? table.tBodies[0].rows : []).map(cellsOf).filter((r) => r.length);
+  if (!rows.length) return;
+  for (const row of rows) for (const cell of row) cell.tabIndex = -1;
+  (table.querySelector("button.cell") || rows[0][0]).tabIndex = 0;
+  table.addEventListener("keydown", (event) => {
+    const cell = event.target.closest(".cell");
+    if (!cell) return;
+    const r = rows.findIndex((row) => row.includes(cell));
+    const c = rows[r].indexOf(cell);
+    const moves = {
+      ArrowRight: [r, c + 1], ArrowLeft: [r, c - 1], ArrowDown: [r + 1, c], ArrowUp: [r - 1, c],
+      Home: [r, 0], End: [r, rows[r].length - 1],
+    };
+    const to = moves[event.key];
+    if (!to) return;
+    event.preventDefault();
+    const [nr, nc] = [Math.max(0, Math.min(rows.length - 1, to[0])), to[1]];
+    const next = rows[nr][Math.max(0, Math.min(rows[nr].length - 1, nc))];
+    cell.tabIndex = -1;
+    next.tabIndex = 0;
+    next.focus();
+  });
+}
+for (const table of document.querySelectorAll("table.grid")) gridKeys(table);
+
 document.addEventListener("click", (event) => {
   const airflowLink = event.target.closest("a.log-link");
   if (airflowLink) { if (openInAirflow(airflowLink)) event.preventDefault(); return; }
