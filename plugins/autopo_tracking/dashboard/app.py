@@ -15,6 +15,7 @@ permission and writes the audit log.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import logging
 from collections.abc import Iterator
@@ -77,6 +78,11 @@ class Viewer:
     def names(self) -> list[str]:
         return [config.name for config in self.visible]
 
+    @functools.cached_property
+    def retryable(self) -> set[str]:
+        """The visible pipelines whose task instances the user may clear: asked once per request."""
+        return {config.name for config in self.visible if access.can_retry(self.user, config.name)}
+
     def chosen(self, pipeline: str | None) -> list[PipelineConfig]:
         return access.chosen(pipeline, self.visible, self.configs)
 
@@ -95,7 +101,7 @@ class Viewer:
             expected_stores=config.expected_stores,
             deadline=config.alerts.deadline.strftime("%H:%M") if config.alerts.deadline else None,
             business_date=business_date_at(config, _now()),
-            can_retry=access.can_retry(self.user, config.name),
+            can_retry=config.name in self.retryable,
         )
 
 
@@ -292,7 +298,7 @@ def _render(request: Request, viewer: Viewer, template: str, page: str, **contex
             "airflow_base": base.removesuffix(URL_PREFIX),
             "page": page,
             "pipelines": viewer.visible,
-            "retryable_pipelines": [c.name for c in viewer.visible if access.can_retry(viewer.user, c.name)],
+            "retryable_pipelines": [c.name for c in viewer.visible if c.name in viewer.retryable],
             "cells": cells,
             "now": _now(),
             **context,
@@ -318,7 +324,6 @@ def grid_page(
         "grid.html",
         "grid",
         grid=queries.grid(viewer.conn, config, end, days, latest),
-        pipeline=viewer.pipeline(config),
     )
 
 
@@ -367,9 +372,8 @@ def metrics_page(
         css_class="bars time",
     )
     return _render(
-        request, viewer, "metrics.html", "metrics", metrics=found, rows_chart=rows_chart, time_chart=time_chart,
-        pipeline=viewer.pipeline(config),
-    )  # fmt: skip
+        request, viewer, "metrics.html", "metrics", metrics=found, rows_chart=rows_chart, time_chart=time_chart
+    )
 
 
 def create_app() -> FastAPI:

@@ -49,19 +49,14 @@ def most_urgent(statuses: list[str]) -> str:
     return min(statuses, key=urgency)
 
 
-# A run's status (pipeline_runs.status) as a badge: the same symbols where the words are the same.
-_RUN_SYMBOLS = {
-    "pending": "\u2026",
-    "processing": "\u25d4",
-    "completed": "\u2714",
-    "completed_with_errors": "\u26a0",
-    "failed": "\u2716",
-}
+# A run's status (pipeline_runs.status) as a badge: a file's symbol where the words are the same
+# (processing, completed, failed), these for the two words only a run has.
+_RUN_ONLY_SYMBOLS = {"pending": "\u2026", "completed_with_errors": "\u26a0"}
 
 
 def badge_symbol(status: str) -> str:
     """The symbol shown before a run's or a file's status in the lists."""
-    return _RUN_SYMBOLS.get(status) or look_of(status).symbol
+    return _RUN_ONLY_SYMBOLS.get(status) or look_of(status).symbol
 
 
 @lru_cache(maxsize=64)

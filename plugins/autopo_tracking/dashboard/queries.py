@@ -77,6 +77,32 @@ def _file_job(row: dict[str, Any]) -> FileJob:
     return FileJob(**fields, log=log_link(row["pipeline"], row["dag_run_id"], row["map_index"]))
 
 
+_RUNS_MATCHING = """
+    FROM pipeline_runs r
+    WHERE r.pipeline_name = ANY(%(pipelines)s)
+      AND (%(status)s::text IS NULL OR r.status = %(status)s)
+      AND (%(date_from)s::date IS NULL OR r.date >= %(date_from)s)
+      AND (%(date_to)s::date IS NULL OR r.date <= %(date_to)s)"""
+_FAILED_MATCHING = """
+    FROM pipeline_file_jobs f JOIN pipeline_runs r ON r.id = f.pipeline_run_id
+    WHERE f.status = 'failed' AND r.pipeline_name = ANY(%(pipelines)s)
+      AND (%(since)s::date IS NULL OR r.date >= %(since)s)"""
+
+
+def _paged(
+    conn: Connection, columns: str, matching: str, order: str, params: dict[str, Any]
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of rows (``params`` has limit and offset) and how many match in all: counted by a window
+    with the rows, or, for a page past the end that has no row to carry it, by a count of the same
+    ``FROM ... WHERE``."""
+    sql = f"SELECT {columns}, count(*) OVER () AS total {matching} ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"
+    rows = _cursor(conn).execute(sql, params).fetchall()
+    if rows:
+        return rows, int(rows[0]["total"])
+    counted = conn.execute(f"SELECT count(*) {matching}", params).fetchone()
+    return rows, int(counted[0]) if counted else 0
+
+
 def runs_page(
     conn: Connection,
     pipelines: Sequence[str],
@@ -88,16 +114,6 @@ def runs_page(
     offset: int = 0,
 ) -> RunPage:
     """Runs newest date first, filtered by pipeline, status and date range."""
-    sql = f"""
-        SELECT {_RUN_COLUMNS}, count(*) OVER () AS total
-        FROM pipeline_runs r
-        WHERE r.pipeline_name = ANY(%(pipelines)s)
-          AND (%(status)s::text IS NULL OR r.status = %(status)s)
-          AND (%(date_from)s::date IS NULL OR r.date >= %(date_from)s)
-          AND (%(date_to)s::date IS NULL OR r.date <= %(date_to)s)
-        ORDER BY r.date DESC, r.pipeline_name
-        LIMIT %(limit)s OFFSET %(offset)s
-    """  # noqa: S608 - the column lists are constants
     params = {
         "pipelines": list(pipelines),
         "status": status,
@@ -106,22 +122,8 @@ def runs_page(
         "limit": limit,
         "offset": offset,
     }
-    rows = _cursor(conn).execute(sql, params).fetchall()
-    total = rows[0]["total"] if rows else _count_runs(conn, params)
+    rows, total = _paged(conn, _RUN_COLUMNS, _RUNS_MATCHING, "r.date DESC, r.pipeline_name", params)
     return RunPage(total=total, limit=limit, offset=offset, runs=[_run(row) for row in rows])
-
-
-def _count_runs(conn: Connection, params: dict[str, Any]) -> int:
-    # Only asked when the page is empty (past the end): the window count came with the rows otherwise.
-    row = conn.execute(
-        """SELECT count(*) FROM pipeline_runs r
-           WHERE r.pipeline_name = ANY(%(pipelines)s)
-             AND (%(status)s::text IS NULL OR r.status = %(status)s)
-             AND (%(date_from)s::date IS NULL OR r.date >= %(date_from)s)
-             AND (%(date_to)s::date IS NULL OR r.date <= %(date_to)s)""",
-        params,
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def run_of(conn: Connection, pipeline: str, date: dt.date) -> Run | None:
@@ -276,29 +278,8 @@ def failed_jobs(
 ) -> FileJobPage:
     """The file jobs whose status is failed now (a rerun that mended a file changed its row), newest date first."""
     params = {"pipelines": list(pipelines), "since": since, "limit": limit, "offset": offset}
-    rows = (
-        _cursor(conn)
-        .execute(
-            f"""SELECT {_FILE_COLUMNS}, count(*) OVER () AS total
-                FROM pipeline_file_jobs f JOIN pipeline_runs r ON r.id = f.pipeline_run_id
-                WHERE f.status = 'failed' AND r.pipeline_name = ANY(%(pipelines)s)
-                  AND (%(since)s::date IS NULL OR r.date >= %(since)s)
-                ORDER BY r.date DESC, r.pipeline_name, f.file_name, f.id
-                LIMIT %(limit)s OFFSET %(offset)s""",  # noqa: S608
-            params,
-        )
-        .fetchall()
-    )
-    if rows:
-        total = int(rows[0]["total"])
-    else:
-        counted = conn.execute(
-            """SELECT count(*) FROM pipeline_file_jobs f JOIN pipeline_runs r ON r.id = f.pipeline_run_id
-               WHERE f.status = 'failed' AND r.pipeline_name = ANY(%(pipelines)s)
-                 AND (%(since)s::date IS NULL OR r.date >= %(since)s)""",
-            params,
-        ).fetchone()
-        total = int(counted[0]) if counted else 0
+    order = "r.date DESC, r.pipeline_name, f.file_name, f.id"
+    rows, total = _paged(conn, _FILE_COLUMNS, _FAILED_MATCHING, order, params)
     return FileJobPage(total=total, limit=limit, offset=offset, file_jobs=[_file_job(row) for row in rows])
 
 
