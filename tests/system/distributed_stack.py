@@ -44,7 +44,7 @@ import yaml
 from autopo_local.embedded_pg import free_port
 from autopo_local.private_files import write_private
 from autopo_local.rest import AirflowClient, AirflowStackError
-from autopo_local.stack import fernet_key, group_alive, tail
+from autopo_local.stack import fernet_key, group_alive, start_in_own_group, tail
 from autopo_local.throwaway_stack import ApiReadiness
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -326,16 +326,7 @@ def spawn(name: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log
     with log_path.open("ab") as log_file:
         log_file.write(f"\n===== {time.strftime('%H:%M:%S')} {shlex.join(argv)}\n".encode())
         log_file.flush()
-        popen = subprocess.Popen(
-            list(argv),
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            # Its own process group (and session): signalled by this PID, nothing else is.
-            start_new_session=True,
-        )
+        popen = start_in_own_group(argv, env, cwd, log_file)
     return Process(name, popen, log_path, dict(env), list(argv))
 
 

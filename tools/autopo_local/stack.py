@@ -51,7 +51,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import psycopg
@@ -198,23 +198,29 @@ def new_keys() -> dict[str, str]:
     }
 
 
+def start_in_own_group(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_file: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    """``argv`` in the background, its output appended to ``log_file``, in a process group (and session)
+    of its own: when stopped, the component and the processes it forked (uvicorn and executor workers,
+    task supervisors) are signalled together, by this PID, and nothing else is."""
+    return subprocess.Popen(
+        list(argv),
+        env=dict(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def start_component(home: Path, env: Mapping[str, str], name: str, *args: str) -> subprocess.Popen[bytes]:
     """``airflow <args>`` in the background, logging to ``<home>/component-logs/<name>.log``."""
     log_path = home / "component-logs" / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log_file:
-        return subprocess.Popen(
-            [sys.executable, "-m", "airflow", *args],
-            env=dict(env),
-            cwd=home,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            # Its own process group: when stopped, the component and the processes it
-            # forked (uvicorn and executor workers, task supervisors) are signalled
-            # together, by this PID, and nothing else is.
-            start_new_session=True,
-        )
+        return start_in_own_group([sys.executable, "-m", "airflow", *args], env, home, log_file)
 
 
 def stop_process_groups(groups: Mapping[str, int], grace_s: float = STOP_GRACE_S) -> list[str]:
