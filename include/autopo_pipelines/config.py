@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 import pendulum
 import yaml
+from croniter import croniter
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from autopo_pipelines.date_text import DateOrder
@@ -274,7 +275,8 @@ class AlertsConfig(StrictModel):
     """Who hears about a late or failed day, and how. Credentials live in Airflow connections only."""
 
     # Local time (the pipeline's timezone) on the day of a scheduled run by which its snapshot
-    # must be loaded; null: no deadline alert. Needs a daily schedule at a fixed time.
+    # must be loaded; null: no deadline alert. Needs a daily schedule at a fixed time; with
+    # ``processing: as_they_arrive``, a schedule with a run at or after the deadline.
     deadline: dt.time | None = None
     email_to: list[str] = Field(default_factory=list)
     # An SMTP connection (host, port, login, password; extra: from_email, disable_tls, disable_ssl).
@@ -285,6 +287,17 @@ class AlertsConfig(StrictModel):
 
 
 _DAILY_CRON = re.compile(r"^(?P<minute>[0-5]?[0-9]) (?P<hour>[01]?[0-9]|2[0-3]) \* \* \*$")
+# A cron that starts runs at the same times every day: minute and hour fields, any day.
+_EVERY_DAY_CRON = re.compile(r"^(?P<minute>\S+) (?P<hour>\S+) \* \* \*$")
+
+# How a business day is processed:
+# - whole_day: one run per business date; its sensor waits until every expected store has sent a
+#   file (or the cutoff passes), then the day is transformed, aggregated and loaded once.
+# - as_they_arrive: several runs per business date (a schedule such as every 15 minutes in the
+#   morning); each run starts at once with whatever has arrived, transforms only the new or changed
+#   files (the others' parts are reused), and loads the day's snapshot again, complete for what has
+#   arrived. A run with nothing new since the date's last load does nothing (its tasks are skipped).
+Processing = Literal["whole_day", "as_they_arrive"]
 
 
 class PipelineConfig(StrictModel):
@@ -317,6 +330,7 @@ class PipelineConfig(StrictModel):
     # day (on the run's day) after which the pipeline goes on with whatever arrived.
     expected_stores: list[str] = Field(default_factory=list)
     cutoff: dt.time | None = None
+    processing: Processing = "whole_day"
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
     sensor: SensorConfig = Field(default_factory=SensorConfig)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
@@ -331,8 +345,41 @@ class PipelineConfig(StrictModel):
             self.deadline_after_start()  # a schedule it cannot be measured from is an error now, not at 9 am
         return self
 
+    @model_validator(mode="after")
+    def _arrivals_have_a_schedule(self) -> PipelineConfig:
+        if self.processing == "as_they_arrive" and self.airflow.schedule is not None:
+            self.schedule_times()  # runs at the same times every day, or an error now
+        return self
+
+    @property
+    def as_they_arrive(self) -> bool:
+        return self.processing == "as_they_arrive"
+
+    def schedule_times(self) -> list[dt.time]:
+        """The local times of day at which ``airflow.schedule`` starts a run, every day alike (the minute
+        and hour fields of a cron whose day fields are ``* * *``); ValueError for any other schedule."""
+        schedule = (self.airflow.schedule or "").strip()
+        match = _EVERY_DAY_CRON.match(schedule)
+        if match is None or not croniter.is_valid(schedule):
+            raise ValueError(
+                "needs airflow.schedule to be a cron that runs at the same times every day "
+                f"('M H * * *', e.g. '*/15 5-9 * * *'), got {self.airflow.schedule!r}"
+            )
+        # Naive times of one day: a cron of local times, read without the day's daylight-saving shifts.
+        day = dt.datetime(2000, 1, 1)
+        times = croniter(schedule, day - dt.timedelta(microseconds=1))
+        out = []
+        while (moment := times.get_next(dt.datetime)).date() == day.date():
+            out.append(moment.time())
+        return out
+
     def schedule_start(self) -> tuple[int, int]:
-        """The (hour, minute) local time a daily schedule starts at; ValueError for any other schedule."""
+        """The (hour, minute) local time of the schedule's first run of a day: the time of a daily
+        schedule; with ``processing: as_they_arrive``, the first of the day's runs. ValueError for any
+        other schedule."""
+        if self.as_they_arrive:
+            first = self.schedule_times()[0]
+            return first.hour, first.minute
         match = _DAILY_CRON.match((self.airflow.schedule or "").strip())
         if match is None:
             raise ValueError(
@@ -351,6 +398,13 @@ class PipelineConfig(StrictModel):
         after = (deadline - start) % dt.timedelta(days=1)
         if not after:
             raise ValueError("alerts.deadline is the schedule's own start time: it must be later")
+        if self.as_they_arrive and not any(time >= self.alerts.deadline for time in self.schedule_times()):
+            # The day is judged against its deadline by the first run at or after it (alerts.deadline_watch).
+            raise ValueError(
+                f"alerts.deadline {self.alerts.deadline:%H:%M}: with processing as_they_arrive, airflow.schedule "
+                f"({self.airflow.schedule!r}) must start a run at or after the deadline on the same day, "
+                "which checks the day against it"
+            )
         return after
 
     @field_validator("name")

@@ -101,7 +101,7 @@ def fake_day(*, unreadable_aggregate: bool = False) -> Any:
 def test_the_steps_succeed_when_their_metrics_fail(
     broken_metrics: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config: Any = SimpleNamespace(name="stock_health")
+    config: Any = SimpleNamespace(name="stock_health", as_they_arrive=False)
     context = {"dag_run": SimpleNamespace(start_date=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))}
     released: list[str] = []
     monkeypatch.setattr(dag_factory, "get_current_context", lambda: context)

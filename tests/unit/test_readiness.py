@@ -73,3 +73,76 @@ def test_the_cutoff_is_on_the_run_day_when_the_run_reports_on_yesterday(layout: 
     # Business date 2024-12-04 is reported on the 5th; its cutoff is 09:00 on the 5th.
     assert not readiness(Day(config, layout, DATE), AFTER_CUTOFF).ready
     assert readiness(Day(config, layout, DATE), AFTER_CUTOFF + dt.timedelta(days=1)).ready
+
+
+# --- processing: as_they_arrive -----------------------------------------------------------------------
+
+
+def finished_run(layout: DataLayout, config: PipelineConfig, run_id: str, loaded: bool = True) -> None:
+    """The state a run leaves when it has listed the date's files, aggregated them and (or not) loaded them."""
+    from autopo_pipelines.day.listing import list_day_files
+    from autopo_pipelines.day.state import AggregateRecord, LoadRecord
+
+    day = Day(config, layout, DATE, run_id)
+    list_day_files(day)
+    day.state.save_aggregate(AggregateRecord(run_id=run_id, failed=[], outputs={"rows_out": 1}, aggregate_id="a1"))
+    if loaded:
+        day.state.save_load(LoadRecord(run_id=run_id, aggregate_id="a1", table="t", rows=1, loaded_at="now"))
+
+
+def test_arrivals_are_the_files_new_changed_or_gone_since_the_last_finished_run(layout: DataLayout) -> None:
+    import os
+
+    from autopo_pipelines.day.listing import arrivals
+
+    config = config_with(processing="as_they_arrive")
+    (layout.reference()).mkdir(parents=True)
+    (layout.reference() / "suppliers.csv").write_text("sku,supplier_id,supplier_name,lead_time_days,moq,pack_size\n")
+    day = Day(config, layout, DATE)
+    assert arrivals(day).files == [] and arrivals(day).anything_new  # nothing yet, and no run has finished
+    upload(layout, "S1")
+    upload(layout, "S2")
+    first = arrivals(day)
+    assert first.new == ["S1_stock_20241204.xlsx", "S2_stock_20241204.xlsx"] and first.handled_by is None
+
+    finished_run(layout, config, "run-1", loaded=False)
+    assert arrivals(day).anything_new  # listed and aggregated but not loaded: the date is not finished
+    finished_run(layout, config, "run-1")
+    assert not arrivals(day).anything_new and arrivals(day).handled_by == "run-1"
+
+    upload(layout, "S3")
+    changed = layout.inbox("stock_health") / "S1_stock_20241204.xlsx"
+    os.utime(changed, (1_700_000_000, 1_700_000_000))
+    (layout.inbox("stock_health") / "S2_stock_20241204.xlsx").unlink()
+    later = arrivals(day)
+    assert later.new == ["S1_stock_20241204.xlsx", "S3_stock_20241204.xlsx"]
+    assert later.gone == ["S2_stock_20241204.xlsx"]
+    assert later.anything_new
+
+
+def test_as_they_arrive_needs_a_schedule_of_daily_times_and_a_run_at_or_after_the_deadline(tmp_path: Path) -> None:
+    import yaml
+
+    from autopo_pipelines.config import ConfigError
+
+    raw = yaml.safe_load((default_config_dir() / "stock_health.yaml").read_text(encoding="utf-8"))
+    raw["processing"] = "as_they_arrive"
+    raw["airflow"]["schedule"] = "*/15 5-9 * * *"
+    path = tmp_path / "stock_health.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    config = load_config_file(path)
+    assert config.schedule_start() == (5, 0)
+    assert len(config.schedule_times()) == 20 and config.schedule_times()[-1] == dt.time(9, 45)
+    # The 09:00 deadline is measured from the day's first run, as the dashboard and the alert read it.
+    from autopo_pipelines.dates import deadline_moment
+
+    assert deadline_moment(config, DATE) == dt.datetime(2024, 12, 4, 2, 0, tzinfo=dt.UTC)
+
+    raw["airflow"]["schedule"] = "*/15 5-8 * * *"  # last run 08:45: nobody would check the 09:00 deadline
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ConfigError, match="must start a run at or after the deadline"):
+        load_config_file(path)
+    raw["airflow"]["schedule"] = "0 7 * * 1-5"  # weekdays only: not the same times every day
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ConfigError, match="same times every day"):
+        load_config_file(path)

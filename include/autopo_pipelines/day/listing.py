@@ -67,6 +67,63 @@ def readiness(day: Day, now: dt.datetime) -> Readiness:
     return Readiness(False, names, missing, f"waiting for {missing}{until}")
 
 
+@dataclass(frozen=True)
+class Arrivals:
+    """What the source holds for the date now, against what the date's last run took
+    (``processing: as_they_arrive``: a run with nothing new has nothing to do)."""
+
+    files: list[str]
+    # Files not in the last run's listing, or changed since (size or modification time).
+    new: list[str]
+    # Files of the last run's listing no longer at the source.
+    gone: list[str]
+    # The run whose listing the date's outputs came from, when it got as far as them: aggregated
+    # and loaded, or found no good file to aggregate. None: no run has finished the date yet.
+    handled_by: str | None
+
+    @property
+    def anything_new(self) -> bool:
+        return self.handled_by is None or bool(self.new or self.gone)
+
+    def describe(self) -> str:
+        if self.handled_by is None:
+            return f"{len(self.files)} file(s); no run has finished the date yet"
+        return f"{len(self.new)} new or changed file(s), {len(self.gone)} gone since run {self.handled_by}"
+
+
+def arrivals(day: Day) -> Arrivals:
+    """The date's files at the source now, against the last run's listing of them."""
+    routing = route_files(
+        day.source().list_files(), day.config.compiled_pattern, day.date, duplicates=day.config.duplicate_store_files
+    )
+    present = {r.file.location: r.file for r in routing.routed} | {u.file.location: u.file for u in routing.superseded}
+    names = sorted(file.name for file in present.values())
+    latest = day.state.listing()
+    if latest is None:
+        return Arrivals(names, names, [], None)
+    taken = {file.location: file for file in latest.routed}
+    also_seen = {file.location for file in latest.superseded}
+    new = sorted(
+        file.name
+        for location, file in present.items()
+        if (location not in taken and location not in also_seen)
+        or (
+            location in taken
+            and (file.size_bytes, file.modified) != (taken[location].size_bytes, taken[location].modified)
+        )
+    )
+    gone = sorted(file.name for file in latest.routed if file.location not in present) + sorted(
+        file.name for file in latest.superseded if file.location not in present
+    )
+    aggregate, load = day.state.aggregate(), day.state.load()
+    finished = (
+        aggregate is not None
+        and aggregate.run_id == latest.run_id
+        and (aggregate.outputs is None or (load is not None and load.aggregate_id == aggregate.aggregate_id))
+    )
+    return Arrivals(names, new, gone, latest.run_id if finished else None)
+
+
 def file_task(routed: RoutedFile) -> FileTask:
     f = routed.file
     return FileTask(f.name, f.location, f.size_bytes, f.modified, routed.store_id, routed.conflict)

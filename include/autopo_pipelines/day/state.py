@@ -17,7 +17,9 @@ results from an earlier run's:
 - ``aggregate.json`` (:class:`AggregateRecord`) and ``load.json`` (:class:`LoadRecord`): which
   parts the day's outputs were built from, and which aggregate the warehouse holds;
 - ``loaded_parts.json`` (:class:`LoadedParts`): the parts of the snapshot last loaded, which a
-  later run of the date keeps for a file that has gone from the source or whose new version failed.
+  later run of the date keeps for a file that has gone from the source or whose new version failed;
+- ``deadline_notice.json`` (:class:`DeadlineNotice`): the lateness email a run of an
+  ``as_they_arrive`` pipeline sent for the date (one per business date).
 
 A file's ``<key>`` is its identity at the source (``layout.file_key``: path, gs:// URI or Drive
 id), never its display name, which two files may share. The JSON is what earlier versions wrote:
@@ -40,6 +42,7 @@ LISTING = "listing.json"
 AGGREGATE = "aggregate.json"
 LOAD = "load.json"
 LOADED_PARTS = "loaded_parts.json"
+DEADLINE_NOTICE = "deadline_notice.json"
 INPUTS = "inputs"
 RESULTS = "results"
 DOWNLOADS = "downloads"
@@ -266,6 +269,22 @@ class LoadedParts:
 
 
 @dataclass(frozen=True)
+class DeadlineNotice:
+    """The date's deadline passed with the day incomplete, and a run said so: when, and what."""
+
+    run_id: str
+    sent_at: str
+    subject: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> DeadlineNotice:
+        return cls(run_id=raw["run_id"], sent_at=raw["sent_at"], subject=raw.get("subject", ""))
+
+
+@dataclass(frozen=True)
 class DayState:
     """The day's state folder: where each record and folder is, and reading and writing them."""
 
@@ -330,6 +349,13 @@ class DayState:
 
     def save_loaded_parts(self, record: LoadedParts) -> None:
         write_json(self.folder / LOADED_PARTS, record.to_json())
+
+    def deadline_notice(self) -> DeadlineNotice | None:
+        raw = read_json(self.folder / DEADLINE_NOTICE)
+        return None if raw is None else DeadlineNotice.from_json(raw)
+
+    def save_deadline_notice(self, record: DeadlineNotice) -> None:
+        write_json(self.folder / DEADLINE_NOTICE, record.to_json())
 
     def inputs_folder(self) -> StoragePath:
         return self.folder / INPUTS

@@ -12,6 +12,15 @@ Two entry points Airflow calls:
   and keeps it for a failed run (3.3.2): a backfill run, or a run that already
   failed (and said so through ``run_failed``), sends nothing.
 
+And one the DAG's last task calls:
+
+* ``check_arrivals_deadline``: for a pipeline with ``processing: as_they_arrive``. Its
+  runs end within minutes with what has arrived, and Airflow drops a run's deadline
+  when the run succeeds, so a Deadline Alert per run cannot ask whether the *day* is
+  complete by ``alerts.deadline``. Instead every run's check_day, once the deadline has
+  passed, looks at the date as the runs have left it; the first that finds stores missing
+  or the snapshot not loaded sends the same email, once per business date.
+
 The texts are built from the day's state (``autopo_pipelines.day``), so they say what
 the pipeline knows, not Airflow's internal reasons.
 """
@@ -30,10 +39,11 @@ from typing import Any
 import pendulum
 
 from autopo_pipelines.config import PipelineConfig, required_config
-from autopo_pipelines.dates import business_date_of_run
+from autopo_pipelines.dates import business_date_of_run, deadline_moment
 from autopo_pipelines.day import Day
 from autopo_pipelines.day.checks import day_problems
 from autopo_pipelines.day.listing import readiness
+from autopo_pipelines.day.state import DeadlineNotice, now_iso
 from autopo_pipelines.loopback import is_loopback_host
 from autopo_pipelines.orchestration.data_root import data_layout
 
@@ -96,11 +106,41 @@ def lateness_message(day: Day, now: dt.datetime) -> Message:
         lines.append(f"- stores that have not sent files: {', '.join(state.missing_stores)}")
     if not state.files:
         lines.append(f"- no file for {day.date.isoformat()} has arrived at {day.source().describe()}")
-    if day.listing() is None:
+    listing = day.listing()
+    if listing is None:
         lines.append("- the day has not started: it is waiting for files")
+    elif problems := day_problems(day):
+        lines += [f"- {problem}" for problem in problems]
+    elif config.as_they_arrive and _loaded_by_its_run(day):
+        lines.append(
+            f"- the snapshot holds the {len(listing.routed)} file(s) that have arrived (run {listing.run_id}); "
+            "it is loaded again as more arrive"
+        )
     else:
-        lines += [f"- {problem}" for problem in day_problems(day)] or ["- the day is still being processed"]
+        lines.append("- the day is still being processed")
     return Message(f"autopo: {config.name} {day.date.isoformat()} not loaded by {local}", lines)
+
+
+def _loaded_by_its_run(day: Day) -> bool:
+    listing, load = day.listing(), day.state.load()
+    return listing is not None and load is not None and load.run_id == listing.run_id
+
+
+def late_day(day: Day, now: dt.datetime) -> Message | None:
+    """What is late about the date (as its runs have left it, whichever run) once its deadline has
+    passed; None before the deadline, or when every expected store's file is loaded and none failed."""
+    moment = deadline_moment(day.config, day.date)
+    if moment is None or now < moment:
+        return None
+    latest = day.for_run(None)
+    listing = latest.listing()
+    complete = (
+        listing is not None
+        and _loaded_by_its_run(latest)
+        and not readiness(latest, now).missing_stores
+        and not day_problems(latest)
+    )
+    return None if complete else lateness_message(latest, now)
 
 
 # --- where to say it -------------------------------------------------------------------
@@ -195,6 +235,28 @@ def run_failed(context: Any) -> None:
         _deliver("failure webhook", post_webhook, config.alerts.webhook_conn_id, message)
     if config.alerts.email_on_failure:
         _deliver("failure email", send_email, config, message)
+
+
+def check_arrivals_deadline(day: Day, run_type: str, now: dt.datetime) -> None:
+    """check_day of an ``as_they_arrive`` pipeline's run: once the date's deadline has passed with the day
+    incomplete, email it, once per business date (the notice is kept in the day's state). Backfill runs
+    have no deadline to miss. An email that cannot be sent is logged, not recorded: the next run tries again."""
+    if run_type == "backfill" or day.config.alerts.deadline is None or day.run_id is None:
+        return
+    notice = day.state.deadline_notice()
+    if notice is not None:
+        log.info("%s: the missed deadline was reported by run %s at %s", day.describe(), notice.run_id, notice.sent_at)
+        return
+    message = late_day(day, now)
+    if message is None:
+        return
+    try:
+        send_email(day.config, message)
+    except Exception:
+        log.exception("%s: deadline email could not be sent; the next run of the date tries again", day.describe())
+        return
+    day.state.save_deadline_notice(DeadlineNotice(run_id=day.run_id, sent_at=now_iso(), subject=message.subject))
+    log.warning("%s: %s (emailed to %s)", day.describe(), message.subject, ", ".join(day.config.alerts.email_to))
 
 
 async def deadline_missed(pipeline: str, context: dict[str, Any]) -> None:

@@ -3,6 +3,10 @@
 sensor -> list_files -> transform_file (mapped, one per batch of files,
 ``airflow.files_per_task``) -> aggregate_and_flush -> load_snapshot -> check_day
 
+``processing`` chooses what the sensor waits for: ``whole_day``, every expected store
+(or the cutoff); ``as_they_arrive``, nothing: a run goes on at once when files are new
+or changed since the date's last run, and is skipped when none are.
+
 Task bodies are a few lines: they resolve the business date and the
 warehouse from Airflow's context into a :class:`~autopo_pipelines.day.Day` and
 call that step's module in ``autopo_pipelines.day``.
@@ -36,7 +40,7 @@ from autopo_pipelines.dates import BusinessDateError, business_date_at, business
 from autopo_pipelines.day import Day
 from autopo_pipelines.day.checks import day_problems, outputs_are_stale
 from autopo_pipelines.day.file_run import run_batch
-from autopo_pipelines.day.listing import list_day_batches, readiness
+from autopo_pipelines.day.listing import arrivals, list_day_batches, readiness
 from autopo_pipelines.day.outputs import aggregate_day, load_day, row_accounting
 from autopo_pipelines.day.state import FileTask
 from autopo_pipelines.errors import ReferenceDataError
@@ -196,7 +200,9 @@ def _alerting(config: PipelineConfig, with_deadlines: bool) -> dict[str, Any]:
     alerting: dict[str, Any] = {}
     if config.alerts.webhook_conn_id or config.alerts.email_on_failure:
         alerting["on_failure_callback"] = alerts.run_failed
-    if config.alerts.deadline is not None and with_deadlines:
+    # As files arrive, runs end with what has arrived and Airflow drops a succeeded run's deadline:
+    # check_day watches the day's deadline instead (alerts.check_arrivals_deadline).
+    if config.alerts.deadline is not None and with_deadlines and not config.as_they_arrive:
         # Measured from the scheduled start (the logical date of a cron run): runs triggered
         # without a logical date have no deadline; backfill runs are let off by the callback.
         alerting["deadline"] = DeadlineAlert(
@@ -218,20 +224,47 @@ def poke_for_files(config: PipelineConfig) -> PokeReturnValue:
         # Serialised, not interleaved: a manual run waits for the backfill's run of the same date.
         log.info("%s is being processed by run %s; waiting for it to end", day.describe(), holder)
         return PokeReturnValue(is_done=False)
+    if config.as_they_arrive:
+        return poke_for_arrivals(day)
     try:
         state = readiness(day, pendulum.now("UTC"))
     except SourceError as exc:
         # A missing bucket or folder, or no access: poking for hours will not change that.
         raise AirflowFailException(str(exc)) from exc
     log.info("%d file(s) for %s present: %s; %s", len(state.files), day.date, state.files, state.reason)
-    if not state.files and day.date < business_date_at(config, pendulum.now("UTC")):
-        # Files for a past day (a backfill, a rerun) are there or they are not:
-        # waiting hours for them helps nobody.
+    if not state.files:
+        refuse_past_date_without_files(day)
+    return PokeReturnValue(is_done=state.ready)
+
+
+def refuse_past_date_without_files(day: Day) -> None:
+    """Files for a past day (a backfill, a rerun) are there or they are not: waiting hours for them helps nobody."""
+    if day.date < business_date_at(day.config, pendulum.now("UTC")):
         raise AirflowFailException(
-            f"no {config.name} files for {day.date.isoformat()} at {day.source().describe()}; "
+            f"no {day.pipeline} files for {day.date.isoformat()} at {day.source().describe()}; "
             "not waiting for a past date"
         )
-    return PokeReturnValue(is_done=state.ready)
+
+
+def poke_for_arrivals(day: Day) -> PokeReturnValue:
+    """wait_for_files of an ``as_they_arrive`` pipeline: go on at once with what has arrived; skip the run
+    (its tasks, not a failure) when no file is new or changed since the date's last run. A manual run
+    always goes on: whoever triggers it wants the date processed."""
+    try:
+        found = arrivals(day)
+    except SourceError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    log.info("%s: %s", day.describe(), found.describe())
+    if not found.files:
+        refuse_past_date_without_files(day)
+        raise AirflowSkipException(f"no {day.pipeline} file for {day.date.isoformat()} has arrived yet")
+    if not found.anything_new and run_type() != "manual":
+        raise AirflowSkipException(
+            f"nothing new for {day.date.isoformat()} since run {found.handled_by} took its {len(found.files)} file(s)"
+        )
+    if found.new or found.gone:
+        log.info("new or changed: %s; gone: %s", found.new, found.gone)
+    return PokeReturnValue(is_done=True)
 
 
 def list_files_step(config: PipelineConfig) -> list[list[dict[str, Any]]]:
@@ -305,6 +338,10 @@ def check_step(config: PipelineConfig) -> dict[str, Any]:
     """check_day: the day's verdict; the date is released whatever it is."""
     day = run_day(config, conninfo=warehouse())
     try:
+        if config.as_they_arrive and day.listing() is None:
+            # The sensor found nothing new: the date stays as the last run left it (its verdict stands).
+            check_arrivals_deadline(day)
+            raise AirflowSkipException("nothing new since the date's last run; the date stays as that run left it")
         if outputs_are_stale(day):
             # A failed file was cleared and redone without its downstream tasks (Airflow's
             # "only failed" also filters the downstream ones): bring the day up to date here.
@@ -313,11 +350,24 @@ def check_step(config: PipelineConfig) -> dict[str, Any]:
             report_load(day, load_day(day))
         problems = day_problems(day)
         report_verdict(config.name)
+        if config.as_they_arrive:
+            check_arrivals_deadline(day)
         if problems:
             raise AirflowFailException("; ".join(problems))
         return {"date": day.date.isoformat(), "status": "completed"}
     finally:
         day_lock.release(str(day.conninfo), config.name, day.date, str(day.run_id))
+
+
+def check_arrivals_deadline(day: Day) -> None:
+    """An ``as_they_arrive`` day past its deadline and still incomplete is emailed once (alerts)."""
+    alerts.check_arrivals_deadline(day, run_type(), pendulum.now("UTC"))
+
+
+def run_type() -> str:
+    """The run's type as Airflow names it: scheduled, manual, backfill, asset_triggered."""
+    kind = get_current_context()["dag_run"].run_type
+    return str(getattr(kind, "value", kind))
 
 
 def report_verdict(pipeline: str) -> None:
