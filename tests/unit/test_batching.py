@@ -236,3 +236,47 @@ def test_auto_batches_a_big_day_and_keeps_a_small_one_per_file(tmp_path: Path) -
         assert [len(b) for b in batches] == sizes
         listing = day.listing()
         assert listing is not None and listing.files_per_task == sizes[0]
+
+
+def test_auto_gives_a_reruns_unchanged_files_tasks_of_their_own(tmp_path: Path) -> None:
+    """A rerun with files_per_task: auto: the files whose parts are reused share one task; new and changed
+    files are batched as a day of that many files would be. A file whose part was made with other inputs
+    (here: another supplier master) is not counted as unchanged."""
+    import os
+    import random
+
+    from autopo_local.sample_day import write_store_file, write_supplier_master
+
+    config = load_config_file(REAL_CONFIG)
+    config = config.model_copy(update={"settings": {**config.settings, "on_order_table": None}})
+    layout = DataLayout(tmp_path)
+    skus = [f"SKU-{i:03d}" for i in range(4)]
+    master = write_supplier_master(layout.reference() / "suppliers.csv", skus, random.Random(1))
+    inbox = layout.inbox(config.name)
+    stores = [f"S{i:02d}" for i in range(12)]
+    for store in stores:
+        write_store_file(inbox / f"{store}_stock_20241204.xlsx", store, DATE, skus, random.Random(store), style=0)
+
+    first = Day(config, layout, DATE, "run-1")
+    assert [len(b) for b in list_day_batches(first)] == [2] * 6  # 12 files, auto: 2 x pool_size tasks
+    listing = first.listing()
+    assert listing is not None
+    outcome = file_run.run_batch(first, listing.routed)
+    assert not outcome.failed
+
+    changed = inbox / "S03_stock_20241204.xlsx"
+    write_store_file(changed, "S03", DATE, skus[:2], random.Random(9), style=0)
+    os.utime(changed, (1_800_000_000, 1_800_000_000))
+    write_store_file(inbox / "S99_stock_20241204.xlsx", "S99", DATE, skus, random.Random(99), style=0)
+    rerun = Day(config, layout, DATE, "run-2")
+    batches = list_day_batches(rerun)
+    assert names(batches) == [["S03"], ["S99"], [store for store in stores if store != "S03"]]
+    relisted = rerun.listing()
+    assert relisted is not None
+    assert [t.name for t in relisted.routed] == [t.name for batch in batches for t in batch]
+    outcome = file_run.run_batch(rerun, batches[-1])
+    assert {result["status"] for result in outcome.results} == {"skipped"}
+
+    master.write_text(master.read_text(encoding="utf-8") + "SKU-999,SUP-9,Other,7,1,1\n", encoding="utf-8")
+    other_inputs = Day(config, layout, DATE, "run-3")
+    assert [len(b) for b in list_day_batches(other_inputs)] == [2] * 6 + [1]  # 13 files, nothing reused

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autopo_pipelines import storage
+from autopo_pipelines.aggregate import read_part_meta
 from autopo_pipelines.config import PipelineConfig, files_per_task_for
 from autopo_pipelines.dates import cutoff_moment
 from autopo_pipelines.day.core import Day
+from autopo_pipelines.day.file_run import inputs_fingerprint
 from autopo_pipelines.day.state import INPUTS, DayInputs, FileTask, Listing, NotUsed
 from autopo_pipelines.routing import RoutedFile, UnroutedFile, normalise_store, route_files, separate_identical
 from autopo_pipelines.sources import Source
@@ -160,6 +162,7 @@ def list_day_batches(
     if day.run_id is None:
         raise ValueError(f"{day.describe()}: listing the files needs the run that lists them")
     config = day.config
+    previous = day.state.listing()
     day.state.start_attempt()
     inputs = prepare_day_inputs(day)
     for note in inputs.notes:
@@ -183,8 +186,22 @@ def list_day_batches(
         routing.other_dates,
     )
     tasks = [file_task(r) for r in routing.routed]
-    size = _batch_size_logged(day, len(tasks), max_map_length)
-    batches = batch_files(tasks, size, max_map_length)
+    reused = _reusable(day, previous, tasks, inputs) if config.airflow.files_per_task == "auto" else set()
+    kept = [task for task in tasks if task.location in reused]
+    kept_batches = [kept[start : start + REUSED_FILES_PER_TASK] for start in range(0, len(kept), REUSED_FILES_PER_TASK)]
+    fresh = [task for task in tasks if task.location not in reused]
+    room = max(1, max_map_length - len(kept_batches))
+    size = _batch_size_logged(day, len(fresh), room)
+    batches = batch_files(fresh, size, room) + kept_batches
+    if kept:
+        log.info(
+            "%s: %d file(s) unchanged since run %s, their parts reused, in %d task(s)",
+            day.describe(),
+            len(kept),
+            previous.run_id if previous else "?",
+            len(kept_batches),
+        )
+    tasks = [task for batch in batches for task in batch]
     missing = missing_stores(config, {r.store_id for r in routing.routed})
     if missing:
         log.warning("%s: no file from the expected store(s) %s", day.describe(), ", ".join(missing))
@@ -206,6 +223,35 @@ def list_day_batches(
         )
     )
     return batches
+
+
+# With ``files_per_task: auto``, the files whose parts a rerun reuses (unchanged since the date's last
+# listing, made with the same inputs) share tasks of this many: reusing a part takes a file's copy and
+# checksum, not a transform, and each task costs Airflow a second or two to start (docs/performance.md).
+REUSED_FILES_PER_TASK = 50
+
+
+def _reusable(day: Day, previous: Listing | None, tasks: list[FileTask], inputs: DayInputs) -> set[str]:
+    """The locations of the files whose part this run will reuse, as far as the listing can tell: the same
+    size and modification time as in the date's previous listing, a good result with a part, and the part
+    made with this run's inputs. The transform still checks each file's checksum: a wrong guess costs
+    time (the file is transformed in the shared task), never rows."""
+    if previous is None:
+        return set()
+    fingerprint = inputs_fingerprint(day.config, inputs.fingerprint)
+    before = {task.location: task for task in previous.routed}
+    reusable = set()
+    for task in tasks:
+        old = before.get(task.location)
+        if old is None or task.conflict or (old.size_bytes, old.modified) != (task.size_bytes, task.modified):
+            continue
+        result = day.state.result(task.location, task.name)
+        if result is None or result.status == "failed" or result.part is None:
+            continue
+        meta = read_part_meta(day.layout.locate(result.part))
+        if meta is not None and meta.get("inputs") == fingerprint:
+            reusable.add(task.location)
+    return reusable
 
 
 def _batch_size_logged(day: Day, files: int, max_map_length: int) -> int:
