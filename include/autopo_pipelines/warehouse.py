@@ -135,16 +135,25 @@ def replace_date_rows(
         raise LoadError(f"{csv_path}: header {header} does not match the expected columns {columns}")
 
     load = _Load(conninfo, table, target, date_column, date, csv_path, columns)
-    day = date.isoformat()
+    with _connected(load) as conn:
+        partitioned = _date_partitioned(conn, target, date_column)
+        return _swap_in_partition(conn, load, partitioned) if partitioned else _replace_in_place(conn, load)
+
+
+@contextlib.contextmanager
+def _connected(load: _Load) -> Iterator[psycopg.Connection[Any]]:
+    """A connection for the load; the database's errors become LoadConnectionError when it could not be
+    reached or went away (saying whether anything may have changed), the others pass through."""
+    conn: psycopg.Connection[Any] | None = None
+    day = load.date.isoformat()
     try:
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=30) as conn:
+        with psycopg.connect(load.conninfo, autocommit=True, connect_timeout=30) as conn:
             load.phase = "load"
-            partitioned = _date_partitioned(conn, target, date_column)
-            rows = _swap_in_partition(conn, load, partitioned) if partitioned else _replace_in_place(conn, load)
+            yield conn
     except psycopg.Error as exc:
-        if load.phase == "connect":
+        if load.phase == "connect" or conn is None:
             raise LoadConnectionError(
-                f"cannot connect to the database to load {table} for {day}: {_reason(exc)}; "
+                f"cannot connect to the database to load {load.table} for {day}: {_reason(exc)}; "
                 "nothing was changed, the date keeps its previous rows; "
                 "retry the load when the database is reachable"
             ) from exc
@@ -152,13 +161,12 @@ def replace_date_rows(
             raise
         if load.phase == "commit":
             raise LoadConnectionError(
-                f"the database connection was lost while committing the load of {table} for {day} "
-                f"from {csv_path}: {_reason(exc)}; the load may or may not have been committed "
+                f"the database connection was lost while committing the load of {load.table} for {day} "
+                f"from {load.csv_path}: {_reason(exc)}; the load may or may not have been committed "
                 "(snapshot_loads says which load the date holds); "
                 "retrying it is safe, it replaces the date's rows again"
             ) from exc
         raise _lost_while_loading(load, exc) from exc
-    return rows
 
 
 @dataclass
@@ -258,51 +266,57 @@ def _restore_guarded_text(conn: psycopg.Connection[Any], load: _Load, stage: sql
     )
 
 
-def _replace_in_place(conn: psycopg.Connection[Any], load: _Load) -> int:
-    """DELETE and INSERT in one transaction: readers see the old rows or the new, never a mix or a gap."""
+def _stage_csv(conn: psycopg.Connection[Any], load: _Load) -> sql.Identifier:
+    """The CSV's rows in a temporary table of the target's column types (dropped at commit), every row's
+    date checked, with the offending CSV lines named. Only column types are copied, so NOT NULL/CHECK/key
+    errors surface on the final INSERT against the real table. Call inside the load's transaction."""
     stage = sql.Identifier(_STAGE)
     line = sql.Identifier(_STAGE_LINE)
+    date_col = sql.Identifier(load.date_column)
+    col_list = load.column_list
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+            stage, col_list, load.target
+        )
+    )
+    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} bigint GENERATED ALWAYS AS IDENTITY").format(stage, line))
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true, NULL '', ENCODING 'UTF8')").format(
+        stage, col_list
+    )
+    watch = _GuardWatch()
+    try:
+        with conn.cursor() as cur, storage.open_for_reading(load.csv_path) as handle:
+            with cur.copy(copy_sql) as copy:
+                while chunk := handle.read(COPY_CHUNK_BYTES):
+                    watch.feed(chunk)
+                    copy.write(chunk)
+        if watch.seen:
+            _restore_guarded_text(conn, load, stage)
+    except psycopg.Error as exc:
+        if _connection_lost(conn, exc):
+            raise
+        raise load.failed(exc) from exc
+
+    wrong = conn.execute(
+        sql.SQL(
+            # + 1: file line numbers, the header being line 1.
+            "SELECT {line} + 1, {col}::text FROM {stage} WHERE {col} IS DISTINCT FROM %s ORDER BY {line} LIMIT 5"
+        ).format(line=line, col=date_col, stage=stage),
+        (load.date,),
+    ).fetchall()
+    if wrong:
+        raise _other_date_error(load, wrong)
+    return stage
+
+
+def _replace_in_place(conn: psycopg.Connection[Any], load: _Load) -> int:
+    """DELETE and INSERT in one transaction: readers see the old rows or the new, never a mix or a gap."""
     date_col = sql.Identifier(load.date_column)
     col_list = load.column_list
     with conn.transaction():
         # Serialise loads of the same (table, date); other dates load in parallel.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s::int4)", _lock_key(load))
-        # Stage first: the date of every row is checked before the live rows are touched, with
-        # the offending CSV lines named. Only column types are copied, so NOT NULL/CHECK/key
-        # errors surface on the final INSERT against the real table.
-        conn.execute(
-            sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-                stage, col_list, load.target
-            )
-        )
-        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} bigint GENERATED ALWAYS AS IDENTITY").format(stage, line))
-        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true, NULL '', ENCODING 'UTF8')").format(
-            stage, col_list
-        )
-        watch = _GuardWatch()
-        try:
-            with conn.cursor() as cur, storage.open_for_reading(load.csv_path) as handle:
-                with cur.copy(copy_sql) as copy:
-                    while chunk := handle.read(COPY_CHUNK_BYTES):
-                        watch.feed(chunk)
-                        copy.write(chunk)
-            if watch.seen:
-                _restore_guarded_text(conn, load, stage)
-        except psycopg.Error as exc:
-            if _connection_lost(conn, exc):
-                raise
-            raise load.failed(exc) from exc
-
-        wrong = conn.execute(
-            sql.SQL(
-                # + 1: file line numbers, the header being line 1.
-                "SELECT {line} + 1, {col}::text FROM {stage} WHERE {col} IS DISTINCT FROM %s ORDER BY {line} LIMIT 5"
-            ).format(line=line, col=date_col, stage=stage),
-            (load.date,),
-        ).fetchall()
-        if wrong:
-            raise _other_date_error(load, wrong)
-
+        stage = _stage_csv(conn, load)
         try:
             conn.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(load.target, date_col), (load.date,))
             cur = conn.execute(
@@ -316,6 +330,93 @@ def _replace_in_place(conn: psycopg.Connection[Any], load: _Load) -> int:
         _record_load(conn, load, rows)
         # Leaving the block commits: a connection lost from here on leaves the outcome unknown.
         load.phase = "commit"
+    return rows
+
+
+class StaleBaseError(LoadError):
+    """The date does not hold the load a partial replacement was made against: load the whole date."""
+
+
+def replace_date_partitions(
+    conninfo: str,
+    *,
+    table: str,
+    date_column: str,
+    date: datetime.date,
+    partition_column: str,
+    partitions: Sequence[str],
+    csv_path: StoragePath,
+    columns: Sequence[str],
+    rows_before: int,
+) -> int:
+    """Replace the rows of ``partitions`` (values of ``partition_column``, e.g. stores) of ``date`` by the
+    rows of ``csv_path``, and leave the date's other rows as they are; return the date's rows after.
+
+    For a rerun that changed a few stores of a loaded date: one transaction (readers see the date before
+    or after, never a mix), a DELETE and INSERT of those stores' rows only, instead of the whole date.
+    ``rows_before``: the rows of the load this replacement was made against (``snapshot_loads``); when the
+    date holds another load, StaleBaseError and nothing changes. Every CSV row must be of ``date`` and of
+    one of ``partitions``. Errors as replace_date_rows'.
+    """
+    columns = list(columns)
+    if partition_column not in columns or date_column not in columns:
+        raise ValueError(f"{partition_column!r} and {date_column!r} must be among the columns {columns}")
+    with storage.open_for_reading(csv_path) as handle:
+        header = _read_header(handle, csv_path)
+    if header != columns:
+        raise LoadError(f"{csv_path}: header {header} does not match the expected columns {columns}")
+    load = _Load(conninfo, table, _table_ident(table), date_column, date, csv_path, columns)
+    date_col, part_col, col_list = sql.Identifier(date_column), sql.Identifier(partition_column), load.column_list
+    with _connected(load) as conn:
+        with conn.transaction():
+            # The same lock as a whole-date load: the two never interleave.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s::int4)", _lock_key(load))
+            recorded = conn.execute(
+                "SELECT rows FROM snapshot_loads WHERE table_name = %s AND snapshot_date = %s", (table, date)
+            ).fetchone()
+            if recorded is None or int(recorded[0]) != rows_before:
+                raise StaleBaseError(
+                    f"{table} {date.isoformat()} holds "
+                    + (f"a load of {recorded[0]} rows" if recorded else "no recorded load")
+                    + f", not the {rows_before} rows this replacement of {len(partitions)} partition(s) "
+                    "was made against; nothing was changed"
+                )
+            stage = _stage_csv(conn, load)
+            strays = conn.execute(
+                sql.SQL("SELECT DISTINCT {col}::text FROM {stage} WHERE {col} <> ALL(%s) LIMIT 5").format(
+                    col=part_col, stage=stage
+                ),
+                (list(partitions),),
+            ).fetchall()
+            if strays:
+                raise LoadError(
+                    f"{csv_path}: rows of {partition_column} {[row[0] for row in strays]}, which this load "
+                    f"does not replace ({len(partitions)} partition(s)); nothing was changed"
+                )
+            try:
+                deleted = conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE {} = %s AND {} = ANY(%s)").format(load.target, date_col, part_col),
+                    (date, list(partitions)),
+                ).rowcount
+                inserted = conn.execute(
+                    sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(load.target, col_list, col_list, stage)
+                ).rowcount
+            except psycopg.Error as exc:
+                if _connection_lost(conn, exc):
+                    raise
+                raise load.failed(exc) from exc
+            rows = rows_before - deleted + inserted
+            _record_load(conn, load, rows)
+            load.phase = "commit"
+    log.info(
+        "%s %s: %d partition(s) replaced in place (%d rows out, %d in); the date holds %d rows",
+        table,
+        date.isoformat(),
+        len(partitions),
+        deleted,
+        inserted,
+        rows,
+    )
     return rows
 
 

@@ -670,3 +670,57 @@ def test_a_csv_in_a_bucket_is_streamed_into_the_table_as_a_local_one(
         remote = ObjectStoragePath("gs://autopo-data/seeds/20241204.csv", conn_id="google_cloud_default")
         assert load(clean_tables, D1, remote) == 500
     assert [row[:-1] for row in rows_of(clean_tables, D1)] == expected
+
+
+def test_replacing_some_stores_of_a_date_leaves_the_others_and_refuses_a_stale_base(
+    clean_tables: str, tmp_path: Path
+) -> None:
+    """replace_date_partitions: the rows of the named stores replaced in one transaction, the date's other
+    stores as loaded, the total recorded; a base that is not the date's load, or rows of a store it does not
+    replace, change nothing."""
+    first = load(clean_tables, D1, write_csv(tmp_path / "full.csv", D1, 70))
+    assert first == 70  # 7 stores x 10 rows
+    before = dict(query_all(clean_tables, "SELECT store_id, count(*) FROM stock_health_snapshots GROUP BY 1"))
+
+    def store_rows(store: int, n: int, path: Path) -> Path:
+        # Rows i with i % 7 == store belong to STORE-00<store>; these are new SKUs of that store.
+        return write_csv(
+            path,
+            D1,
+            n,
+            source="b.xlsx",
+            mutate=lambda i, row: row.update(store_id=f"STORE-{store:03d}", sku=f"NEW-{i:04d}"),
+        )
+
+    delta = store_rows(3, 4, tmp_path / "delta.csv")
+    replaced = partial(clean_tables, delta, ["STORE-003", "STORE-005"], rows_before=70)
+    # STORE-003 now has the 4 new rows; STORE-005 (named, no rows) is gone; the others untouched.
+    assert replaced == 70 - before["STORE-003"] - before["STORE-005"] + 4
+    after = dict(query_all(clean_tables, "SELECT store_id, count(*) FROM stock_health_snapshots GROUP BY 1"))
+    assert after == {**{k: v for k, v in before.items() if k != "STORE-005"}, "STORE-003": 4}
+    assert query_all(clean_tables, "SELECT rows FROM snapshot_loads WHERE snapshot_date = %s", (D1,)) == [(replaced,)]
+
+    with pytest.raises(warehouse.StaleBaseError, match="not the 70 rows"):
+        partial(clean_tables, delta, ["STORE-003"], rows_before=70)
+    with pytest.raises(LoadError, match=r"STORE-003.*does not replace"):
+        partial(clean_tables, delta, ["STORE-001"], rows_before=replaced)
+    assert dict(query_all(clean_tables, "SELECT store_id, count(*) FROM stock_health_snapshots GROUP BY 1")) == after
+
+
+def partial(url: str, path: Path, stores: list[str], *, rows_before: int) -> int:
+    return warehouse.replace_date_partitions(
+        url,
+        table=TABLE,
+        date_column="snapshot_date",
+        date=D1,
+        partition_column="store_id",
+        partitions=stores,
+        csv_path=path,
+        columns=COLUMNS,
+        rows_before=rows_before,
+    )
+
+
+def query_all(url: str, statement: str, params: tuple[object, ...] | None = None) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(statement.encode(), params).fetchall()
