@@ -456,6 +456,8 @@ def batches(parts: Sequence[Part], aggregation: AggregationConfig) -> Iterator[l
 class DayOutputs:
     files: dict[str, str] = field(default_factory=dict)
     rows_out: int = 0
+    # Rows written to the partial-load CSV (write_day_outputs' ``partial``), when asked for one.
+    partial_rows: int = 0
     rows_rejected: int = 0
     # Rows of several files that were one row of the day (merge_day_rows).
     rows_merged: int = 0
@@ -475,6 +477,17 @@ class _PreparedBatch:
     merged: int
     rejects_lines: bytes
     rejected: int
+    partial_lines: bytes = b""
+    partial_rows: int = 0
+
+
+@dataclass(frozen=True)
+class PartialOutput:
+    """Where to write, besides the snapshot, the snapshot rows of some partitions only (the stores that
+    changed since the date's last load: outputs.PartialLoad)."""
+
+    path: StoragePath
+    partitions: frozenset[str]
 
 
 _In = TypeVar("_In")
@@ -501,6 +514,22 @@ def _in_order(work: Callable[[_In], _Out], items: Iterable[_In], threads: int) -
                 future.cancel()
 
 
+def _count_statuses(counts: dict[str, int], rows: pd.DataFrame, column: str | None) -> None:
+    if column is not None:
+        for status, count in rows[column].value_counts().items():
+            counts[str(status)] = counts.get(str(status), 0) + int(count)
+
+
+def _partial_lines(
+    partial: PartialOutput, sink: CsvSink, batch: list[Part], rows: pd.DataFrame, column: str | None
+) -> tuple[bytes, int]:
+    """The CSV lines of the batch's rows of the partial output's partitions, and how many."""
+    if column is None or not any(part.partition in partial.partitions for part in batch):
+        return b"", 0
+    changed = rows[rows[column].astype(str).isin(partial.partitions)]
+    return sink.encode(changed), len(changed)
+
+
 def write_day_outputs(
     parts: Sequence[Part],
     *,
@@ -509,6 +538,7 @@ def write_day_outputs(
     definition: TransformDefinition,
     settings: Any,
     aggregation: AggregationConfig,
+    partial: PartialOutput | None = None,
 ) -> DayOutputs:
     stamp = date_stamp(date)
     # From here until the new rejects file is renamed in, the day is not finished.
@@ -521,6 +551,9 @@ def write_day_outputs(
         sinks.append(snapshot)
         rejects = CsvSink(seeds_dir / f"{stamp}_rejects.csv", REJECT_COLUMNS)
         sinks.append(rejects)
+        partial_sink = None if partial is None else CsvSink(partial.path, definition.snapshot.columns)
+        if partial_sink is not None:
+            sinks.append(partial_sink)
         derived = list(definition.derived_outputs(settings))
 
         def prepare(batch: list[Part]) -> _PreparedBatch:
@@ -534,18 +567,27 @@ def write_day_outputs(
                 merged = before - len(rows)
             rows = rows.sort_values(list(definition.snapshot.sort), kind="stable")
             rejected = pd.concat([storage.read_parquet(p.directory / REJECTS_FILE) for p in batch], ignore_index=True)
-            return _PreparedBatch(rows, snapshot.encode(rows), merged, rejects.encode(rejected), len(rejected))
+            prepared = _PreparedBatch(rows, snapshot.encode(rows), merged, rejects.encode(rejected), len(rejected))
+            if (
+                partial_sink is not None
+                and partial is not None
+                and any(p.partition in partial.partitions for p in batch)
+            ):
+                assert definition.snapshot.partition is not None  # a partial load is planned for partitions only
+                changed = rows[rows[definition.snapshot.partition].astype(str).isin(partial.partitions)]
+                prepared.partial_lines, prepared.partial_rows = partial_sink.encode(changed), len(changed)
+            return prepared
 
         for prepared in _in_order(prepare, batches(parts, aggregation), AGGREGATE_THREADS):
             result.batches += 1
             result.rows_merged += prepared.merged
             snapshot.write_encoded(prepared.snapshot_lines, len(prepared.rows))
-            if definition.snapshot.status_column is not None:
-                for status, count in prepared.rows[definition.snapshot.status_column].value_counts().items():
-                    result.status_counts[str(status)] = result.status_counts.get(str(status), 0) + int(count)
+            _count_statuses(result.status_counts, prepared.rows, definition.snapshot.status_column)
             for output in derived:
                 output.update(prepared.rows)
             rejects.write_encoded(prepared.rejects_lines, prepared.rejected)
+            if partial_sink is not None:
+                partial_sink.write_encoded(prepared.partial_lines, prepared.partial_rows)
             del prepared
         derived_sinks = []
         for output in derived:
@@ -562,6 +604,9 @@ def write_day_outputs(
         # The rejects file is renamed last: its presence says the day finished.
         for sink in in_order:
             result.files[sink.path.name] = str(sink.commit())
+        if partial_sink is not None:
+            partial_sink.commit()
+            result.partial_rows = partial_sink.rows
     except BaseException:
         for sink in sinks:
             sink.abort()

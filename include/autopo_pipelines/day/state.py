@@ -18,6 +18,8 @@ results from an earlier run's:
   parts the day's outputs were built from, and which aggregate the warehouse holds;
 - ``loaded_parts.json`` (:class:`LoadedParts`): the parts of the snapshot last loaded, which a
   later run of the date keeps for a file that has gone from the source or whose new version failed;
+- ``partial_load.csv``: the rows of the stores that changed since the last load, when only some did
+  (written by aggregate_and_flush, swapped in by load_snapshot instead of the whole date);
 - ``deadline_notice.json`` (:class:`DeadlineNotice`): the lateness email a run of an
   ``as_they_arrive`` pipeline sent for the date (one per business date).
 
@@ -45,6 +47,7 @@ LOADED_PARTS = "loaded_parts.json"
 DEADLINE_NOTICE = "deadline_notice.json"
 INPUTS = "inputs"
 RESULTS = "results"
+PARTIAL_LOAD_CSV = "partial_load.csv"
 DOWNLOADS = "downloads"
 
 # A part's meta (aggregate.write_part): the file, its checksum, counts and where it came from.
@@ -202,6 +205,9 @@ class AggregateRecord:
     parts: list[str] = field(default_factory=list)
     files: list[PartMeta] = field(default_factory=list)
     snapshot_csv: str | None = None
+    # Where only some partitions (stores) changed since the date's last load: their rows alone
+    # (outputs.PartialLoad), which load_snapshot swaps in instead of the whole date.
+    partial_load: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         if self.outputs is None:
@@ -219,6 +225,7 @@ class AggregateRecord:
             parts=list(raw.get("parts") or []),
             files=list(raw.get("files") or []),
             snapshot_csv=raw.get("snapshot_csv"),
+            partial_load=raw.get("partial_load"),
         )
 
 
@@ -248,6 +255,8 @@ class LoadedParts:
     aggregate_id: str
     files: list[PartMeta]
     baseline: list[PartMeta]
+    # The rows the table held for the date after that load (None: recorded before this was kept).
+    rows: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -259,6 +268,7 @@ class LoadedParts:
             aggregate_id=raw.get("aggregate_id", ""),
             files=list(raw.get("files") or []),
             baseline=list(raw.get("baseline") or []),
+            rows=raw.get("rows"),
         )
 
     def before(self, run_id: str) -> list[PartMeta]:
@@ -356,6 +366,9 @@ class DayState:
 
     def save_deadline_notice(self, record: DeadlineNotice) -> None:
         write_json(self.folder / DEADLINE_NOTICE, record.to_json())
+
+    def partial_load_csv(self) -> StoragePath:
+        return self.folder / PARTIAL_LOAD_CSV
 
     def inputs_folder(self) -> StoragePath:
         return self.folder / INPUTS

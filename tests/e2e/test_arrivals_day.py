@@ -16,10 +16,11 @@ from typing import Any
 import pendulum
 import pytest
 import yaml
-from dag_runs import pipeline_dag, query, task_states
+from dag_runs import pipeline_dag, query, read_csv, task_states
 
 from autopo_local.sample_day import write_store_file, write_supplier_master
 from autopo_pipelines.config import default_config_dir
+from autopo_pipelines.day.state import DayState
 from autopo_pipelines.layout import DataLayout
 from loopback_servers import Mailbox, smtp_connection, smtp_server
 
@@ -117,6 +118,17 @@ def test_each_run_loads_what_has_arrived_reuses_the_rest_and_the_late_day_is_ema
         assert sorted(loaded_stores(clean_tables)) == STORES
         assert date_row(clean_tables) == ("completed", 5, 1, 4, 0, [])
         assert len(mailbox.messages) == 1
+    # The second and third runs swapped in only the new stores' rows (warehouse.replace_date_partitions),
+    # and the table holds exactly the day's snapshot CSV, as a load of the whole date would.
+    state = DayState(data_layout.intermediate(PIPELINE, DATE))
+    aggregate = state.aggregate()
+    assert aggregate is not None and aggregate.partial_load is not None
+    assert aggregate.partial_load["partitions"] == [STORES[4]]
+    csv_rows = read_csv(data_layout.seeds(PIPELINE) / f"{DATE:%Y%m%d}.csv")
+    table_keys = query(clean_tables, "SELECT store_id, sku, stock_on_hand::text FROM stock_health_snapshots")
+    assert sorted((r["store_id"], r["sku"], r["stock_on_hand"]) for r in csv_rows) == sorted(
+        (str(store), str(sku), str(stock)) for store, sku, stock in table_keys
+    )
     (count,) = query(clean_tables, "SELECT count(*) FROM pipeline_runs")
     assert count == (1,)
     files = dict(query(clean_tables, "SELECT file_name, status FROM pipeline_file_jobs"))
