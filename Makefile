@@ -130,8 +130,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check include plugins tests dags benchmarks tools
 	$(BIN)/mypy
 
-# Speed and memory, side by side with the naive stack and the floor (docs/performance.md). Not a test:
-# it prints figures. BENCH_ARGS='--stores 10 --rows 5000 --repeat 1' for a quick look.
+# Speed and memory, side by side with the naive stack and the floor, the rerun after one store's file
+# changed and the scale row, ending with issue 20's targets and a ratios: line (docs/performance.md).
+# Not a test: it prints figures. A quick look: BENCH_ARGS='--stores 6 --rows 2000 --repeat 1
+# --scale 2,4,6,8 --scale-rows 1000 --skip naive' (the scale figures are then n/a).
 bench: $(VENV)/.installed
 	@$(LOCAL) exec -- $(BIN)/python $(CURDIR)/benchmarks/day_benchmark.py $(BENCH_ARGS)
 

@@ -7,18 +7,35 @@
 3. product: the stock_health DAG for the date, files landed to rows in PostgreSQL, with
    ``dag.test()`` and under the real scheduler (LocalExecutor, parallelism 2).
 
-Then the scale row (N = 10, 40, 100 stores x 20,000 rows through ``dag.test()``, with the
+After each full run of the product (both ways), the rerun: one store's workbook in that data
+root's inbox is replaced by a changed version (the same store and SKUs, the generator with
+another seed: other figures, another checksum; cached in the day's ``changed/`` folder), and the
+date is run again the same way, timed alone. The rerun must transform that file again
+(``completed``) and reuse every other file's part (``skipped``), by the day's state files
+``results/*.json`` for that run, and load the full day's rows plus the changed file's difference
+(each version counted by the floor's transform of that file alone), or the benchmark stops.
+
+Then the scale row (N = 10, 40, 100, 160 stores x 20,000 rows through ``dag.test()``, with the
 peak memory of aggregate_and_flush's work), and the load of the 2M-row day into the table,
 replacing the date, with readers timed while it runs.
 
 Every stage runs in a fresh child process (its peak RSS is the stage's peak memory); the
 figures are medians of ``--repeat`` runs. Generated workbooks are cached in
-benchmarks/.cache/ (generating is not what is measured). The last line is for scripts:
-``ratios: naive_over_product=<naive / product> product_over_floor=<product / floor>``,
-product being the scheduler's run (``dag.test()``'s with ``--skip scheduler``).
+benchmarks/.cache/ (generating is not what is measured). The report ends with issue 20's
+targets, each figure with the baseline it was measured against in the same run, met or
+missed by how much, and the last line is for scripts (``n/a``: not measured in this run)::
+
+    ratios: naive_over_product=<naive / product> product_over_floor=<product / floor>
+        aggregate_memory_100_over_10=<aggregate peak RSS, 100 stores / 10> rerun_over_full=<rerun / full day>
+        scale_160_over_4x40=<t(160 stores) / (4 x t(40 stores))>
+
+(on one line), product being the scheduler's run (``dag.test()``'s with ``--skip scheduler``),
+the rerun's the same way as the full day it is compared with. Targets: naive_over_product >= 12,
+product_over_floor <= 1.25, aggregate_memory_100_over_10 <= 1.15, rerun_over_full <= 0.20,
+scale_160_over_4x40 <= 1.10. The scale figures need their store counts in ``--scale``.
 
     make bench                                   # defaults: 40 x 50,000, repeat 3
-    make bench BENCH_ARGS='--stores 10 --rows 5000 --repeat 1 --scale 4,8 --scale-rows 2000'
+    make bench BENCH_ARGS='--stores 6 --rows 2000 --repeat 1 --scale 2,4,6,8 --scale-rows 1000 --skip naive'
 """
 
 from __future__ import annotations
@@ -64,14 +81,14 @@ BENCH_DB = "autopo_bench"
 # --- the generated day ------------------------------------------------------------------
 
 
-def _write_store(args: tuple[Path, str, int, int]) -> None:
+def _write_store(args: tuple[Path, str, int, int, str]) -> None:
     from autopo_local.sample_day import _sku, write_store_file
 
-    path, store, rows, style = args
+    path, store, rows, style, seed = args
     skus = [_sku(i) for i in range(rows)]
     # Styles rotate the spec's quirks: header aliases, title rows above the header, text
     # numbers with thousands separators, a TOTAL row, negative stock (a reject).
-    write_store_file(path, store, DATE, skus, random.Random(f"{store}-{rows}"), style)
+    write_store_file(path, store, DATE, skus, random.Random(seed), style)
 
 
 def generated_day(stores: int, rows: int) -> Path:
@@ -86,7 +103,13 @@ def generated_day(stores: int, rows: int) -> Path:
     (folder / "files").mkdir(parents=True)
     started = time.perf_counter()
     work = [
-        (folder / "files" / f"STORE-{n:03d}_stock_{DATE:%Y%m%d}.xlsx", f"STORE-{n:03d}", rows, n)
+        (
+            folder / "files" / f"STORE-{n:03d}_stock_{DATE:%Y%m%d}.xlsx",
+            f"STORE-{n:03d}",
+            rows,
+            n,
+            f"STORE-{n:03d}-{rows}",
+        )
         for n in range(1, stores + 1)
     ]
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -99,6 +122,39 @@ def generated_day(stores: int, rows: int) -> Path:
 
 def subset(day: Path, stores: int) -> list[Path]:
     return sorted((day / "files").glob("*.xlsx"))[:stores]
+
+
+def changed_store_file(day: Path, original: Path, rows: int) -> Path:
+    """The same store's report of the same SKUs with other figures (the generator with another seed):
+    another checksum, other rows. Cached beside the day, in ``<day>/changed/`` under the same name."""
+    target = day / "changed" / original.name
+    if target.exists():
+        return target
+    store = original.name.split("_")[0]
+    writing = target.with_name(target.name + ".partial")
+    _write_store((writing, store, rows, int(store.removeprefix("STORE-")), f"{store}-{rows}-changed"))
+    os.replace(writing, target)
+    return target
+
+
+def local(path: object) -> Path:
+    """A path of a local data root (DataLayout's paths are StoragePaths: a folder's, or an object store's)."""
+    if not isinstance(path, Path):
+        raise TypeError(f"not a local path: {path!r}")
+    return path
+
+
+def put_in_inbox(data_root: Path, path: Path) -> None:
+    """``path`` in the data root's inbox under its own name, replacing the file there (a new hard link
+    renamed over it: the cached file the old link points to is never written)."""
+    target = local(DataLayout(data_root).inbox(PIPELINE)) / path.name
+    incoming = target.with_name(f".{target.name}.incoming")
+    incoming.unlink(missing_ok=True)
+    try:
+        os.link(path, incoming)
+    except OSError:
+        shutil.copyfile(path, incoming)
+    os.replace(incoming, target)
 
 
 def fresh_data_root(base: Path, files: Sequence[Path], supplier_master: Path) -> Path:
@@ -360,6 +416,82 @@ def aggregate_memory(data_root: Path, run_id: str) -> dict[str, Any]:
     }
 
 
+def rows_of_files(files: Sequence[Path], data_root: Path, url: str) -> dict[str, Any]:
+    """Each file's rows of the date, by the floor's transform of that file alone (a store's rows never
+    merge with another store's: the snapshot's key holds the store)."""
+    started = time.perf_counter()
+    rows = {str(path): len(transform_day([path], fastexcel_reader, data_root, url)) for path in files}
+    return {"seconds": time.perf_counter() - started, "rows": rows}
+
+
+# --- the rerun after one store's file changed ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChangedStore:
+    """One store's file of the day, its changed version, and the rows the day gains (or loses) with it."""
+
+    original: Path
+    changed: Path
+    rows_delta: int
+
+    @property
+    def name(self) -> str:
+        return self.original.name
+
+
+def changed_store(day: Path, files: Sequence[Path], rows: int, data_root: Path, url: str, log: Path) -> ChangedStore:
+    """The day's middle store, changed; the rows of both versions counted in a child process."""
+    original = files[len(files) // 2]
+    changed = changed_store_file(day, original, rows)
+    counted = in_child(
+        "file_rows", {"files": [str(original), str(changed)], "data_root": str(data_root), "url": url}, log
+    )
+    delta = int(counted["rows"][str(changed)]) - int(counted["rows"][str(original)])
+    return ChangedStore(original, changed, delta)
+
+
+def day_folder(data_root: Path) -> Path:
+    """The bench date's state folder in a local data root (listing, results/, aggregate.json, …)."""
+    return local(DataLayout(data_root).intermediate(PIPELINE, DATE))
+
+
+def file_statuses(data_root: Path, run_id: str) -> dict[str, str]:
+    """The run's outcome for each file (file name -> status), from the day's state files results/*.json."""
+    results = day_folder(data_root) / "results"
+    statuses = {}
+    for path in sorted(results.glob("*.json")):
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("run_id") == run_id:
+            statuses[str(raw["file_name"])] = str(raw["status"])
+    return statuses
+
+
+def check_rerun(
+    mode: str, data_root: Path, run_id: str, changed: ChangedStore, files: int, rows: int, expected_rows: int
+) -> str:
+    """A rerun did what a rerun of the day after one file changed must: that file transformed again
+    (``completed``), every other file's part reused (``skipped``), the day's rows as expected; else a
+    RuntimeError. Returns how it loaded the date (the aggregate's record: partial or whole)."""
+    statuses = file_statuses(data_root, run_id)
+    want = {path: "skipped" for path in statuses} | {changed.name: "completed"}
+    if len(statuses) != files or statuses != want:
+        counts = {status: list(statuses.values()).count(status) for status in sorted(set(statuses.values()))}
+        completed = sorted(name for name, status in statuses.items() if status == "completed")
+        raise RuntimeError(
+            f"{mode} rerun {run_id}: the files were {counts} (completed: {completed}), not {changed.name} "
+            f"completed and {files - 1} skipped; state in {day_folder(data_root)}"
+        )
+    if rows != expected_rows:
+        raise RuntimeError(
+            f"{mode} rerun {run_id} loaded {rows:,} rows, not {expected_rows:,} (the full day's rows "
+            f"{changed.rows_delta:+,} for the changed {changed.name})"
+        )
+    record = day_folder(data_root) / "aggregate.json"
+    partial = json.loads(record.read_text(encoding="utf-8")).get("partial_load")
+    return f"partial load of {len(partial['partitions'])} store(s)" if partial else "whole date loaded"
+
+
 def run_load(csv_path: Path, url: str, repeats: int) -> dict[str, Any]:
     """The day's CSV into the table, replacing the date: timed alone, then once more with readers.
     The baseline is the same into an unpartitioned copy of the table (the in-place delete and insert)."""
@@ -496,6 +628,8 @@ def child_main(stage: str, payload: dict[str, Any]) -> None:
         result = aggregate_memory(data_root, payload["run_id"])
     elif stage == "load":
         result = run_load(Path(payload["csv"]), url, int(payload["repeats"]))
+    elif stage == "file_rows":
+        result = rows_of_files(files, data_root, url)
     else:
         raise SystemExit(f"unknown stage {stage}")
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -523,12 +657,19 @@ def in_child(stage: str, payload: dict[str, Any], log: Path) -> dict[str, Any]:
 
 
 def run_scheduler(
-    files: Sequence[Path], supplier_master: Path, url: str, admin_url: str, config_dir: Path, repeats: int, work: Path
+    files: Sequence[Path],
+    supplier_master: Path,
+    url: str,
+    admin_url: str,
+    config_dir: Path,
+    repeats: int,
+    work: Path,
+    changed: ChangedStore | None = None,
 ) -> dict[str, Any]:
     """The DAG triggered through the REST API of a real stack (API server, scheduler, DAG processor,
-    triggerer; LocalExecutor, parallelism 2); the run's own start and end times, and the stack's memory."""
-    import psutil
-
+    triggerer; LocalExecutor, parallelism 2); the run's own start and end times, and the stack's memory.
+    With ``changed``, each full run is followed by a rerun of the date with that store's file changed
+    (checked as check_rerun does), and the original file is put back for the next full run."""
     from autopo_local.throwaway_stack import start_airflow_stack  # the system tests' stack too
 
     data_root = work / "scheduler-data"
@@ -544,42 +685,86 @@ def run_scheduler(
     )
     try:
         stack_pids = [c.process.pid for c in stack.components]
-        seconds, walls, peaks = [], [], []
-        for _ in range(repeats):
+        seconds, walls, peaks, rows = [], [], [], []
+        reruns: dict[str, list[Any]] = {"seconds": [], "wall": [], "loads": []}
+        # A fresh stack's first run is slower than every later one (its components' first DAG run: caches,
+        # imports, the first task processes): one untimed run first, so no figure depends on --repeat.
+        took, _, _ = scheduler_run(stack)
+        print(f"  . scheduler warm-up run (not counted): {took:.1f}s", flush=True)
+        for n in range(repeats):
             shutil.rmtree(data_root / "intermediate", ignore_errors=True)
             shutil.rmtree(data_root / "seeds", ignore_errors=True)
-            peak = {"mb": 0.0}
-            stop = threading.Event()
-
-            def sample(stop: threading.Event = stop, peak: dict[str, float] = peak) -> None:
-                while not stop.is_set():
-                    total = 0
-                    for pid in stack_pids:
-                        with contextlib.suppress(psutil.Error):
-                            process = psutil.Process(pid)
-                            for member in [process, *process.children(recursive=True)]:
-                                with contextlib.suppress(psutil.Error):
-                                    total += member.memory_info().rss
-                    peak["mb"] = max(peak["mb"], total / 2**20)
-                    time.sleep(0.2)
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            started = time.perf_counter()
-            run_id = stack.client.trigger(PIPELINE, conf={"date": DATE.isoformat()})
-            state = stack.client.wait_for_run(PIPELINE, run_id, timeout=1800, poll=0.5)
-            walls.append(time.perf_counter() - started)
-            stop.set()
-            sampler.join()
-            if state != "success":
-                raise RuntimeError(f"scheduler run {run_id} ended {state}")
-            run = stack.client.dag_run(PIPELINE, run_id)
-            took = dt.datetime.fromisoformat(run["end_date"]) - dt.datetime.fromisoformat(run["start_date"])
-            seconds.append(took.total_seconds())
+            with stack_memory(stack_pids) as peak:
+                took, wall, _ = scheduler_run(stack)
+            seconds.append(took)
+            walls.append(wall)
             peaks.append(peak["mb"])
-        return {"seconds": seconds, "wall": walls, "peak_rss_mb": max(peaks), "rows": count_rows(url, TABLE)}
+            rows.append(count_rows(url, TABLE))
+            print(f"  . scheduler run {n + 1}: {took:.1f}s", flush=True)
+            if changed is None:
+                continue
+            put_in_inbox(data_root, changed.changed)
+            try:
+                took, wall, run_id = scheduler_run(stack)
+                loaded = count_rows(url, TABLE)
+                reruns["loads"].append(
+                    check_rerun(
+                        "scheduler", data_root, run_id, changed, len(files), loaded, rows[-1] + changed.rows_delta
+                    )
+                )
+            finally:
+                put_in_inbox(data_root, changed.original)
+            reruns["seconds"].append(took)
+            reruns["wall"].append(wall)
+            print(f"  . scheduler rerun {n + 1}: {took:.1f}s ({reruns['loads'][-1]})", flush=True)
+        if len(set(rows)) != 1:
+            raise RuntimeError(f"the scheduler's full runs loaded different row counts: {rows}")
+        return {"seconds": seconds, "wall": walls, "peak_rss_mb": max(peaks), "rows": rows[0], "rerun": reruns}
     finally:
         stack.stop()
+
+
+def scheduler_run(stack: Any) -> tuple[float, float, str]:
+    """One run of the date triggered on the stack: its start to end as Airflow records them, the time
+    from the trigger to the run seen done, and its run id."""
+    started = time.perf_counter()
+    run_id = stack.client.trigger(PIPELINE, conf={"date": DATE.isoformat()})
+    state = stack.client.wait_for_run(PIPELINE, run_id, timeout=1800, poll=0.5)
+    wall = time.perf_counter() - started
+    if state != "success":
+        raise RuntimeError(f"scheduler run {run_id} ended {state}")
+    run = stack.client.dag_run(PIPELINE, run_id)
+    took = dt.datetime.fromisoformat(run["end_date"]) - dt.datetime.fromisoformat(run["start_date"])
+    return took.total_seconds(), wall, str(run_id)
+
+
+@contextlib.contextmanager
+def stack_memory(pids: Sequence[int]) -> Iterator[dict[str, float]]:
+    """The stack's processes and their children, their RSS added up every 0.2 s: the peak, in MB."""
+    import psutil
+
+    peak = {"mb": 0.0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            total = 0
+            for pid in pids:
+                with contextlib.suppress(psutil.Error):
+                    process = psutil.Process(pid)
+                    for member in [process, *process.children(recursive=True)]:
+                        with contextlib.suppress(psutil.Error):
+                            total += member.memory_info().rss
+            peak["mb"] = max(peak["mb"], total / 2**20)
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        sampler.join()
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -599,20 +784,44 @@ def row(name: str, seconds: Sequence[float], rows: int, peak_mb: float, note: st
     return f"  {name:<28} {took:>8.1f}s {spread(seconds):>11} {rows / took:>12,.0f} {peak_mb:>9,.0f} MB  {note}"
 
 
+STAGES = ("naive", "scheduler", "rerun", "load", "scale")
+DEFAULT_SCALE = "10,40,100,160"
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stores", type=int, default=40)
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each stage; the median is shown")
     parser.add_argument("--naive-repeat", type=int, default=None, help="runs of the naive stage (default --repeat)")
-    parser.add_argument("--scale", default="10,40,100", help="store counts of the scale row")
-    parser.add_argument("--scale-rows", type=int, default=20_000)
     parser.add_argument(
-        "--skip", default="", help="stages to leave out, comma-separated: naive, scheduler, load, scale"
+        "--scale",
+        default=DEFAULT_SCALE,
+        help=f"store counts of the scale row (default {DEFAULT_SCALE}): 10 and 100 give the aggregate's memory "
+        "ratio, 40 and 160 the time per row's; without them that figure is n/a",
+    )
+    parser.add_argument("--scale-rows", type=int, default=20_000, help="rows a store in the scale row")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help=f"stages to leave out, comma-separated: {', '.join(STAGES)} (rerun: the reruns of the day after one "
+        "store's file changed, under dag.test() and the scheduler)",
     )
     parser.add_argument("--files-per-task", type=int, default=None, help="override the config's airflow.files_per_task")
     parser.add_argument("--work", type=Path, default=HERE / ".work", help="where runs write (emptied first)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.skip = {name.strip() for name in args.skip.split(",") if name.strip()}
+    if args.skip - set(STAGES):
+        parser.error(
+            f"--skip: unknown stage(s) {', '.join(sorted(args.skip - set(STAGES)))}; known: {', '.join(STAGES)}"
+        )
+    try:
+        args.scale = list(dict.fromkeys(int(s) for s in args.scale.split(",") if s.strip()))
+    except ValueError:
+        parser.error(f"--scale: store counts, comma-separated, not {args.scale!r}")
+    if not args.scale or min(args.scale) < 1:
+        parser.error("--scale: at least one store count, each 1 or more")
+    return args
 
 
 # One store count of the scale row: its run times, rows and the aggregate step's memory figures.
@@ -622,8 +831,8 @@ ScaleResult = tuple[int, list[float], int, list[dict[str, Any]]]
 def run_scale(args: argparse.Namespace, url: str, config_dir: Path, log: Path) -> list[ScaleResult]:
     """The scale row: dag.test() on days of each --scale store count, then the aggregate step's memory."""
     scale = []
-    scale_day = generated_day(max(int(s) for s in args.scale.split(",")), args.scale_rows)
-    for stores in [int(s) for s in args.scale.split(",")]:
+    scale_day = generated_day(max(args.scale), args.scale_rows)
+    for stores in args.scale:
         times, memory = [], []
         for n in range(args.repeat):
             root = fresh_data_root(
@@ -637,20 +846,26 @@ def run_scale(args: argparse.Namespace, url: str, config_dir: Path, log: Path) -
     return scale
 
 
+def aggregate_peak(point: ScaleResult) -> float:
+    """The aggregate step's peak RSS at a scale point (median of its runs), in MB."""
+    return median([m["peak_rss_mb"] for m in point[3]])
+
+
 def print_scale(scale: list[ScaleResult], scale_rows: int) -> None:
     print()
     print(
         f"  scale ({scale_rows:,} rows a store, dag.test())   {'median':>9} {'rows/s':>12} "
         f"{'aggregate peak RSS':>20} {'(before it)':>12}"
     )
-    for stores, times, rows, memory in scale:
+    for point in scale:
+        stores, times, rows, memory = point
         print(
             f"  {stores:>4} stores, {rows:>9,} rows              {median(times):>8.1f}s "
-            f"{rows / median(times):>12,.0f} {median([m['peak_rss_mb'] for m in memory]):>17,.0f} MB "
+            f"{rows / median(times):>12,.0f} {aggregate_peak(point):>17,.0f} MB "
             f"{median([m['rss_before_mb'] for m in memory]):>9,.0f} MB"
         )
-    small, large = scale[0], scale[-1]
-    ratio = median([m["peak_rss_mb"] for m in large[3]]) / median([m["peak_rss_mb"] for m in small[3]])
+    small, large = min(scale, key=lambda p: p[0]), max(scale, key=lambda p: p[0])
+    ratio = aggregate_peak(large) / aggregate_peak(small)
     print(f"  aggregate peak memory, {large[0]} stores over {small[0]}: {ratio:.2f}x")
 
 
@@ -709,6 +924,183 @@ def cluster_admin_url() -> str:
     )
 
 
+@dataclass
+class Product:
+    """The product's full runs of the day under dag.test(), and its reruns after one store's file changed."""
+
+    runs: list[dict[str, Any]]
+    reruns: list[dict[str, Any]]
+    changed: ChangedStore | None
+    # The day's CSV of the last full run (the load stage's), kept before that root's rerun changes it.
+    csv: Path
+
+
+def run_product(
+    args: argparse.Namespace, day: Path, files: Sequence[Path], url: str, config_dir: Path, log: Path
+) -> Product:
+    """dag.test() of the day on a fresh data root, ``--repeat`` times; unless the rerun stage is skipped,
+    each followed on the same root by a rerun of the date with one store's file changed (timed alone,
+    checked by check_rerun)."""
+    product = Product([], [], None, args.work / "day.csv")
+    for n in range(args.repeat):
+        root = fresh_data_root(args.work / f"dag_test-{n}", files, day / "suppliers.csv")
+        payload = {"data_root": str(root), "url": url, "config_dir": str(config_dir)}
+        full = in_child("dag_test", payload, log)
+        product.runs.append(full)
+        print(f"  . dag_test run {n + 1}: {full['seconds']:.1f}s", flush=True)
+        if n == args.repeat - 1 and "load" not in args.skip:
+            shutil.copyfile(local(DataLayout(root).seeds(PIPELINE)) / f"{date_stamp(DATE)}.csv", product.csv)
+        if "rerun" in args.skip:
+            continue
+        if product.changed is None:
+            product.changed = changed_store(day, files, args.rows, root, url, log)
+        put_in_inbox(root, product.changed.changed)
+        rerun = in_child("dag_test", payload, log)
+        expected = full["rows"] + product.changed.rows_delta
+        rerun["load"] = check_rerun(
+            "dag.test()", root, rerun["run_id"], product.changed, len(files), rerun["rows"], expected
+        )
+        product.reruns.append(rerun)
+        print(f"  . dag_test rerun {n + 1}: {rerun['seconds']:.1f}s ({rerun['load']})", flush=True)
+    return product
+
+
+def print_reruns(product: Product, scheduler: dict[str, Any] | None, files: int) -> None:
+    changed = product.changed
+    if changed is None:
+        return
+    print()
+    print(
+        f"  rerun after one store's file changed: {changed.name} "
+        f"({files - 1} of {files} files reused; the day {changed.rows_delta:+,} rows)"
+    )
+    print(f"  {'rerun':<28} {'median':>9} {'min-max':>11}   of the full day's time (same way)")
+    modes = [("dag.test()", [r["seconds"] for r in product.reruns], product.runs, [r["load"] for r in product.reruns])]
+    if scheduler and scheduler["rerun"]["seconds"]:
+        reruns = scheduler["rerun"]
+        modes.append(("scheduler", reruns["seconds"], [{"seconds": s} for s in scheduler["seconds"]], reruns["loads"]))
+    for mode, seconds, full, loads in modes:
+        full_s = median([r["seconds"] for r in full])
+        print(
+            f"  {'product, ' + mode:<28} {median(seconds):>8.1f}s {spread(seconds):>11}   "
+            f"{median(seconds) / full_s:.0%} of {full_s:.1f}s; {', '.join(sorted(set(loads)))}"
+        )
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of issue 20's targets: its value (None: not measured in this run) and what it was measured
+    against in the same run (or what it needs)."""
+
+    key: str  # its name in the ratios line
+    label: str
+    limit: float
+    at_most: bool
+    value: float | None
+    against: str
+
+    def target(self) -> str:
+        limit = f"{self.limit:g}" if self.limit >= 10 else f"{self.limit:.2f}"
+        return f"{self.label} {'<=' if self.at_most else '>='} {limit}"
+
+    def result(self) -> str:
+        if self.value is None:
+            return ""
+        missed = self.value / self.limit - 1 if self.at_most else 1 - self.value / self.limit
+        if missed <= 0:
+            return "met"
+        return f"missed by {missed:.0%}" if missed >= 0.005 else "missed by <1%"
+
+    def shown(self) -> str:
+        return "n/a" if self.value is None else f"{self.value:.2f}"
+
+
+def figures(
+    naive: list[dict[str, Any]],
+    floor: list[dict[str, Any]],
+    product: Product,
+    scheduler: dict[str, Any] | None,
+    scale: list[ScaleResult],
+    skip: set[str],
+) -> list[Figure]:
+    """The targets' figures; the product is the scheduler's run (dag.test()'s without the scheduler)."""
+    mode = "scheduler" if scheduler else "dag.test()"
+    full = scheduler["seconds"] if scheduler else [r["seconds"] for r in product.runs]
+    product_s, floor_s = median(full), median([r["seconds"] for r in floor])
+    naive_s = median([r["seconds"] for r in naive]) if naive else None
+    reruns = scheduler["rerun"]["seconds"] if scheduler else [r["seconds"] for r in product.reruns]
+    rerun_s = median(reruns) if reruns else None
+    points = {point[0]: point for point in scale}
+
+    def scale_needs(a: int, b: int) -> str:
+        return "(needs the scale stage)" if "scale" in skip else f"(needs --scale with {a} and {b})"
+
+    small, large = points.get(10), points.get(100)
+    base, big = points.get(40), points.get(160)
+    return [
+        Figure(
+            "naive_over_product",
+            "naive / product",
+            12,
+            False,
+            naive_s / product_s if naive_s is not None else None,
+            f"naive {naive_s:.1f}s / product ({mode}) {product_s:.1f}s" if naive_s else "(needs the naive stage)",
+        ),
+        Figure(
+            "product_over_floor",
+            "product / floor",
+            1.25,
+            True,
+            product_s / floor_s,
+            f"product ({mode}) {product_s:.1f}s / floor {floor_s:.1f}s",
+        ),
+        Figure(
+            "aggregate_memory_100_over_10",
+            "aggregate peak memory, 100 / 10 stores",
+            1.15,
+            True,
+            aggregate_peak(large) / aggregate_peak(small) if small and large else None,
+            f"100 stores {aggregate_peak(large):,.0f} MB / 10 stores {aggregate_peak(small):,.0f} MB"
+            if small and large
+            else scale_needs(10, 100),
+        ),
+        Figure(
+            "rerun_over_full",
+            "rerun after one file changed / full day",
+            0.2,
+            True,
+            rerun_s / product_s if rerun_s is not None else None,
+            f"rerun ({mode}) {rerun_s:.1f}s / full day ({mode}) {product_s:.1f}s"
+            if rerun_s is not None
+            else "(needs the rerun stage)",
+        ),
+        Figure(
+            "scale_160_over_4x40",
+            "time, 160 stores / (4 x 40 stores)",
+            1.1,
+            True,
+            median(big[1]) / (4 * median(base[1])) if base and big else None,
+            f"160 stores {median(big[1]):.1f}s / 4 x 40 stores {median(base[1]):.1f}s"
+            if base and big
+            else scale_needs(40, 160),
+        ),
+    ]
+
+
+def print_targets(results: list[Figure]) -> None:
+    """The targets table, then the ratios line (the last line, for scripts; n/a: not measured)."""
+    width = max(len(f.target()) for f in results)
+    print()
+    print(f"  {'target':<{width}} {'figure':>7}  {'result':<16} measured against (this run)")
+    for figure in results:
+        if figure.value is None:
+            print(f"  {figure.target():<{width}} {figure.shown():>7}  {figure.against}")
+        else:
+            print(f"  {figure.target():<{width}} {figure.shown():>7}  {figure.result():<16} {figure.against}")
+    print()
+    print("ratios: " + " ".join(f"{f.key}={f.shown()}" for f in results))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     admin_url = cluster_admin_url()
@@ -732,45 +1124,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
 
-    def repeated(stage: str, times: int, payload: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
+    def repeated(stage: str, times: int) -> list[dict[str, Any]]:
         results = []
         for n in range(times):
-            result = in_child(stage, payload(n), log)
+            root = fresh_data_root(args.work / f"{stage}-{n}", files, master)
+            payload = {
+                "files": [str(f) for f in sorted(DataLayout(root).inbox(PIPELINE).iterdir())],
+                "data_root": str(root),
+                "url": url,
+            }
+            result = in_child(stage, payload, log)
             print(f"  . {stage} run {n + 1}: {result['seconds']:.1f}s", flush=True)
             results.append(result)
         return results
 
-    def data_root_for(name: str) -> Callable[[int], dict[str, Any]]:
-        def payload(n: int) -> dict[str, Any]:
-            root = fresh_data_root(args.work / f"{name}-{n}", files, master)
-            return {
-                "files": [str(f) for f in sorted(DataLayout(root).inbox(PIPELINE).iterdir())],
-                "data_root": str(root),
-                "url": url,
-                "config_dir": str(config_dir),
-            }
-
-        return payload
-
-    skip = {name.strip() for name in args.skip.split(",") if name.strip()}
-    floor = repeated("floor", args.repeat, data_root_for("floor"))
-    product = repeated("dag_test", args.repeat, data_root_for("dag_test"))
-    naive = [] if "naive" in skip else repeated("naive", naive_repeat, data_root_for("naive"))
+    floor = repeated("floor", args.repeat)
+    product = run_product(args, day, files, url, config_dir, log)
+    naive = [] if "naive" in args.skip else repeated("naive", naive_repeat)
     scheduler = None
-    if "scheduler" not in skip:
+    if "scheduler" not in args.skip:
         print("  . starting Airflow (API server, scheduler, DAG processor, triggerer)", flush=True)
-        scheduler = run_scheduler(files, master, url, admin_url, config_dir, args.repeat, args.work)
+        scheduler = run_scheduler(
+            files, master, url, admin_url, config_dir, args.repeat, args.work, changed=product.changed
+        )
         print(f"  . scheduler runs: {', '.join(f'{s:.1f}s' for s in scheduler['seconds'])}", flush=True)
-    rows = loaded_rows(naive, floor, product, scheduler)
+    rows = loaded_rows(naive, floor, product.runs, scheduler)
 
-    load = None
-    if "load" not in skip:
-        # The day's load, replacing the date: the product's own CSV of the day.
-        csv_path = args.work / f"dag_test-{args.repeat - 1}" / "seeds" / PIPELINE / f"{date_stamp(DATE)}.csv"
-        load = in_child("load", {"csv": str(csv_path), "url": url, "repeats": args.repeat}, log)
+    # The day's load, replacing the date: the product's own CSV of the day.
+    load = (
+        None
+        if "load" in args.skip
+        else in_child("load", {"csv": str(product.csv), "url": url, "repeats": args.repeat}, log)
+    )
+    scale = [] if "scale" in args.skip else run_scale(args, url, config_dir, log)
 
-    scale = [] if "scale" in skip else run_scale(args, url, config_dir, log)
+    print_stages(naive, floor, product.runs, scheduler, rows)
+    print_reruns(product, scheduler, len(files))
+    if scale:
+        print_scale(scale, args.scale_rows)
+    if load:
+        print_load(load, args.repeat)
+    print_targets(figures(naive, floor, product, scheduler, scale, args.skip))
+    return 0
 
+
+def print_stages(
+    naive: list[dict[str, Any]],
+    floor: list[dict[str, Any]],
+    product: list[dict[str, Any]],
+    scheduler: dict[str, Any] | None,
+    rows: int,
+) -> None:
     def seconds(results: list[dict[str, Any]]) -> list[float]:
         return [r["seconds"] for r in results]
 
@@ -786,22 +1190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if scheduler:
         note = f"run start to end; trigger to seen done {median(scheduler['wall']):.1f}s; RSS: whole stack"
         print(row("product, scheduler", scheduler["seconds"], rows, scheduler["peak_rss_mb"], note))
-    naive_s = median(seconds(naive)) if naive else float("nan")
     floor_s = median(seconds(floor))
-    dag_test_s = median(seconds(product))
-    print(f"  dag.test(): naive/product {naive_s / dag_test_s:.1f}x, product/floor {dag_test_s / floor_s:.2f}x")
-    product_s = dag_test_s
+    modes = [("dag.test():", median(seconds(product)))]
     if scheduler:
-        product_s = median(scheduler["seconds"])
-        print(f"  scheduler:  naive/product {naive_s / product_s:.1f}x, product/floor {product_s / floor_s:.2f}x")
-
-    if scale:
-        print_scale(scale, args.scale_rows)
-    if load:
-        print_load(load, args.repeat)
-    print()
-    print(f"ratios: naive_over_product={naive_s / product_s:.2f} product_over_floor={product_s / floor_s:.2f}")
-    return 0
+        modes.append(("scheduler: ", median(scheduler["seconds"])))
+    for mode, product_s in modes:
+        over_naive = f"naive/product {median(seconds(naive)) / product_s:.1f}x, " if naive else ""
+        print(f"  {mode} {over_naive}product/floor {product_s / floor_s:.2f}x")
 
 
 if __name__ == "__main__":
