@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -14,19 +15,25 @@ import pyarrow as pa
 import pytest
 
 from autopo_pipelines.aggregate import (
+    CSV_TEXT_VERSION,
     PART_META,
+    READY_LINES,
     REJECTS_FILE,
+    REJECTS_LINES_FILE,
     ROWS_FILE,
+    SNAPSHOT_LINES_FILE,
     Part,
     batches,
+    encode_lines,
     read_part_meta,
     write_day_outputs,
     write_part,
 )
 from autopo_pipelines.config import AggregationConfig
+from autopo_pipelines.pipelines import po_snapshots as po
 from autopo_pipelines.pipelines import stock_health as sh
 from autopo_pipelines.tabular import REJECT_COLUMNS, SkippedRows
-from autopo_pipelines.transform import FileOutcome, empty_rejects
+from autopo_pipelines.transform import FileOutcome, TransformDefinition, empty_rejects
 
 DAY = dt.date(2024, 12, 4)
 
@@ -91,15 +98,22 @@ def outcome(rows: list[dict[str, Any]], rejects: pd.DataFrame | None = None) -> 
     )
 
 
-def make_part(root: Path, store: str, result: FileOutcome) -> Part:
+def make_part(root: Path, store: str, result: FileOutcome, *, ready: bool = True) -> Part:
+    """A store's part; ``ready``: with its ready lines, else as an earlier version wrote it."""
     name = f"{store}_stock_20241204.xlsx"
     directory = root / "parts" / f"{name}.0123456789abcdef"
-    meta = write_part(directory, result, {"file_name": name, "partition": store, "store_id": store})
+    meta = write_part(
+        directory,
+        result,
+        {"file_name": name, "partition": store, "store_id": store},
+        definition=sh.TRANSFORM if ready else None,
+    )
     return Part(directory=directory, meta=meta)
 
 
-def three_parts(root: Path) -> list[Part]:
-    """Three stores; values chosen so that rounding, blanks and character-code order show."""
+def three_parts(root: Path, *, ready: bool = True) -> list[Part]:
+    """Three stores; values chosen so that rounding, blanks and character-code order show (the rows of
+    S1 out of the snapshot's order)."""
     s2 = outcome(
         [
             snap(
@@ -207,7 +221,11 @@ def three_parts(root: Path) -> list[Part]:
         ],
         rejects=rejects,
     )
-    return [make_part(root, "S2", s2), make_part(root, "S10", s10), make_part(root, "S1", s1)]
+    return [
+        make_part(root, "S2", s2, ready=ready),
+        make_part(root, "S10", s10, ready=ready),
+        make_part(root, "S1", s1, ready=ready),
+    ]
 
 
 def run_day(parts: list[Part], seeds: Path, **aggregation: int) -> Any:
@@ -285,6 +303,100 @@ def test_write_part_writes_a_complete_part(tmp_path: Path) -> None:
     assert back["sku"].tolist() == ["a"]
     # Nothing but the part itself is left in the parts folder.
     assert [p.name for p in directory.parent.iterdir()] == [directory.name]
+
+
+def test_write_part_keeps_the_ready_lines_of_a_store(tmp_path: Path) -> None:
+    rejects = pd.DataFrame(
+        [{"source_file": "S1.xlsx", "sheet": "Stock", "row_number": 4, "reason": 'bad, "x"', "raw_values": "{}"}],
+        columns=REJECT_COLUMNS,
+    )
+    result = outcome([snap("S1", "k", status="healthy"), snap("S1", "a", product_name="=1+1")], rejects=rejects)
+    directory = tmp_path / "parts" / "S1_stock_20241204.xlsx.abc"
+    meta = write_part(
+        directory, result, {"file_name": "S1_stock_20241204.xlsx", "partition": "S1"}, definition=sh.TRANSFORM
+    )
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        [ROWS_FILE, REJECTS_FILE, SNAPSHOT_LINES_FILE, REJECTS_LINES_FILE, PART_META]
+    )
+    # The rows in the snapshot's order, as the aggregate would write them for this part alone.
+    assert pd.read_parquet(directory / ROWS_FILE)["sku"].tolist() == ["a", "k"]
+    lines = (directory / SNAPSHOT_LINES_FILE).read_text(encoding="utf-8").splitlines(keepends=True)
+    assert [line.split(",")[:4] for line in lines] == [
+        ["2024-12-04", "S1", "a", "'=1+1"],
+        ["2024-12-04", "S1", "k", ""],
+    ]
+    assert (directory / REJECTS_LINES_FILE).read_text(encoding="utf-8") == 'S1.xlsx,Stock,4,"bad, ""x""",{}\n'
+    assert meta[READY_LINES] == {
+        "text_version": CSV_TEXT_VERSION,
+        "columns": list(sh.OUTPUT_COLUMNS),
+        "sort": ["store_id", "sku"],
+        "reject_columns": list(REJECT_COLUMNS),
+        "rows": 2,
+        "rows_bytes": len("".join(lines).encode()),
+        "rejects": 1,
+        "rejects_bytes": len((directory / REJECTS_LINES_FILE).read_bytes()),
+        "status_counts": {"inactive": 1, "healthy": 1},
+    }
+    # Batches are bounded by the rows they hold: the lines are streamed, never held.
+    assert meta["part_bytes"] == (directory / ROWS_FILE).stat().st_size + (directory / REJECTS_FILE).stat().st_size
+    assert read_part_meta(directory) == meta
+
+
+@pytest.mark.parametrize(
+    ("rows", "partition", "definition"),
+    [
+        ([snap("S1", "a"), snap("S2", "b")], None, sh.TRANSFORM),  # two stores: no partition
+        ([snap("S1", "a")], "S2", sh.TRANSFORM),  # not the partition its meta names
+        ([snap("S1", "a")], "S1", None),  # written without the pipeline's definition (as before)
+        ([snap("S1", "a")], "S1", po.TRANSFORM),  # a snapshot without partitions (its rows merge across files)
+    ],
+)
+def test_write_part_keeps_no_ready_lines_where_the_aggregate_cannot_use_them(
+    tmp_path: Path, rows: list[dict[str, Any]], partition: str | None, definition: TransformDefinition | None
+) -> None:
+    directory = tmp_path / "part"
+    meta = write_part(directory, outcome(rows), {"file_name": "f.xlsx", "partition": partition}, definition=definition)
+    assert READY_LINES not in meta
+    assert sorted(p.name for p in directory.iterdir()) == sorted([ROWS_FILE, REJECTS_FILE, PART_META])
+
+
+def test_write_part_keeps_no_ready_lines_for_a_store_that_is_not_text(tmp_path: Path) -> None:
+    # A number sorts among numbers within a batch but by its name between batches: only text gives one order.
+    result = outcome([snap("S1", "a")])
+    numbered = dataclasses.replace(result, rows=result.rows.assign(store_id=7))
+    meta = write_part(tmp_path / "part", numbered, {"file_name": "7.xlsx", "partition": "7"}, definition=sh.TRANSFORM)
+    assert READY_LINES not in meta
+
+
+# The CSV text of values under each CSV_TEXT_VERSION. A part's ready lines are used only while their
+# version is the aggregate's: a change of this text must come with a new version (and its text here).
+CSV_TEXT_OF_VERSION = {
+    1: (
+        '2024-12-04,-3,0.3333,10000000000,,true,\'=a,"b,c",,\'-1,"say ""hi""",\'@x\n'
+        ",4,-0.1235,0,0,false,é,\"x\ny\",,'',''',\n"
+    ),
+}
+
+
+def test_the_csv_text_of_this_version_is_its_own() -> None:
+    frame = pd.DataFrame(
+        {
+            "date": [DAY, None],
+            "count": pd.Series([-3, 4], dtype="int64"),
+            "ratio": [1 / 3, -0.123456],
+            "big": [1e10, 0.00001],
+            "negative_zero": [np.nan, -0.0],
+            "flag": [True, False],
+            "text": ["=a", "é"],
+            "quoted": ["b,c", "x\ny"],
+            "blank": ["", None],
+            "sku": ["-1", "'"],
+            "name": ['say "hi"', "''"],
+            "handle": ["@x", None],
+        }
+    )
+    text = encode_lines(frame, list(frame.columns)).decode("utf-8")
+    assert text == CSV_TEXT_OF_VERSION.get(CSV_TEXT_VERSION), "the CSV text changed: bump CSV_TEXT_VERSION"
 
 
 def test_read_part_meta_of_a_missing_part_is_none(tmp_path: Path) -> None:
@@ -404,8 +516,9 @@ def test_batches_of_nothing() -> None:
 # --- write_day_outputs ----------------------------------------------------------------
 
 
-def test_day_outputs_exact_text(tmp_path: Path) -> None:
-    parts = three_parts(tmp_path / "intermediate")
+@pytest.mark.parametrize("ready", [True, False], ids=["ready lines", "parts of an earlier version"])
+def test_day_outputs_exact_text(tmp_path: Path, ready: bool) -> None:
+    parts = three_parts(tmp_path / "intermediate", ready=ready)
     seeds = tmp_path / "seeds"
     result = run_day(parts, seeds)
     assert (seeds / "20241204.csv").read_text(encoding="utf-8") == EXPECTED_SNAPSHOT

@@ -29,9 +29,18 @@ from test_aggregate import (
 from upath import UPath
 
 from autopo_pipelines import storage
-from autopo_pipelines.aggregate import PART_META, REJECTS_FILE, ROWS_FILE, read_part_meta, write_part
+from autopo_pipelines.aggregate import (
+    PART_META,
+    REJECTS_FILE,
+    REJECTS_LINES_FILE,
+    ROWS_FILE,
+    SNAPSHOT_LINES_FILE,
+    read_part_meta,
+    write_part,
+)
 from autopo_pipelines.day.state import DayState, FileResult
 from autopo_pipelines.layout import DataLayout, data_root
+from autopo_pipelines.pipelines import stock_health as sh
 
 DAY = dt.date(2024, 12, 4)
 
@@ -101,6 +110,45 @@ def test_a_part_replaced_in_the_store_never_shows_the_old_meta_with_the_new_rows
     meta = read_part_meta(directory)
     assert meta is not None and meta["version"] == 2
     assert storage.read_parquet(directory / ROWS_FILE)["sku"].tolist() == ["new"]
+
+
+def test_a_part_with_ready_lines_is_uploaded_file_by_file_with_its_marker_last(
+    bucket: UPath, tmp_path: Path, scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = bucket / "part"
+    write_part(directory, outcome([snap("S1", "old")]), {"file_name": "S1.xlsx", "partition": "S1"})
+    uploads: list[tuple[str, object]] = []
+    real_upload = storage.upload
+
+    def watched(local: Path, target: UPath) -> None:
+        uploads.append((target.name, read_part_meta(directory)))
+        real_upload(local, target)
+
+    monkeypatch.setattr(storage, "upload", watched)
+    result = outcome([snap("S1", "b"), snap("S1", "a")])
+    meta = write_part(directory, result, {"file_name": "S1.xlsx", "partition": "S1"}, definition=sh.TRANSFORM)
+    assert [name for name, _ in uploads] == [
+        ROWS_FILE,
+        REJECTS_FILE,
+        SNAPSHOT_LINES_FILE,
+        REJECTS_LINES_FILE,
+        PART_META,
+    ]
+    assert all(meta is None for _, meta in uploads)
+    local = write_part(tmp_path / "part", result, {"file_name": "S1.xlsx", "partition": "S1"}, definition=sh.TRANSFORM)
+    assert meta == local and read_part_meta(directory) == local
+    for name in (SNAPSHOT_LINES_FILE, REJECTS_LINES_FILE):
+        assert storage.read_bytes(directory / name) == (tmp_path / "part" / name).read_bytes()
+    assert list(scratch.iterdir()) == []
+
+
+def test_the_day_outputs_from_ready_lines_in_the_store_are_those_from_rows(bucket: UPath, scratch: Path) -> None:
+    ready = run_day(three_parts(bucket / "ready"), bucket / "from_lines")
+    earlier = run_day(three_parts(bucket / "earlier", ready=False), bucket / "from_rows")
+    assert ready.rows_out == earlier.rows_out and ready.status_counts == earlier.status_counts
+    for name in ("20241204.csv", "20241204_emergency.csv", "20241204_m2.csv", "20241204_rejects.csv"):
+        assert (bucket / "from_lines" / name).read_bytes() == (bucket / "from_rows" / name).read_bytes(), name
+    assert list(scratch.iterdir()) == []
 
 
 def test_a_part_that_fails_half_way_leaves_no_part(bucket: UPath, monkeypatch: pytest.MonkeyPatch) -> None:

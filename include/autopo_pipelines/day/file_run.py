@@ -170,6 +170,8 @@ def _transform(
             "partition": _partition_of(outcome.rows, definition),
             "inputs": inputs,
         },
+        # The part also keeps its rows as the day's CSV lines: the aggregate then only appends them.
+        definition=definition,
     )
     return meta
 
