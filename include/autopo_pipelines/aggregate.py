@@ -53,7 +53,7 @@ from autopo_pipelines.config import AggregationConfig
 from autopo_pipelines.layout import date_stamp, safe_file_name
 from autopo_pipelines.storage import StoragePath
 from autopo_pipelines.tabular import REJECT_COLUMNS
-from autopo_pipelines.transform import FileOutcome, TransformDefinition
+from autopo_pipelines.transform import DerivedOutput, FileOutcome, TransformDefinition
 
 PART_META = "part.json"
 ROWS_FILE = "rows.parquet"
@@ -811,6 +811,20 @@ class _BatchPreparer:
         return prepared
 
 
+def _write_derived(output: DerivedOutput, path: StoragePath, sinks: list[CsvSink]) -> CsvSink:
+    """A derived output's frames into its CSV (its sink added to ``sinks`` as soon as it exists, for the
+    caller to abort on error); the first frame gives the header."""
+    sink = None
+    for frame in output.frames():
+        if sink is None:
+            sink = CsvSink(path, list(frame.columns))
+            sinks.append(sink)
+        sink.write(frame)
+    if sink is None:
+        raise ValueError(f"derived output {output.suffix!r} gave no frame, not even an empty one")
+    return sink
+
+
 def write_day_outputs(
     parts: Sequence[Part],
     *,
@@ -856,13 +870,7 @@ def write_day_outputs(
             # back: the process grew with the number of batches (100 stores 1.18x of 10, derived outputs
             # aside) where it should follow the batches in flight.
             pa.default_memory_pool().release_unused()
-        derived_sinks = []
-        for output in derived:
-            frame = output.result()
-            sink = CsvSink(seeds_dir / f"{stamp}{output.suffix}.csv", list(frame.columns))
-            sinks.append(sink)
-            sink.write(frame)
-            derived_sinks.append(sink)
+        derived_sinks = [_write_derived(output, seeds_dir / f"{stamp}{output.suffix}.csv", sinks) for output in derived]
         in_order = [snapshot, *derived_sinks, rejects]
         # Every file is on the disk before the first is renamed in: a full disk then
         # fails the day with all previous outputs in place, not a new D.csv next to old others.

@@ -9,7 +9,7 @@ what its rows mean and what it computes from them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -72,6 +72,10 @@ class DerivedOutput(Protocol):
     def update(self, batch: pd.DataFrame) -> None: ...
 
     def result(self) -> pd.DataFrame: ...
+
+    # The result in one or more frames of the same columns, in order (the first gives the header): what
+    # the aggregate writes, so a long output is never made into one frame.
+    def frames(self) -> Iterator[pd.DataFrame]: ...
 
 
 @dataclass(frozen=True)

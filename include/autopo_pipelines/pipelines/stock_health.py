@@ -6,6 +6,7 @@ The contract is docs/stock_health.md.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -13,6 +14,8 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from autopo_pipelines.config import ColumnSpec, NumberFormat, StrictModel
@@ -442,6 +445,9 @@ class PurchasingSummary:
             combined[column] = grouped[column].sum(min_count=1 if column == "total_stock_value" else 0)
         self._partial = combined[part.columns]
 
+    def frames(self) -> Iterator[pd.DataFrame]:
+        yield self.result()
+
     def result(self) -> pd.DataFrame:
         if self._partial is None:
             return pd.DataFrame(columns=list(M2_COLUMNS))
@@ -457,32 +463,61 @@ class PurchasingSummary:
 
 
 class EmergencyList:
-    """D_emergency.csv: the emergency rows, most urgent first."""
+    """D_emergency.csv: the emergency rows, most urgent first.
+
+    They are sorted as a whole, so they are kept until the end: as Arrow tables (a few times smaller
+    than the frames they come from, and sorted by index in Arrow without copies of every column), so the
+    aggregate's memory stays close to its batches' whatever the number of stores.
+    """
 
     suffix = "_emergency"
 
+    # Most urgent first; blank cover first (an out-of-stock item with sales has no cover at all); nulls
+    # (blank cover, blank sales) first in every key, as pandas' na_position="first".
+    _ORDER = (
+        ("_status_rank", "ascending", "at_start"),
+        ("_cover_known", "ascending", "at_start"),
+        ("days_of_cover", "ascending", "at_start"),
+        ("avg_daily_sales", "descending", "at_start"),
+        ("store_id", "ascending", "at_start"),
+        ("sku", "ascending", "at_start"),
+    )
+    # Rows of the sorted list made into one frame at a time when it is written.
+    ROWS_PER_FRAME = 50_000
+
     def __init__(self) -> None:
-        self._parts: list[pd.DataFrame] = []
+        self._parts: list[pa.Table] = []
 
     def update(self, batch: pd.DataFrame) -> None:
-        urgent = batch.loc[batch["emergency"].astype(bool)]
+        urgent = batch.loc[batch["emergency"].astype(bool), list(OUTPUT_COLUMNS)]
         if not urgent.empty:
-            self._parts.append(urgent)
+            self._parts.append(pa.Table.from_pandas(urgent, preserve_index=False))
 
     def result(self) -> pd.DataFrame:
+        return pd.concat(list(self.frames()), ignore_index=True)
+
+    def frames(self) -> Iterator[pd.DataFrame]:
+        """The sorted rows, a frame of ROWS_PER_FRAME at a time: never the whole list as a frame."""
         if not self._parts:
-            return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
-        rows = pd.concat(self._parts, ignore_index=True)
-        rows["_status_rank"] = rows["status"].map({s: i for i, s in enumerate(EMERGENCY_STATUSES)})
-        # Blank cover first: an out-of-stock item with sales has no cover at all.
-        rows["_cover_known"] = rows["days_of_cover"].notna()
-        rows = rows.sort_values(
-            ["_status_rank", "_cover_known", "days_of_cover", "avg_daily_sales", "store_id", "sku"],
-            ascending=[True, True, True, False, True, True],
-            kind="stable",
-            na_position="first",
+            yield pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+            return
+        # A column with no value in one batch is of null type there: the others' type wins.
+        rows = pa.concat_tables(self._parts, promote_options="permissive")
+        self._parts = []
+        keys = pa.table(
+            {
+                "_status_rank": pc.index_in(rows["status"].cast(pa.string()), value_set=pa.array(EMERGENCY_STATUSES)),
+                "_cover_known": pc.is_valid(rows["days_of_cover"]),
+                "days_of_cover": rows["days_of_cover"],
+                "avg_daily_sales": rows["avg_daily_sales"],
+                "store_id": rows["store_id"],
+                "sku": rows["sku"],
+            }
         )
-        return rows.loc[:, list(OUTPUT_COLUMNS)].reset_index(drop=True)
+        order = pc.sort_indices(keys, sort_keys=list(self._ORDER))
+        for start in range(0, len(order), self.ROWS_PER_FRAME):
+            frame: pd.DataFrame = rows.take(order[start : start + self.ROWS_PER_FRAME]).to_pandas()
+            yield frame
 
 
 def derived_outputs(settings: Any) -> list[Any]:
