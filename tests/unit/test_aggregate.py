@@ -26,7 +26,6 @@ from autopo_pipelines.aggregate import (
     batches,
     encode_lines,
     read_part_meta,
-    write_day_outputs,
     write_part,
 )
 from autopo_pipelines.config import AggregationConfig
@@ -34,6 +33,7 @@ from autopo_pipelines.pipelines import po_snapshots as po
 from autopo_pipelines.pipelines import stock_health as sh
 from autopo_pipelines.tabular import REJECT_COLUMNS, SkippedRows
 from autopo_pipelines.transform import FileOutcome, TransformDefinition, empty_rejects
+from stock_health_outputs import write_stock_health_day
 
 DAY = dt.date(2024, 12, 4)
 
@@ -229,14 +229,7 @@ def three_parts(root: Path, *, ready: bool = True) -> list[Part]:
 
 
 def run_day(parts: list[Part], seeds: Path, **aggregation: int) -> Any:
-    return write_day_outputs(
-        parts,
-        seeds_dir=seeds,
-        date=DAY,
-        definition=sh.TRANSFORM,
-        settings=sh.StockHealthSettings(),
-        aggregation=AggregationConfig(**aggregation),
-    )
+    return write_stock_health_day(parts, seeds, **aggregation)
 
 
 SNAPSHOT_HEADER = (

@@ -30,11 +30,9 @@ from autopo_pipelines.aggregate import (
     DamagedPartError,
     DayOutputs,
     Part,
-    PartialOutput,
-    write_day_outputs,
     write_part,
 )
-from autopo_pipelines.config import AggregationConfig, PipelineConfig, load_config_file, transform_settings
+from autopo_pipelines.config import PipelineConfig, load_config_file, transform_settings
 from autopo_pipelines.day import Day
 from autopo_pipelines.day.file_run import run_file
 from autopo_pipelines.day.listing import list_day_files
@@ -42,6 +40,7 @@ from autopo_pipelines.day.outputs import aggregate_day
 from autopo_pipelines.layout import DataLayout
 from autopo_pipelines.pipelines import stock_health as sh
 from autopo_pipelines.transform import DayContext, FileOutcome, transform_file
+from stock_health_outputs import write_stock_health_day
 
 DAY = dt.date(2024, 12, 4)
 REAL_CONFIG = Path(__file__).resolve().parents[2] / "dags" / "configs" / "stock_health.yaml"
@@ -160,15 +159,7 @@ def write_parts(root: Path, files: list[DayFile], *, ready: bool) -> list[Part]:
 
 
 def run_day(parts: list[Part], seeds: Path, aggregation: dict[str, int], partial: frozenset[str]) -> DayOutputs:
-    return write_day_outputs(
-        parts,
-        seeds_dir=seeds,
-        date=DAY,
-        definition=sh.TRANSFORM,
-        settings=sh.StockHealthSettings(),
-        aggregation=AggregationConfig(**aggregation),
-        partial=PartialOutput(seeds / "partial.csv", partial) if partial else None,
-    )
+    return write_stock_health_day(parts, seeds, partial=partial, **aggregation)
 
 
 def outputs_of(seeds: Path, result: DayOutputs) -> dict[str, Any]:

@@ -95,15 +95,7 @@ def test_a_part_replaced_in_the_store_never_shows_the_old_meta_with_the_new_rows
 ) -> None:
     directory = bucket / "part"
     write_part(directory, outcome([snap("S1", "old")]), {"file_name": "S1.xlsx", "version": 1})
-    uploads: list[tuple[str, object]] = []
-    real_upload = storage.upload
-
-    def watched(local: Path, target: UPath) -> None:
-        # What a reader would find at the moment each file of the new part is uploaded.
-        uploads.append((target.name, read_part_meta(directory)))
-        real_upload(local, target)
-
-    monkeypatch.setattr(storage, "upload", watched)
+    uploads = watch_uploads(monkeypatch, directory)
     write_part(directory, outcome([snap("S1", "new")]), {"file_name": "S1.xlsx", "version": 2})
     assert [name for name, _ in uploads] == [ROWS_FILE, REJECTS_FILE, PART_META]
     assert all(meta is None for _, meta in uploads)  # the old marker went first, the new one last
@@ -117,14 +109,7 @@ def test_a_part_with_ready_lines_is_uploaded_file_by_file_with_its_marker_last(
 ) -> None:
     directory = bucket / "part"
     write_part(directory, outcome([snap("S1", "old")]), {"file_name": "S1.xlsx", "partition": "S1"})
-    uploads: list[tuple[str, object]] = []
-    real_upload = storage.upload
-
-    def watched(local: Path, target: UPath) -> None:
-        uploads.append((target.name, read_part_meta(directory)))
-        real_upload(local, target)
-
-    monkeypatch.setattr(storage, "upload", watched)
+    uploads = watch_uploads(monkeypatch, directory)
     result = outcome([snap("S1", "b"), snap("S1", "a")])
     meta = write_part(directory, result, {"file_name": "S1.xlsx", "partition": "S1"}, definition=sh.TRANSFORM)
     assert [name for name, _ in uploads] == [
@@ -266,3 +251,16 @@ def test_a_folder_the_store_does_not_have_downloads_as_an_empty_one(bucket: UPat
     storage.write_bytes(bucket / "inputs" / "deeper" / "x.parquet", b"x")
     copy = storage.download_folder(bucket / "inputs", tmp_path / "again")
     assert (copy / "deeper" / "x.parquet").read_bytes() == b"x"
+
+
+def watch_uploads(monkeypatch: pytest.MonkeyPatch, directory: UPath) -> list[tuple[str, object]]:
+    """Each file uploaded from now on, with the part's meta a reader would find at that moment."""
+    uploads: list[tuple[str, object]] = []
+    real_upload = storage.upload
+
+    def watched(local: Path, target: UPath) -> None:
+        uploads.append((target.name, read_part_meta(directory)))
+        real_upload(local, target)
+
+    monkeypatch.setattr(storage, "upload", watched)
+    return uploads
