@@ -408,6 +408,7 @@ def replace_date_partitions(
             rows = rows_before - deleted + inserted
             _record_load(conn, load, rows)
             load.phase = "commit"
+        _analyse_date_partition(conn, load)
     log.info(
         "%s %s: %d partition(s) replaced in place (%d rows out, %d in); the date holds %d rows",
         table,
@@ -418,6 +419,23 @@ def replace_date_partitions(
         rows,
     )
     return rows
+
+
+def _analyse_date_partition(conn: psycopg.Connection[Any], load: _Load) -> None:
+    """Fresh statistics for the date's partition after rows changed in it: a partition swapped in has
+    autovacuum off (its rows were not meant to change after the swap), so nothing else would take them.
+    Its dead rows go when the next whole-date load replaces the partition."""
+    if _date_partitioned(conn, load.target, load.date_column) is None:
+        return  # autovacuum looks after a table of its own
+    held = conn.execute(
+        sql.SQL("SELECT tableoid::regclass::text FROM {} WHERE {} = %s LIMIT 1").format(
+            load.target, sql.Identifier(load.date_column)
+        ),
+        (load.date,),
+    ).fetchone()
+    if held is not None:
+        # regclass prints the partition's name quoted as SQL needs it.
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(str(held[0]))))
 
 
 def _lock_key(load: _Load) -> tuple[str, int]:
