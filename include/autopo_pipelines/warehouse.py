@@ -408,7 +408,7 @@ def replace_date_partitions(
             rows = rows_before - deleted + inserted
             _record_load(conn, load, rows)
             load.phase = "commit"
-        _analyse_date_partition(conn, load)
+        _analyse_date_partition(conn, load, deleted + inserted)
     log.info(
         "%s %s: %d partition(s) replaced in place (%d rows out, %d in); the date holds %d rows",
         table,
@@ -421,21 +421,32 @@ def replace_date_partitions(
     return rows
 
 
-def _analyse_date_partition(conn: psycopg.Connection[Any], load: _Load) -> None:
-    """Fresh statistics for the date's partition after rows changed in it: a partition swapped in has
-    autovacuum off (its rows were not meant to change after the swap), so nothing else would take them.
-    Its dead rows go when the next whole-date load replaces the partition."""
+# As autovacuum's own rule (autovacuum_analyze_scale_factor): statistics are taken again once this share
+# of a table's rows has changed since they were last taken.
+ANALYZE_AFTER_CHANGED_SHARE = 0.1
+
+
+def _analyse_date_partition(conn: psycopg.Connection[Any], load: _Load, changed: int) -> None:
+    """Fresh statistics for the date's partition once enough of it changed, as autovacuum would take them: a
+    partition swapped in has autovacuum off (its rows were not meant to change after the swap), so nothing
+    else would. ``changed``: the rows this load deleted and inserted (its own counts are not in the
+    statistics views yet). Dead rows go when the next whole-date load replaces the partition."""
     if _date_partitioned(conn, load.target, load.date_column) is None:
         return  # autovacuum looks after a table of its own
     held = conn.execute(
-        sql.SQL("SELECT tableoid::regclass::text FROM {} WHERE {} = %s LIMIT 1").format(
-            load.target, sql.Identifier(load.date_column)
-        ),
+        sql.SQL(
+            "SELECT t.tableoid::regclass::text, c.reltuples, coalesce(s.n_mod_since_analyze, 0) "
+            "FROM (SELECT tableoid FROM {} WHERE {} = %s LIMIT 1) t "
+            "JOIN pg_class c ON c.oid = t.tableoid LEFT JOIN pg_stat_user_tables s ON s.relid = t.tableoid"
+        ).format(load.target, sql.Identifier(load.date_column)),
         (load.date,),
     ).fetchone()
-    if held is not None:
+    if held is None:
+        return
+    partition, estimated_rows, changed_before = str(held[0]), float(held[1]), int(held[2])
+    if changed + changed_before > ANALYZE_AFTER_CHANGED_SHARE * max(estimated_rows, 0.0):
         # regclass prints the partition's name quoted as SQL needs it.
-        conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(str(held[0]))))
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(partition)))
 
 
 def _lock_key(load: _Load) -> tuple[str, int]:
