@@ -42,7 +42,7 @@ from autopo_pipelines.config import PipelineConfig, required_config
 from autopo_pipelines.dates import business_date_of_run, deadline_moment
 from autopo_pipelines.day import Day
 from autopo_pipelines.day.checks import day_problems
-from autopo_pipelines.day.listing import readiness
+from autopo_pipelines.day.listing import Readiness, readiness
 from autopo_pipelines.day.state import DeadlineNotice, now_iso
 from autopo_pipelines.loopback import is_loopback_host
 from autopo_pipelines.orchestration.data_root import data_layout
@@ -95,12 +95,15 @@ def failure_message(day: Day) -> Message:
     return Message(f"autopo: {day.pipeline} {day.date.isoformat()} failed", lines)
 
 
-def lateness_message(day: Day, now: dt.datetime) -> Message:
-    """What is late at the deadline: the files that have not come, or the step the day is in."""
+def lateness_message(
+    day: Day, now: dt.datetime, state: Readiness | None = None, problems: list[str] | None = None
+) -> Message:
+    """What is late at the deadline: the files that have not come, or the step the day is in. ``state`` and
+    ``problems``: the day's readiness and day_problems, when the caller has them already."""
     config = day.config
     deadline = config.alerts.deadline
     local = f"{deadline:%H:%M} {config.timezone}" if deadline else "its deadline"
-    state = readiness(day, now)
+    state = state if state is not None else readiness(day, now)
     lines = []
     if state.missing_stores:
         lines.append(f"- stores that have not sent files: {', '.join(state.missing_stores)}")
@@ -109,7 +112,7 @@ def lateness_message(day: Day, now: dt.datetime) -> Message:
     listing = day.listing()
     if listing is None:
         lines.append("- the day has not started: it is waiting for files")
-    elif problems := day_problems(day):
+    elif problems := (problems if problems is not None else day_problems(day)):
         lines += [f"- {problem}" for problem in problems]
     elif config.as_they_arrive and _loaded_by_its_run(day):
         lines.append(
@@ -133,14 +136,11 @@ def late_day(day: Day, now: dt.datetime) -> Message | None:
     if moment is None or now < moment:
         return None
     latest = day.for_run(None)
-    listing = latest.listing()
-    complete = (
-        listing is not None
-        and _loaded_by_its_run(latest)
-        and not readiness(latest, now).missing_stores
-        and not day_problems(latest)
-    )
-    return None if complete else lateness_message(latest, now)
+    # Listed and judged once: the message below says the same.
+    state = readiness(latest, now)
+    problems = day_problems(latest) if latest.listing() is not None else None
+    complete = problems == [] and _loaded_by_its_run(latest) and not state.missing_stores
+    return None if complete else lateness_message(latest, now, state, problems)
 
 
 # --- where to say it -------------------------------------------------------------------
